@@ -1,0 +1,238 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { ConfigError } from './errors';
+import { ConfigReader } from './reader';
+
+// The service configuration, parsed and validated once at the edge (the CLI). Nothing below the CLI reads
+// process.env or a file: it receives an AppConfig. The YAML shape follows the seed's config/aggregator.yaml.
+
+export type StreamKind = 'trade' | 'bestbidask' | 'depth';
+export const STREAM_KINDS: readonly StreamKind[] = ['trade', 'bestbidask', 'depth'];
+
+export interface KinesisConfig {
+  /** Absent for real AWS; set to the emulator's URL locally (http://127.0.0.1:4568). */
+  readonly endpoint: string | undefined;
+  readonly streams: Readonly<Record<StreamKind, string>>;
+  readonly initialPosition: 'LATEST' | 'TRIM_HORIZON';
+  readonly maxRecordsPerPoll: number;
+  readonly pollIntervalMs: number;
+}
+
+export interface AwsConfig {
+  readonly region: string;
+  readonly kinesis: KinesisConfig;
+  readonly dynamodb: { readonly endpoint: string | undefined };
+}
+
+export interface KclConfig {
+  /** Lease table / application name of a stream = `${applicationNamePrefix}-${kind}`. */
+  readonly applicationNamePrefix: string;
+  /** Stable per task so a restarted worker re-claims its own leases at once. */
+  readonly workerId: string | undefined;
+  readonly failoverTimeMillis: number;
+  readonly shardSyncIntervalMillis: number;
+  readonly shutdownGraceMillis: number;
+  readonly timeoutInSeconds: number;
+  readonly metricsLevel: 'NONE' | 'SUMMARY' | 'DETAILED';
+  readonly credentialsProvider: string;
+  readonly jarDir: string;
+  readonly javaBin: string;
+}
+
+export interface RedisConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly db: number;
+  readonly clusterMode: boolean;
+  readonly username: string | undefined;
+  readonly password: string | undefined;
+  readonly tls: boolean;
+  readonly connectionPoolSize: number;
+  readonly maxConnections: number;
+  readonly socketTimeoutSeconds: number;
+  readonly socketConnectTimeoutSeconds: number;
+}
+
+export interface ProcessingConfig {
+  readonly symbols: readonly string[];
+  readonly featureUpdateIntervalSeconds: number;
+  readonly tradeWindowSizes: readonly number[];
+  readonly orderBookLevels: number;
+  readonly batchSize: number;
+  readonly flushIntervalMs: number;
+  /** A processRecords batch must be acknowledged by Redis within this time, else the child exits (no checkpoint). */
+  readonly batchDeadlineMs: number;
+  readonly redisRetries: number;
+  readonly deadLetterMaxLen: number;
+}
+
+export interface AppConfig {
+  readonly serviceName: string;
+  /** Absolute path of the file this config came from ('' when built from defaults only). */
+  readonly sourceFile: string;
+  readonly aws: AwsConfig;
+  readonly kcl: KclConfig;
+  readonly redis: RedisConfig;
+  readonly processing: ProcessingConfig;
+  readonly health: { readonly host: string; readonly port: number };
+  readonly metrics: { readonly enablePrometheus: boolean; readonly prometheusPort: number };
+  readonly logging: { readonly level: LogLevel; readonly file: string | undefined };
+}
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+
+/** The environment variables that may override the file (the seed's contract). */
+export interface ConfigEnv {
+  readonly CONFIG_FILE?: string | undefined;
+  readonly REDIS_HOST?: string | undefined;
+  readonly REDIS_PORT?: string | undefined;
+  readonly AWS_REGION?: string | undefined;
+}
+
+const SYMBOL_PATTERN = /^[A-Z0-9]{2,20}$/;
+
+/** Builds a validated AppConfig from an already-parsed YAML document and env overrides. Pure. */
+export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile = ''): AppConfig {
+  const root = ConfigReader.root(document);
+  const baseDir = sourceFile === '' ? process.cwd() : path.dirname(sourceFile);
+
+  const serviceName = root.string('service_name', 'bitcoin-aggregator');
+
+  const awsSection = root.section('aws');
+  const region = env.AWS_REGION ?? awsSection.string('region', 'us-east-1');
+  const kinesisSection = awsSection.section('kinesis');
+  const kinesisEndpoint = kinesisSection.optionalString('endpoint');
+  const streamsSection = kinesisSection.section('streams');
+  const streams = {
+    trade: streamsSection.string('trade', 'market-sbe-trade'),
+    bestbidask: streamsSection.string('bestbidask', 'market-sbe-bestbidask'),
+    depth: streamsSection.string('depth', 'market-sbe-depth'),
+  };
+  streamsSection.done();
+  const consumer = kinesisSection.section('consumer_config');
+  const kinesis: KinesisConfig = {
+    endpoint: kinesisEndpoint,
+    streams,
+    initialPosition: consumer.oneOf('shard_iterator_type', ['LATEST', 'TRIM_HORIZON'] as const, 'LATEST'),
+    maxRecordsPerPoll: consumer.integer('max_records_per_poll', 1000, 1, 10000),
+    pollIntervalMs: consumer.integer('poll_interval_ms', 200, 1, 60000),
+  };
+  consumer.done();
+  kinesisSection.done();
+  const dynamoSection = awsSection.section('dynamodb');
+  const dynamodb = { endpoint: dynamoSection.optionalString('endpoint') };
+  dynamoSection.done();
+  awsSection.done();
+  if (region.trim() === '') throw new ConfigError('aws.region', 'must not be empty');
+
+  const kclSection = root.section('kcl');
+  const kcl: KclConfig = {
+    applicationNamePrefix: kclSection.string('application_name_prefix', serviceName),
+    workerId: kclSection.optionalString('worker_id'),
+    failoverTimeMillis: kclSection.integer('failover_time_millis', 10000, 1000, 600000),
+    shardSyncIntervalMillis: kclSection.integer('shard_sync_interval_millis', 60000, 1000, 3600000),
+    shutdownGraceMillis: kclSection.integer('shutdown_grace_millis', 30000, 0, 600000),
+    timeoutInSeconds: kclSection.integer('timeout_in_seconds', 120, 1, 3600),
+    metricsLevel: kclSection.oneOf('metrics_level', ['NONE', 'SUMMARY', 'DETAILED'] as const, 'NONE'),
+    credentialsProvider: kclSection.string('credentials_provider', 'DefaultCredentialsProvider'),
+    jarDir: path.resolve(baseDir, kclSection.string('jar_dir', '.cache/kcl-jars')),
+    javaBin: kclSection.string('java', 'java'),
+  };
+  kclSection.done();
+
+  const redisSection = root.section('redis');
+  const redisPortRaw = env.REDIS_PORT;
+  if (redisPortRaw !== undefined && !/^\d+$/.test(redisPortRaw)) {
+    throw new ConfigError('REDIS_PORT', `expected an integer in 1..65535, got ${JSON.stringify(redisPortRaw)}`);
+  }
+  const filePort = redisSection.integer('port', 6379, 1, 65535);
+  const port = redisPortRaw !== undefined ? Number(redisPortRaw) : filePort;
+  if (port < 1 || port > 65535) throw new ConfigError('REDIS_PORT', `expected an integer in 1..65535, got ${port}`);
+  const redis: RedisConfig = {
+    host: env.REDIS_HOST ?? redisSection.string('host', '127.0.0.1'),
+    port,
+    db: redisSection.integer('db', 0, 0, 15),
+    clusterMode: redisSection.boolean('cluster_mode', false),
+    username: redisSection.optionalString('username'),
+    password: redisSection.optionalString('password'),
+    tls: redisSection.boolean('tls', false),
+    connectionPoolSize: redisSection.integer('connection_pool_size', 20, 1, 1000),
+    maxConnections: redisSection.integer('max_connections', 50, 1, 10000),
+    socketTimeoutSeconds: redisSection.integer('socket_timeout_seconds', 1, 1, 600),
+    socketConnectTimeoutSeconds: redisSection.integer('socket_connect_timeout_seconds', 1, 1, 600),
+  };
+  redisSection.done();
+
+  const processingSection = root.section('processing');
+  const symbols = processingSection.stringList('symbols', ['BTCUSDT']);
+  for (const [i, symbol] of symbols.entries()) {
+    if (!SYMBOL_PATTERN.test(symbol)) {
+      throw new ConfigError(`processing.symbols[${i}]`, `expected an upper-case symbol like BTCUSDT, got "${symbol}"`);
+    }
+  }
+  const processing: ProcessingConfig = {
+    symbols,
+    featureUpdateIntervalSeconds: processingSection.integer('feature_update_interval_seconds', 2, 1, 3600),
+    tradeWindowSizes: processingSection.integerList('trade_window_sizes', [1, 5], 1, 3600),
+    orderBookLevels: processingSection.integer('order_book_levels', 10, 1, 20),
+    batchSize: processingSection.integer('batch_size', 500, 1, 100000),
+    flushIntervalMs: processingSection.integer('flush_interval_ms', 100, 1, 60000),
+    batchDeadlineMs: processingSection.integer('batch_deadline_ms', 10000, 100, 600000),
+    redisRetries: processingSection.integer('redis_retries', 5, 0, 100),
+    deadLetterMaxLen: processingSection.integer('dead_letter_max_len', 100000, 100, 100000000),
+  };
+  processingSection.done();
+
+  const healthSection = root.section('health');
+  const health = {
+    host: healthSection.string('host', '0.0.0.0'),
+    port: healthSection.integer('port', 8082, 0, 65535),
+  };
+  healthSection.done();
+
+  const metricsSection = root.section('metrics');
+  const metrics = {
+    enablePrometheus: metricsSection.boolean('enable_prometheus', true),
+    prometheusPort: metricsSection.integer('prometheus_port', 9091, 0, 65535),
+  };
+  metricsSection.done();
+
+  const loggingSection = root.section('logging');
+  const loggingFile = loggingSection.optionalString('file');
+  const logging = {
+    level: loggingSection.oneOf('level', LOG_LEVELS, 'info'),
+    file: loggingFile === undefined ? undefined : path.resolve(baseDir, loggingFile),
+  };
+  loggingSection.done();
+
+  root.done();
+  return { serviceName, sourceFile, aws: { region, kinesis, dynamodb }, kcl, redis, processing, health, metrics, logging };
+}
+
+/**
+ * Loads the config file named by `file`, else CONFIG_FILE, else config/aggregator.yaml, applies the env
+ * overrides and validates. Errors are ConfigErrors with the key (or the file) named.
+ */
+export function loadConfig(file: string | undefined, env: ConfigEnv): AppConfig {
+  const chosen = path.resolve(file ?? env.CONFIG_FILE ?? 'config/aggregator.yaml');
+  let text: string;
+  try {
+    text = fs.readFileSync(chosen, 'utf8');
+  } catch (err) {
+    throw new ConfigError('', `cannot read config file ${chosen}: ${(err as Error).message}`);
+  }
+  let document: unknown;
+  try {
+    document = YAML.parse(text);
+  } catch (err) {
+    throw new ConfigError('', `config file ${chosen} is not valid YAML: ${(err as Error).message}`);
+  }
+  return parseConfig(document, env, chosen);
+}
+
+/** The KCL application (and lease table) name of one stream. */
+export function applicationName(config: AppConfig, kind: StreamKind): string {
+  return `${config.kcl.applicationNamePrefix}-${kind}`;
+}
