@@ -2,7 +2,14 @@
 // The single entry point of every process of the service: `aggregator <command>`.
 import { Command } from 'commander';
 import { registerDecode } from './commands/decode';
+import { registerKcl } from './commands/kcl';
+import { registerProcess } from './commands/process';
 import { registerReplay } from './commands/replay';
+import { registerStack } from './commands/stack';
+
+// The SDK's Node 20 end-of-support notice would be printed by every command that builds a client; the
+// runtime is pinned by the project (Dockerfile, engines), so the notice is noise here.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -13,6 +20,9 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerDecode(program);
   registerReplay(program);
+  registerStack(program);
+  registerKcl(program);
+  registerProcess(program);
   return program;
 }
 

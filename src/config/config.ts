@@ -36,8 +36,6 @@ export interface KclConfig {
   readonly timeoutInSeconds: number;
   readonly metricsLevel: 'NONE' | 'SUMMARY' | 'DETAILED';
   readonly credentialsProvider: string;
-  readonly jarDir: string;
-  readonly javaBin: string;
 }
 
 export interface RedisConfig {
@@ -137,8 +135,6 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
     timeoutInSeconds: kclSection.integer('timeout_in_seconds', 120, 1, 3600),
     metricsLevel: kclSection.oneOf('metrics_level', ['NONE', 'SUMMARY', 'DETAILED'] as const, 'NONE'),
     credentialsProvider: kclSection.string('credentials_provider', 'DefaultCredentialsProvider'),
-    jarDir: path.resolve(baseDir, kclSection.string('jar_dir', '.cache/kcl-jars')),
-    javaBin: kclSection.string('java', 'java'),
   };
   kclSection.done();
 

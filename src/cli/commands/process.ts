@@ -1,0 +1,92 @@
+import type { Command } from 'commander';
+import kcl from 'aws-kcl';
+import { loadConfig, STREAM_KINDS, type StreamKind } from '../../config/config';
+import { createLogger } from '../../logging/logger';
+import { decodeFrames } from '../../sbe/decoder';
+import { ShardProcessor } from '../../kcl/shard-processor';
+import { toKclRecordProcessor } from '../../kcl/protocol-adapter';
+import { claimStdoutForProtocol } from '../../kcl/stdout-guard';
+import { Keys } from '../../state/keys';
+import { createRedisClient } from '../../state/redis';
+import { withRetry } from '../../state/retry';
+import { StateWriter } from '../../state/writer';
+
+// `aggregator process --stream <kind>`: the child the KCL MultiLangDaemon starts for each shard lease.
+// Speaks the MultiLang protocol on stdin/stdout and nothing else on stdout.
+
+export function registerProcess(program: Command): void {
+  program
+    .command('process')
+    .description('KCL MultiLang record processor (started by the daemon, one per shard; speaks on stdin/stdout)')
+    .requiredOption('--stream <kind>', `stream kind: ${STREAM_KINDS.join(', ')}`)
+    .action((options: { stream: string }) => {
+      runProcessor(program.opts<{ config?: string }>().config, options.stream);
+    });
+}
+
+function runProcessor(configFile: string | undefined, streamOption: string): void {
+  const protocolOut = claimStdoutForProtocol();
+  // SIGINT/SIGTERM sent to the process group would kill the child before the daemon's graceful shutdown;
+  // the child ends when the daemon closes its stdin instead.
+  process.on('SIGINT', () => undefined);
+  process.on('SIGTERM', () => undefined);
+
+  if (!(STREAM_KINDS as readonly string[]).includes(streamOption)) {
+    throw new Error(`--stream must be one of ${STREAM_KINDS.join(', ')}, got "${streamOption}"`);
+  }
+  const kind = streamOption as StreamKind;
+  const config = loadConfig(configFile, process.env);
+  const stream = config.aws.kinesis.streams[kind];
+  const logger = createLogger({
+    level: config.logging.level,
+    file: config.logging.file,
+    defaultMeta: { service: config.serviceName, role: 'processor', stream, pid: process.pid },
+  });
+  const redis = createRedisClient(config.redis, { connectionName: `processor:${kind}:${process.pid}` });
+  redis.on('error', (err: Error) => logger.warn('redis connection error', { error: err.message }));
+  const writer = new StateWriter(redis, new Keys({ clusterMode: config.redis.clusterMode }), config.processing.deadLetterMaxLen);
+
+  let exiting = false;
+  const exit = (code: number) => {
+    if (exiting) return;
+    exiting = true;
+    redis.disconnect();
+    logger.on('finish', () => process.exit(code));
+    logger.end();
+    setTimeout(() => process.exit(code), 2000).unref();
+  };
+
+  const processor = new ShardProcessor({
+    stream,
+    orderBookLevels: config.processing.orderBookLevels,
+    decode: decodeFrames,
+    writer,
+    logger,
+    writeWithRetry: (write) =>
+      withRetry(write, {
+        deadline: Date.now() + config.processing.batchDeadlineMs,
+        retries: config.processing.redisRetries,
+        baseDelayMs: 50,
+        maxDelayMs: 2000,
+        onRetry: (attempt, err, delayMs) =>
+          logger.warn('redis write failed; retrying', { attempt, delayMs, error: (err as Error).message }),
+      }),
+    onBatch: (report) =>
+      logger.debug('batch stored', {
+        shard: report.shardId,
+        records: report.records,
+        frames: report.frames,
+        deadLetters: report.deadLetters,
+        writeMs: report.writeMs,
+        checkpoint: report.checkpointed,
+      }),
+  });
+
+  const recordProcessor = toKclRecordProcessor(processor, { logger, fatal: () => exit(1) });
+  kcl(recordProcessor, process.stdin, protocolOut, process.stderr).run();
+  // The daemon closes stdin after leaseLost/shardEnded (or when it dies): that is the only way out.
+  process.stdin.on('end', () => {
+    logger.info('stdin closed; exiting');
+    exit(0);
+  });
+}

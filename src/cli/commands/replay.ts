@@ -1,0 +1,278 @@
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/config';
+import type { AppConfig } from '../../config/config';
+import { ConfigError } from '../../config/errors';
+import { CsvParseError, readTradesCsv } from '../../replay/csv';
+import type { TradesCsvFormat } from '../../replay/csv';
+import {
+  PublishAbortedError,
+  RECORD_MODES,
+  createKinesisClient,
+  publishEvents,
+  putRecordsWith,
+} from '../../replay/producer';
+import type { PublishSummary, RecordMode } from '../../replay/producer';
+import { MarketSimulator } from '../../replay/simulator';
+import type { SimulatedEvent } from '../../replay/simulator';
+
+// `aggregator replay`: publishes simulated or recorded (CSV) market events to the configured Kinesis streams.
+// stdout carries exactly one line, the final summary as JSON; progress and errors go to stderr.
+// Exit codes: 0 done; 2 bad options or config (nothing published); 1 publishing stopped on an error. A bad CSV row
+// stops the replay at that row (exit 1) instead of being skipped: a skipped trade would leave a trade-id gap that
+// downstream reads as data loss. Rows before it have been published; the count is reported on stderr.
+
+export class ReplayUsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ReplayUsageError';
+  }
+}
+
+/** What commander hands us (every value a string; absent when not given). */
+export interface RawReplayOptions {
+  source?: string;
+  file?: string;
+  format?: string;
+  symbol?: string;
+  symbols?: string;
+  seed?: string;
+  events?: string;
+  duration?: string;
+  rate?: string;
+  recordMode?: string;
+  endpoint?: string;
+  startTimeUs?: string;
+}
+
+export interface SimulatorSource {
+  readonly kind: 'simulator';
+  readonly symbols: readonly string[];
+  readonly seed: number;
+  readonly startTimeUs: bigint;
+}
+
+export interface CsvSource {
+  readonly kind: 'csv';
+  readonly file: string;
+  readonly format: TradesCsvFormat | 'auto';
+  readonly symbol: string | undefined;
+}
+
+export interface ReplayPlan {
+  readonly source: SimulatorSource | CsvSource;
+  readonly maxEvents: number | undefined;
+  readonly durationMs: number | undefined;
+  readonly eventsPerSecond: number;
+  readonly recordMode: RecordMode;
+  readonly endpoint: string | undefined;
+  readonly region: string;
+  readonly streams: AppConfig['aws']['kinesis']['streams'];
+}
+
+const SYMBOL_PATTERN = /^[A-Z0-9]{2,20}$/;
+
+function positiveInteger(option: string, text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
+    throw new ReplayUsageError(`${option} expects a positive integer, got "${text}"`);
+  }
+  return Number(text);
+}
+
+function nonNegativeNumber(option: string, text: string): number {
+  if (!/^\d+(\.\d+)?$/.test(text))
+    throw new ReplayUsageError(`${option} expects a number >= 0, got "${text}"`);
+  return Number(text);
+}
+
+function symbolList(option: string, text: string): string[] {
+  const symbols = text.split(',').map((s) => s.trim());
+  for (const s of symbols) {
+    if (!SYMBOL_PATTERN.test(s))
+      throw new ReplayUsageError(`${option}: "${s}" is not an upper-case symbol like BTCUSDT`);
+  }
+  if (new Set(symbols).size !== symbols.length)
+    throw new ReplayUsageError(`${option}: duplicate symbol in "${text}"`);
+  return symbols;
+}
+
+function forbid(raw: RawReplayOptions, source: string, names: readonly (keyof RawReplayOptions)[]): void {
+  for (const name of names) {
+    if (raw[name] !== undefined) {
+      const flag = `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+      throw new ReplayUsageError(`${flag} does not apply to --source ${source}`);
+    }
+  }
+}
+
+/** Validates the options against the config. Pure but for `nowUs`, the default simulated start time. */
+export function planReplay(raw: RawReplayOptions, config: AppConfig, nowUs: () => bigint): ReplayPlan {
+  const sourceKind = raw.source ?? 'simulator';
+  let source: SimulatorSource | CsvSource;
+  if (sourceKind === 'simulator') {
+    forbid(raw, 'simulator', ['file', 'format', 'symbol']);
+    const seed = raw.seed === undefined ? 1 : Number(raw.seed);
+    if (raw.seed !== undefined && (!/^\d+$/.test(raw.seed) || !Number.isSafeInteger(seed))) {
+      throw new ReplayUsageError(`--seed expects a non-negative integer, got "${raw.seed}"`);
+    }
+    let startTimeUs: bigint;
+    if (raw.startTimeUs === undefined) startTimeUs = nowUs();
+    else if (/^\d{1,18}$/.test(raw.startTimeUs)) startTimeUs = BigInt(raw.startTimeUs);
+    else
+      throw new ReplayUsageError(
+        `--start-time-us expects microseconds since the epoch, got "${raw.startTimeUs}"`,
+      );
+    source = {
+      kind: 'simulator',
+      symbols: raw.symbols === undefined ? config.processing.symbols : symbolList('--symbols', raw.symbols),
+      seed,
+      startTimeUs,
+    };
+  } else if (sourceKind === 'csv') {
+    forbid(raw, 'csv', ['symbols', 'seed', 'startTimeUs']);
+    if (raw.file === undefined) throw new ReplayUsageError('--source csv needs --file <path>');
+    try {
+      fs.accessSync(raw.file, fs.constants.R_OK);
+    } catch {
+      throw new ReplayUsageError(`--file ${raw.file}: cannot read the file`);
+    }
+    const format = raw.format ?? 'auto';
+    if (format !== 'auto' && format !== 'binance' && format !== 'tardis') {
+      throw new ReplayUsageError(`--format expects auto, binance or tardis, got "${format}"`);
+    }
+    if (raw.symbol !== undefined && !SYMBOL_PATTERN.test(raw.symbol)) {
+      throw new ReplayUsageError(`--symbol: "${raw.symbol}" is not an upper-case symbol like BTCUSDT`);
+    }
+    if (format === 'binance' && raw.symbol === undefined) {
+      throw new ReplayUsageError(
+        '--format binance needs --symbol (the Binance trades format has no symbol column)',
+      );
+    }
+    source = { kind: 'csv', file: raw.file, format, symbol: raw.symbol };
+  } else {
+    throw new ReplayUsageError(`--source expects simulator or csv, got "${sourceKind}"`);
+  }
+
+  const recordMode = raw.recordMode ?? 'kpl';
+  if (!(RECORD_MODES as readonly string[]).includes(recordMode)) {
+    throw new ReplayUsageError(`--record-mode expects ${RECORD_MODES.join(', ')}, got "${recordMode}"`);
+  }
+  const durationSeconds =
+    raw.duration === undefined ? undefined : nonNegativeNumber('--duration', raw.duration);
+  if (durationSeconds === 0) throw new ReplayUsageError('--duration must be > 0');
+  let endpoint = raw.endpoint ?? config.aws.kinesis.endpoint;
+  if (endpoint !== undefined) {
+    try {
+      const url = new URL(endpoint);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('protocol');
+    } catch {
+      throw new ReplayUsageError(`--endpoint expects an http(s) URL, got "${endpoint}"`);
+    }
+    endpoint = endpoint.replace(/\/+$/, '');
+  }
+  return {
+    source,
+    maxEvents: raw.events === undefined ? undefined : positiveInteger('--events', raw.events),
+    durationMs: durationSeconds === undefined ? undefined : durationSeconds * 1000,
+    eventsPerSecond: raw.rate === undefined ? 0 : nonNegativeNumber('--rate', raw.rate),
+    recordMode: recordMode as RecordMode,
+    endpoint,
+    region: config.aws.region,
+    streams: config.aws.kinesis.streams,
+  };
+}
+
+function* simulatorEvents(src: SimulatorSource): Generator<SimulatedEvent, void, undefined> {
+  const sim = new MarketSimulator({ seed: src.seed, symbols: src.symbols, startTimeUs: src.startTimeUs });
+  for (;;) yield sim.next();
+}
+
+async function* csvEvents(src: CsvSource): AsyncGenerator<SimulatedEvent, void, undefined> {
+  for await (const message of readTradesCsv(src.file, { format: src.format, symbol: src.symbol })) {
+    yield { stream: 'trade', message };
+  }
+}
+
+/** Runs a plan: publishes, prints the summary line on stdout. Returns the exit code. */
+export async function runReplay(plan: ReplayPlan, env: NodeJS.ProcessEnv): Promise<number> {
+  // A local emulator ignores credentials but the SDK needs some: fall back to dummies only for an endpoint.
+  const credentials =
+    plan.endpoint !== undefined && env.AWS_ACCESS_KEY_ID === undefined && env.AWS_PROFILE === undefined
+      ? { accessKeyId: 'local', secretAccessKey: 'local' }
+      : undefined;
+  const client = createKinesisClient({ region: plan.region, endpoint: plan.endpoint, credentials });
+  const abort = new AbortController();
+  const onSignal = (): void => {
+    process.stderr.write('replay: stopping (flushing what was accepted)\n');
+    abort.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const source = plan.source.kind === 'simulator' ? simulatorEvents(plan.source) : csvEvents(plan.source);
+    const summary: PublishSummary = await publishEvents(source, {
+      streams: plan.streams,
+      putRecords: putRecordsWith(client),
+      recordMode: plan.recordMode,
+      eventsPerSecond: plan.eventsPerSecond,
+      maxEvents: plan.maxEvents,
+      durationMs: plan.durationMs,
+      progress: process.stderr,
+      signal: abort.signal,
+    });
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof PublishAbortedError) {
+      const what = err.cause instanceof CsvParseError ? 'bad CSV row' : 'publishing failed';
+      process.stderr.write(
+        `aggregator replay: ${what}: ${err.message}\n` +
+          `aggregator replay: stopped after publishing ${err.summary.events} events in ${err.summary.records} records\n`,
+      );
+      return 1;
+    }
+    throw err;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    client.destroy();
+  }
+}
+
+export function registerReplay(program: Command): void {
+  program
+    .command('replay')
+    .description('publish simulated or recorded (CSV) market events to the Kinesis streams as SBE frames')
+    .option('--source <kind>', 'simulator | csv', 'simulator')
+    .option('--file <path>', 'trades CSV file (--source csv)')
+    .option('--format <format>', 'CSV format: auto | binance | tardis (default: auto)')
+    .option('--symbol <SYM>', 'symbol of a Binance-format CSV (it has no symbol column)')
+    .option('--symbols <list>', 'simulator symbols, comma-separated (default: processing.symbols)')
+    .option('--seed <n>', 'simulator seed (default: 1)')
+    .option('--events <n>', 'stop after n events')
+    .option('--duration <seconds>', 'stop after this many seconds')
+    .option('--rate <events/s>', 'events per second, 0 = as fast as possible (default: 0)')
+    .option('--record-mode <mode>', 'kpl | concat | single (default: kpl)')
+    .option('--endpoint <url>', 'Kinesis endpoint (overrides aws.kinesis.endpoint)')
+    .option('--start-time-us <n>', 'simulated start time, us since the epoch (default: now)')
+    .exitOverride((err) => {
+      // commander's usage errors exit 1; ours are 2 like every bad option. Help/version stay 0.
+      process.exit(err.exitCode === 0 ? 0 : 2);
+    })
+    .action(async (raw: RawReplayOptions, command: Command) => {
+      let plan: ReplayPlan;
+      try {
+        const globals = command.parent?.opts<{ config?: string }>() ?? program.opts<{ config?: string }>();
+        const config = loadConfig(globals.config, process.env);
+        plan = planReplay(raw, config, () => BigInt(Date.now()) * 1000n);
+      } catch (err) {
+        if (err instanceof ReplayUsageError || err instanceof ConfigError) {
+          process.stderr.write(`aggregator replay: ${err.message}\n`);
+          process.exitCode = 2;
+          return;
+        }
+        throw err;
+      }
+      process.exitCode = await runReplay(plan, process.env);
+    });
+}

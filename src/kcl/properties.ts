@@ -1,0 +1,72 @@
+import type { AppConfig, StreamKind } from '../config/config';
+import { applicationName } from '../config/config';
+import { ConfigError } from '../config/errors';
+
+// Renders a KCL MultiLangDaemon .properties file from a template in properties/ and the service config.
+// Pure: the caller reads the template and writes the result.
+
+export type PropertiesProfile = 'local' | 'production';
+
+export interface ProcessorCommand {
+  /** Absolute path of the node binary that runs the processor. */
+  readonly node: string;
+  /** Absolute path of the compiled CLI (dist/src/cli/main.js). */
+  readonly cli: string;
+  /** Absolute path of the config file the processor loads. */
+  readonly configFile: string;
+}
+
+/** Local stacks use their endpoints; without an endpoint the config targets real AWS. */
+export function defaultProfile(config: AppConfig): PropertiesProfile {
+  return config.aws.kinesis.endpoint !== undefined ? 'local' : 'production';
+}
+
+export function propertiesValues(
+  config: AppConfig,
+  kind: StreamKind,
+  command: ProcessorCommand,
+  workerId: string,
+): Record<string, string> {
+  // The daemon splits executableName on spaces with no quoting, so no part may contain one.
+  for (const [name, value] of Object.entries(command)) {
+    if (/\s/.test(value)) {
+      throw new ConfigError('', `the processor ${name} path "${value}" contains whitespace, which the KCL daemon cannot quote`);
+    }
+  }
+  const deadlineSeconds = Math.ceil(config.processing.batchDeadlineMs / 1000);
+  if (config.kcl.timeoutInSeconds <= deadlineSeconds + 5) {
+    throw new ConfigError(
+      'kcl.timeout_in_seconds',
+      `must exceed processing.batch_deadline_ms (${deadlineSeconds} s) by more than 5 s, or the daemon halts while a batch is still retrying`,
+    );
+  }
+  return {
+    executableName: `${command.node} ${command.cli} --config ${command.configFile} process --stream ${kind}`,
+    streamName: config.aws.kinesis.streams[kind],
+    applicationName: applicationName(config, kind),
+    workerId,
+    regionName: config.aws.region,
+    kinesisEndpoint: config.aws.kinesis.endpoint ?? '',
+    dynamoDBEndpoint: config.aws.dynamodb.endpoint ?? '',
+    metricsLevel: config.kcl.metricsLevel,
+    initialPositionInStream: config.aws.kinesis.initialPosition,
+    maxRecords: String(config.aws.kinesis.maxRecordsPerPoll),
+    idleTimeBetweenReadsInMillis: String(config.aws.kinesis.pollIntervalMs),
+    failoverTimeMillis: String(config.kcl.failoverTimeMillis),
+    shardSyncIntervalMillis: String(config.kcl.shardSyncIntervalMillis),
+    shutdownGraceMillis: String(config.kcl.shutdownGraceMillis),
+    timeoutInSeconds: String(config.kcl.timeoutInSeconds),
+  };
+}
+
+/** Fills every {{name}}; a placeholder without a value, or an empty value, is an error naming it. */
+export function renderProperties(template: string, values: Record<string, string>): string {
+  return template.replace(/\{\{(\w+)\}\}/g, (_match, name: string) => {
+    const value = values[name];
+    if (value === undefined || value === '') {
+      throw new ConfigError('', `properties template needs a value for {{${name}}}`);
+    }
+    if (/[\r\n]/.test(value)) throw new ConfigError('', `properties value for {{${name}}} contains a line break`);
+    return value;
+  });
+}

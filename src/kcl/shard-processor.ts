@@ -1,0 +1,168 @@
+import type { Logger } from '../logging/logger';
+import type { DecodedFrame, SbeMessage } from '../sbe/messages';
+import { SbeDecodeError } from '../sbe/errors';
+import { reduceBatch } from '../state/batch';
+import type { DeadLetter, WriteResult } from '../state/writer';
+import type { SymbolBatch } from '../state/batch';
+import { backoffDelay } from '../state/retry';
+
+// The per-shard record processor, free of the MultiLang protocol so it can be tested directly:
+// decode every record (one or more SBE frames), write the batch to Redis, and only then checkpoint.
+// A record that does not decode is dead-lettered in the same write and skipped; it never blocks the shard.
+
+export interface InputRecord {
+  readonly data: string;
+  readonly partitionKey: string;
+  readonly sequenceNumber: string;
+  readonly subSequenceNumber?: number | undefined;
+  readonly approximateArrivalTimestamp?: number | undefined;
+}
+
+/** Sends a checkpoint and resolves with the daemon's error name, or null when it was recorded. */
+export type CheckpointFn = (sequenceNumber: string | null) => Promise<string | null>;
+
+export interface BatchWriter {
+  write(batches: Iterable<SymbolBatch>, deadLetters: readonly DeadLetter[]): Promise<WriteResult>;
+}
+
+export interface BatchReport {
+  readonly shardId: string;
+  readonly records: number;
+  readonly frames: number;
+  readonly deadLetters: number;
+  readonly millisBehindLatest: number | undefined;
+  readonly writeMs: number;
+  readonly result: WriteResult;
+  readonly checkpointed: string | undefined;
+}
+
+export interface ShardProcessorOptions {
+  readonly stream: string;
+  readonly orderBookLevels: number;
+  readonly decode: (data: Buffer) => DecodedFrame[];
+  readonly writer: BatchWriter;
+  /** Writes the batch, retrying as the writer's policy allows; rejects when the batch cannot be stored. */
+  readonly writeWithRetry: (write: () => Promise<WriteResult>) => Promise<WriteResult>;
+  readonly logger: Logger;
+  readonly checkpointRetries?: number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly onBatch?: (report: BatchReport) => void;
+}
+
+/** Error names of a checkpoint reply that mean "try again"; ShutdownException means the lease is gone. */
+const RETRYABLE_CHECKPOINT_ERRORS = new Set(['ThrottlingException', 'InvalidStateException', 'KinesisClientLibDependencyException']);
+
+export class ShardProcessor {
+  private shardId = 'unknown-shard';
+  private leaseLost = false;
+
+  constructor(private readonly options: ShardProcessorOptions) {}
+
+  initialize(shardId: string, startingSequenceNumber: string | undefined): void {
+    this.shardId = shardId;
+    this.options.logger.info('shard processor initialized', { shard: shardId, startingSequenceNumber });
+  }
+
+  /** Decodes records; undecodable ones become dead letters carrying their sequence number and the error. */
+  decodeRecords(records: readonly InputRecord[]): { messages: SbeMessage[]; deadLetters: DeadLetter[]; frames: number } {
+    const messages: SbeMessage[] = [];
+    const deadLetters: DeadLetter[] = [];
+    for (const record of records) {
+      try {
+        const frames = this.options.decode(Buffer.from(record.data, 'base64'));
+        for (const frame of frames) messages.push(frame.message);
+      } catch (err) {
+        const code = err instanceof SbeDecodeError ? err.code : 'UNEXPECTED';
+        const letter: DeadLetter = {
+          stream: this.options.stream,
+          shardId: this.shardId,
+          sequenceNumber: record.sequenceNumber,
+          subSequenceNumber: record.subSequenceNumber ?? 0,
+          partitionKey: record.partitionKey,
+          errorCode: code,
+          error: err instanceof Error ? err.message : String(err),
+          dataBase64: record.data,
+          approximateArrivalTimestamp: record.approximateArrivalTimestamp,
+        };
+        deadLetters.push(letter);
+        this.options.logger.warn('poison record dead-lettered', {
+          shard: this.shardId,
+          sequenceNumber: record.sequenceNumber,
+          subSequenceNumber: letter.subSequenceNumber,
+          errorCode: code,
+          error: letter.error,
+        });
+      }
+    }
+    return { messages, deadLetters, frames: messages.length };
+  }
+
+  /** Stores the batch, then checkpoints its last record. Rejects (no checkpoint) if Redis never acknowledged. */
+  async processRecords(
+    records: readonly InputRecord[],
+    millisBehindLatest: number | undefined,
+    checkpoint: CheckpointFn,
+  ): Promise<BatchReport> {
+    const { messages, deadLetters, frames } = this.decodeRecords(records);
+    const batches = [...reduceBatch(messages, this.options.orderBookLevels).values()];
+    const started = process.hrtime.bigint();
+    const result = await this.options.writeWithRetry(() => this.options.writer.write(batches, deadLetters));
+    const writeMs = Number(process.hrtime.bigint() - started) / 1e6;
+
+    const last = records[records.length - 1];
+    let checkpointed: string | undefined;
+    if (last !== undefined && !this.leaseLost) {
+      checkpointed = (await this.checkpointWithRetry(checkpoint, last.sequenceNumber)) ? last.sequenceNumber : undefined;
+    }
+    const report: BatchReport = {
+      shardId: this.shardId,
+      records: records.length,
+      frames,
+      deadLetters: deadLetters.length,
+      millisBehindLatest,
+      writeMs,
+      result,
+      checkpointed,
+    };
+    this.options.onBatch?.(report);
+    return report;
+  }
+
+  /** At shard end the daemon requires a checkpoint at SHARD_END (null) before the status. */
+  async shardEnded(checkpoint: CheckpointFn): Promise<void> {
+    this.options.logger.info('shard ended', { shard: this.shardId });
+    await this.checkpointWithRetry(checkpoint, null);
+  }
+
+  /** Everything already written was checkpointed after its batch; nothing is pending here. */
+  onLeaseLost(): void {
+    this.leaseLost = true;
+    this.options.logger.info('lease lost', { shard: this.shardId });
+  }
+
+  onShutdownRequested(): void {
+    this.options.logger.info('shutdown requested', { shard: this.shardId });
+  }
+
+  /** Returns true when the checkpoint was recorded. Failures are not fatal: the state is idempotent. */
+  private async checkpointWithRetry(checkpoint: CheckpointFn, sequenceNumber: string | null): Promise<boolean> {
+    const retries = this.options.checkpointRetries ?? 5;
+    const sleep = this.options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    for (let attempt = 1; ; attempt++) {
+      const error = await checkpoint(sequenceNumber);
+      if (error === null) return true;
+      const context = { shard: this.shardId, sequenceNumber, error, attempt };
+      if (error === 'ShutdownException') {
+        this.leaseLost = true;
+        this.options.logger.warn('checkpoint refused: lease no longer held', context);
+        return false;
+      }
+      if (!RETRYABLE_CHECKPOINT_ERRORS.has(error) || attempt > retries) {
+        this.options.logger.error('checkpoint failed; the next batch will checkpoint past it', context);
+        return false;
+      }
+      this.options.logger.warn('checkpoint failed; retrying', context);
+      await sleep(backoffDelay(attempt, 100, 2000));
+    }
+  }
+}

@@ -1,0 +1,69 @@
+import { execFileSync } from 'node:child_process';
+import net from 'node:net';
+import { spawnService, tailOf, type ServiceHandle } from './service';
+
+// A throw-away redis-server on loopback: no persistence, so every stack (and every test) starts empty.
+
+export interface RedisServerOptions {
+  readonly port: number;
+  readonly logFile: string;
+  readonly detached?: boolean;
+  readonly extraArgs?: readonly string[];
+}
+
+export function redisServerAvailable(): boolean {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Sends PING and resolves true on +PONG (a loading or protected server answers otherwise). */
+export function pingRedis(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    let reply = '';
+    const finish = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => finish(false));
+    socket.once('error', () => finish(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1');
+      if (reply.includes('\r\n')) finish(reply.startsWith('+PONG'));
+    });
+  });
+}
+
+export async function startRedisServer(options: RedisServerOptions): Promise<ServiceHandle & { url: string }> {
+  if (!redisServerAvailable()) {
+    throw new Error('redis-server is not installed (scripts/setup.sh installs it with apt-get)');
+  }
+  const handle = spawnService({
+    name: 'redis',
+    command: 'redis-server',
+    args: [
+      '--port', String(options.port),
+      '--bind', '127.0.0.1',
+      '--save', '',
+      '--appendonly', 'no',
+      '--daemonize', 'no',
+      ...(options.extraArgs ?? []),
+    ],
+    logFile: options.logFile,
+    detached: options.detached,
+  });
+  const deadline = Date.now() + 15000;
+  while (!(await pingRedis(options.port))) {
+    if (Date.now() > deadline) {
+      await handle.stop();
+      throw new Error(`redis-server did not answer PING on port ${options.port}\n${tailOf(options.logFile)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { ...handle, url: `redis://127.0.0.1:${options.port}` };
+}
