@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // The single entry point of every process of the service: `aggregator <command>`.
 import { Command } from 'commander';
+import { registerCheckpoints } from './commands/checkpoints';
 import { registerDecode } from './commands/decode';
 import { registerKcl } from './commands/kcl';
 import { registerProcess } from './commands/process';
 import { registerReplay } from './commands/replay';
 import { registerStack } from './commands/stack';
+import { registerWatch } from './commands/watch';
 
 // The SDK's Node 20 end-of-support notice would be printed by every command that builds a client; the
 // runtime is pinned by the project (Dockerfile, engines), so the notice is noise here.
@@ -23,6 +25,8 @@ export function buildProgram(): Command {
   registerStack(program);
   registerKcl(program);
   registerProcess(program);
+  registerCheckpoints(program);
+  registerWatch(program);
   return program;
 }
 
