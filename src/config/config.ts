@@ -99,7 +99,9 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
   const serviceName = root.string('service_name', 'bitcoin-aggregator');
 
   const awsSection = root.section('aws');
-  const region = env.AWS_REGION ?? awsSection.string('region', 'us-east-1');
+  // Read (and validate) the file's value even when the env overrides it, so done() does not reject it as unknown.
+  const fileRegion = awsSection.string('region', 'us-east-1');
+  const region = env.AWS_REGION ?? fileRegion;
   const kinesisSection = awsSection.section('kinesis');
   const kinesisEndpoint = kinesisSection.optionalString('endpoint');
   const streamsSection = kinesisSection.section('streams');
@@ -145,9 +147,10 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
   }
   const filePort = redisSection.integer('port', 6379, 1, 65535);
   const port = redisPortRaw !== undefined ? Number(redisPortRaw) : filePort;
+  const fileHost = redisSection.string('host', '127.0.0.1');
   if (port < 1 || port > 65535) throw new ConfigError('REDIS_PORT', `expected an integer in 1..65535, got ${port}`);
   const redis: RedisConfig = {
-    host: env.REDIS_HOST ?? redisSection.string('host', '127.0.0.1'),
+    host: env.REDIS_HOST ?? fileHost,
     port,
     db: redisSection.integer('db', 0, 0, 15),
     clusterMode: redisSection.boolean('cluster_mode', false),
