@@ -1,0 +1,587 @@
+import { KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import type { PutRecordsCommandInput, PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { encodeMessage } from '../sbe/encoder';
+import type { SbeMessage } from '../sbe/messages';
+import { Aggregator, DEFAULT_AGGREGATE_BYTES, KINESIS_MAX_RECORD_BYTES } from './kpl';
+import type { SimulatedEvent, SimulatedStream } from './simulator';
+
+// Publishes SBE events to the three Kinesis streams with PutRecords.
+//
+// Each event is encoded to one SBE frame and packed per (stream, symbol) according to the record mode:
+//   kpl    (default) KPL aggregated records, one frame per user record: the KCL daemon de-aggregates them;
+//   concat several frames back to back in one plain record (the consumer walks frames by their lengths);
+//   single one frame per record (the most Kinesis records, for comparison).
+// The partition key is the symbol, so one symbol's events stay on one shard, in order. Each stream has one
+// PutRecords in flight at a time (that keeps the per-shard order); the three streams proceed in parallel.
+// A partial failure retries only the failed entries, with bounded exponential backoff. Kinesis does not keep the
+// order of a retried entry relative to later entries of the same call that succeeded: consumers detect that by
+// ids (trade id, book update id), as they must for any gap. Call-level errors are retried by the SDK client.
+
+export type RecordMode = 'kpl' | 'concat' | 'single';
+export const RECORD_MODES: readonly RecordMode[] = ['kpl', 'concat', 'single'];
+export const STREAMS: readonly SimulatedStream[] = ['trade', 'bestbidask', 'depth'];
+
+/** PutRecords limits: 500 entries and 5 MiB (data + partition keys) per call. */
+export const MAX_RECORDS_PER_CALL = 500;
+export const MAX_BYTES_PER_CALL = 5 * 1024 * 1024;
+
+export type PutRecordsFn = (
+  input: PutRecordsCommandInput,
+) => Promise<Pick<PutRecordsCommandOutput, 'Records' | 'FailedRecordCount'>>;
+
+export interface RetryOptions {
+  /** Attempts per batch including the first (default 8). */
+  readonly maxAttempts?: number;
+  readonly baseDelayMs?: number;
+  readonly maxDelayMs?: number;
+}
+
+export interface ProducerOptions {
+  /** Kinesis stream name per event stream. */
+  readonly streams: Readonly<Record<SimulatedStream, string>>;
+  readonly putRecords: PutRecordsFn;
+  readonly recordMode?: RecordMode;
+  /** Budget of one Kinesis record in kpl/concat mode (default 100 KiB; at most 1 MiB). */
+  readonly maxRecordBytes?: number;
+  /** Longest wall time an event waits for its record/batch to fill before it is sent anyway (default 200 ms). */
+  readonly lingerMs?: number;
+  /** Events per second; 0 or absent = as fast as possible. */
+  readonly eventsPerSecond?: number;
+  readonly maxEvents?: number;
+  readonly durationMs?: number;
+  readonly retry?: RetryOptions;
+  /** Where the progress line goes (at most once per progressIntervalMs); none when absent. */
+  readonly progress?: { write(text: string): unknown };
+  readonly progressIntervalMs?: number;
+  /** Stops publishing (what was accepted is still flushed). */
+  readonly signal?: AbortSignal;
+  /** Injected for tests. */
+  readonly now?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly encode?: (message: SbeMessage) => Buffer;
+}
+
+export interface ShardReport {
+  records: number;
+  firstSequenceNumber: string;
+  lastSequenceNumber: string;
+}
+
+export type StopReason = 'source-end' | 'max-events' | 'duration' | 'signal' | 'error';
+
+export interface PublishSummary {
+  recordMode: RecordMode;
+  /** Events accepted and sent. */
+  events: number;
+  eventsPerStream: Record<SimulatedStream, number>;
+  /** Sum of the SBE frame sizes. */
+  frameBytes: number;
+  /** Kinesis records written (after retries). */
+  records: number;
+  recordsPerStream: Record<SimulatedStream, number>;
+  /** Sum of the Kinesis records' data sizes. */
+  recordBytes: number;
+  putRecordsCalls: number;
+  /** Entries re-sent after a partial failure. */
+  retriedEntries: number;
+  elapsedMs: number;
+  eventsPerSecond: number;
+  stoppedBy: StopReason;
+  /** Kinesis stream name -> shard id -> what it received. */
+  shards: Record<string, Record<string, ShardReport>>;
+}
+
+/** A PutRecords batch that kept failing, or a call that failed outright. */
+export class PutRecordsError extends Error {
+  constructor(
+    readonly streamName: string,
+    readonly failedRecords: number,
+    readonly attempts: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PutRecordsError';
+  }
+}
+
+/** Publishing stopped on an error; `summary` tells what had been sent (everything before the failing event). */
+export class PublishAbortedError extends Error {
+  constructor(
+    override readonly cause: unknown,
+    readonly summary: PublishSummary,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause));
+    this.name = 'PublishAbortedError';
+  }
+}
+
+export interface KinesisTarget {
+  readonly region: string;
+  /** Absent for real AWS. */
+  readonly endpoint?: string | undefined;
+  /** Absent: the SDK's default credential chain. */
+  readonly credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined;
+}
+
+/**
+ * A Kinesis client that works with real AWS and with kinesis-mock's plain port (which needs HTTP/1.1: the SDK's
+ * default HTTP/2 handler fails there with ERR_HTTP2_ERROR).
+ */
+export function createKinesisClient(target: KinesisTarget): KinesisClient {
+  return new KinesisClient({
+    region: target.region,
+    ...(target.endpoint === undefined ? {} : { endpoint: target.endpoint }),
+    ...(target.credentials === undefined ? {} : { credentials: target.credentials }),
+    requestHandler: new NodeHttpHandler({ connectionTimeout: 5000, requestTimeout: 60000 }),
+    maxAttempts: 5,
+  });
+}
+
+export function putRecordsWith(client: KinesisClient): PutRecordsFn {
+  return (input) => client.send(new PutRecordsCommand(input));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+interface Entry {
+  readonly data: Buffer;
+  readonly partitionKey: string;
+  /** data + partition key bytes: what counts toward the 5 MiB per call. */
+  readonly size: number;
+}
+
+function entry(data: Buffer, partitionKey: string): Entry {
+  return { data, partitionKey, size: data.length + Buffer.byteLength(partitionKey, 'utf8') };
+}
+
+/** Turns frames of one (stream, symbol) into Kinesis record payloads according to the mode. */
+interface Packer {
+  /** Returns a payload that had to be closed (kpl/concat) or the frame's own record (single). */
+  add(frame: Buffer): Buffer | undefined;
+  flush(): Buffer | undefined;
+}
+
+function makePacker(mode: RecordMode, partitionKey: string, maxBytes: number): Packer {
+  switch (mode) {
+    case 'single':
+      return { add: (frame) => frame, flush: () => undefined };
+    case 'kpl': {
+      const agg = new Aggregator({ maxBytes });
+      return {
+        add: (frame) => agg.add({ partitionKey, data: frame })?.data,
+        flush: () => agg.flush()?.data,
+      };
+    }
+    case 'concat': {
+      let frames: Buffer[] = [];
+      let size = 0;
+      const flush = (): Buffer | undefined => {
+        if (frames.length === 0) return undefined;
+        const out = frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames, size);
+        frames = [];
+        size = 0;
+        return out;
+      };
+      return {
+        add: (frame) => {
+          if (frame.length > KINESIS_MAX_RECORD_BYTES)
+            throw new RangeError(`an SBE frame of ${frame.length} bytes`);
+          const closed = size + frame.length > maxBytes ? flush() : undefined;
+          frames.push(frame);
+          size += frame.length;
+          return closed;
+        },
+        flush,
+      };
+    }
+  }
+}
+
+/** Sends one stream's records in PutRecords batches, one call in flight, retrying failed entries. */
+class StreamSender {
+  private pending: Entry[] = [];
+  private pendingBytes = 0;
+  private running: Promise<void> | undefined;
+  private forced = false;
+  private failure: Error | undefined;
+  records = 0;
+  recordBytes = 0;
+  calls = 0;
+  retried = 0;
+  readonly shards: Record<string, ShardReport> = {};
+
+  constructor(
+    readonly streamName: string,
+    private readonly put: PutRecordsFn,
+    private readonly retry: Required<RetryOptions>,
+    private readonly sleep: (ms: number) => Promise<void>,
+  ) {}
+
+  get backlog(): number {
+    return this.pending.length;
+  }
+
+  get backlogBytes(): number {
+    return this.pendingBytes;
+  }
+
+  /** Waits for the call in flight (if any) to settle; never throws. */
+  async idle(): Promise<void> {
+    while (this.running !== undefined) await this.running;
+  }
+
+  enqueue(e: Entry): void {
+    this.pending.push(e);
+    this.pendingBytes += e.size;
+    this.kick();
+  }
+
+  /** Also send a partial batch (linger expired or the end). */
+  force(): void {
+    this.forced = true;
+    this.kick();
+  }
+
+  private batchReady(): boolean {
+    if (this.pending.length === 0) return false;
+    return (
+      this.forced || this.pending.length >= MAX_RECORDS_PER_CALL || this.pendingBytes >= MAX_BYTES_PER_CALL
+    );
+  }
+
+  private kick(): void {
+    if (this.running !== undefined || this.failure !== undefined || !this.batchReady()) return;
+    this.running = this.drain()
+      .catch((err: unknown) => {
+        this.failure = err instanceof Error ? err : new Error(String(err));
+      })
+      .finally(() => {
+        this.running = undefined;
+      });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.batchReady()) {
+      let bytes = 0;
+      let n = 0;
+      while (n < this.pending.length && n < MAX_RECORDS_PER_CALL) {
+        const size = (this.pending[n] as Entry).size;
+        if (n > 0 && bytes + size > MAX_BYTES_PER_CALL) break;
+        bytes += size;
+        n++;
+      }
+      const batch = this.pending.splice(0, n);
+      this.pendingBytes -= bytes;
+      if (this.pending.length === 0) this.forced = false;
+      await this.send(batch);
+    }
+  }
+
+  /** Throws a stored failure; waits while the backlog exceeds `records` records or `bytes` bytes. */
+  async waitBelow(records: number, bytes: number): Promise<void> {
+    for (;;) {
+      if (this.failure !== undefined) throw this.failure;
+      if ((this.pending.length <= records && this.pendingBytes <= bytes) || this.running === undefined)
+        return;
+      await this.running;
+    }
+  }
+
+  throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Sends everything pending and waits for it. */
+  async finish(): Promise<void> {
+    this.force();
+    for (;;) {
+      if (this.failure !== undefined) throw this.failure;
+      if (this.running === undefined) {
+        if (this.pending.length === 0) return;
+        this.force();
+        if (this.running === undefined) return;
+      }
+      await this.running;
+    }
+  }
+
+  private async send(batch: Entry[]): Promise<void> {
+    let todo = batch;
+    for (let attempt = 1; ; attempt++) {
+      this.calls++;
+      let out: Awaited<ReturnType<PutRecordsFn>>;
+      try {
+        out = await this.put({
+          StreamName: this.streamName,
+          Records: todo.map((e) => ({ Data: e.data, PartitionKey: e.partitionKey })),
+        });
+      } catch (err) {
+        const e = err as Error;
+        throw new PutRecordsError(
+          this.streamName,
+          todo.length,
+          attempt,
+          `PutRecords to stream ${this.streamName} failed (${todo.length} records): ${e.name}: ${e.message}`,
+        );
+      }
+      const results = out.Records ?? [];
+      if (results.length !== todo.length) {
+        throw new PutRecordsError(
+          this.streamName,
+          todo.length,
+          attempt,
+          `PutRecords to stream ${this.streamName}: ${results.length} results for ${todo.length} records`,
+        );
+      }
+      const failed: Entry[] = [];
+      const codes = new Map<string, number>();
+      let sample = '';
+      results.forEach((r, i) => {
+        const e = todo[i] as Entry;
+        if (r.ErrorCode !== undefined && r.ErrorCode !== null && r.ErrorCode !== '') {
+          failed.push(e);
+          codes.set(r.ErrorCode, (codes.get(r.ErrorCode) ?? 0) + 1);
+          if (sample === '') sample = r.ErrorMessage ?? '';
+          return;
+        }
+        this.records++;
+        this.recordBytes += e.data.length;
+        const shardId = r.ShardId ?? 'unknown';
+        const seq = r.SequenceNumber ?? '';
+        const shard = this.shards[shardId];
+        if (shard === undefined)
+          this.shards[shardId] = { records: 1, firstSequenceNumber: seq, lastSequenceNumber: seq };
+        else {
+          shard.records++;
+          shard.lastSequenceNumber = seq;
+        }
+      });
+      if (failed.length === 0) return;
+      if (attempt >= this.retry.maxAttempts) {
+        const summary = [...codes].map(([code, n]) => `${code} x${n}`).join(', ');
+        throw new PutRecordsError(
+          this.streamName,
+          failed.length,
+          attempt,
+          `PutRecords to stream ${this.streamName}: ${failed.length} of ${batch.length} records still failing after ` +
+            `${attempt} attempts (${summary}${sample === '' ? '' : `; e.g. ${sample}`})`,
+        );
+      }
+      this.retried += failed.length;
+      await this.sleep(Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1)));
+      todo = failed;
+    }
+  }
+}
+
+function isPromise<T>(value: unknown): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const defaultNow = (): number => performance.now();
+
+function validate(opts: ProducerOptions): void {
+  const mode = opts.recordMode ?? 'kpl';
+  if (!RECORD_MODES.includes(mode))
+    throw new RangeError(`recordMode must be one of ${RECORD_MODES.join('|')}`);
+  const budget = opts.maxRecordBytes ?? DEFAULT_AGGREGATE_BYTES;
+  if (!(Number.isInteger(budget) && budget >= 1024 && budget <= KINESIS_MAX_RECORD_BYTES)) {
+    throw new RangeError(
+      `maxRecordBytes must be an integer in 1024..${KINESIS_MAX_RECORD_BYTES}, got ${budget}`,
+    );
+  }
+  const rate = opts.eventsPerSecond ?? 0;
+  if (!(rate >= 0 && Number.isFinite(rate)))
+    throw new RangeError(`eventsPerSecond must be >= 0, got ${rate}`);
+  if (opts.maxEvents !== undefined && !(Number.isInteger(opts.maxEvents) && opts.maxEvents >= 0)) {
+    throw new RangeError(`maxEvents must be a non-negative integer, got ${opts.maxEvents}`);
+  }
+  if (opts.durationMs !== undefined && !(opts.durationMs > 0)) {
+    throw new RangeError(`durationMs must be > 0, got ${opts.durationMs}`);
+  }
+}
+
+/**
+ * Publishes events from `source` (sync or async iterable) until it ends, maxEvents, durationMs or the signal.
+ * Resolves with the summary; rejects with PublishAbortedError (carrying the summary of what was sent) when the
+ * source throws or Kinesis keeps failing. Writes nothing but the progress line (to opts.progress).
+ */
+export async function publishEvents(
+  source: Iterable<SimulatedEvent> | AsyncIterable<SimulatedEvent>,
+  opts: ProducerOptions,
+): Promise<PublishSummary> {
+  validate(opts);
+  const mode = opts.recordMode ?? 'kpl';
+  const budget = opts.maxRecordBytes ?? DEFAULT_AGGREGATE_BYTES;
+  const rate = opts.eventsPerSecond ?? 0;
+  const now = opts.now ?? defaultNow;
+  const sleep = opts.sleep ?? defaultSleep;
+  const encode = opts.encode ?? encodeMessage;
+  const lingerMs = opts.lingerMs ?? 200;
+  const progressEvery = opts.progressIntervalMs ?? 1000;
+  const retry: Required<RetryOptions> = {
+    maxAttempts: opts.retry?.maxAttempts ?? 8,
+    baseDelayMs: opts.retry?.baseDelayMs ?? 100,
+    maxDelayMs: opts.retry?.maxDelayMs ?? 5000,
+  };
+  const senders = {
+    trade: new StreamSender(opts.streams.trade, opts.putRecords, retry, sleep),
+    bestbidask: new StreamSender(opts.streams.bestbidask, opts.putRecords, retry, sleep),
+    depth: new StreamSender(opts.streams.depth, opts.putRecords, retry, sleep),
+  };
+  const packers = new Map<string, { packer: Packer; sender: StreamSender; partitionKey: string }>();
+  const eventsPerStream: Record<SimulatedStream, number> = { trade: 0, bestbidask: 0, depth: 0 };
+  let events = 0;
+  let frameBytes = 0;
+
+  const start = now();
+  let lastFlush = start;
+  let lastProgress = start;
+  let stoppedBy: StopReason = 'source-end';
+  // Backpressure: at most ~2 full batches waiting per stream.
+  const highWater = 2 * MAX_RECORDS_PER_CALL;
+  const highWaterBytes = 2 * MAX_BYTES_PER_CALL;
+
+  const flushPackers = (): void => {
+    for (const p of packers.values()) {
+      const data = p.packer.flush();
+      if (data !== undefined) p.sender.enqueue(entry(data, p.partitionKey));
+    }
+    for (const s of Object.values(senders)) s.force();
+  };
+
+  const summary = (): PublishSummary => {
+    const elapsedMs = now() - start;
+    const shards: Record<string, Record<string, ShardReport>> = {};
+    for (const s of Object.values(senders)) shards[s.streamName] = s.shards;
+    return {
+      recordMode: mode,
+      events,
+      eventsPerStream: { ...eventsPerStream },
+      frameBytes,
+      records: senders.trade.records + senders.bestbidask.records + senders.depth.records,
+      recordsPerStream: {
+        trade: senders.trade.records,
+        bestbidask: senders.bestbidask.records,
+        depth: senders.depth.records,
+      },
+      recordBytes: senders.trade.recordBytes + senders.bestbidask.recordBytes + senders.depth.recordBytes,
+      putRecordsCalls: senders.trade.calls + senders.bestbidask.calls + senders.depth.calls,
+      retriedEntries: senders.trade.retried + senders.bestbidask.retried + senders.depth.retried,
+      elapsedMs: Math.round(elapsedMs),
+      eventsPerSecond: elapsedMs > 0 ? Math.round((events * 1000) / elapsedMs) : 0,
+      stoppedBy,
+      shards,
+    };
+  };
+
+  const progressLine = (t: number): void => {
+    if (opts.progress === undefined) return;
+    const s = summary();
+    const rateNow = t > start ? Math.round((events * 1000) / (t - start)) : 0;
+    opts.progress.write(
+      `replay: ${events} events (trade ${eventsPerStream.trade}, bestbidask ${eventsPerStream.bestbidask}, ` +
+        `depth ${eventsPerStream.depth}), ${s.records} records, ${rateNow} events/s\n`,
+    );
+  };
+
+  const iterator: Iterator<SimulatedEvent> | AsyncIterator<SimulatedEvent> =
+    Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
+
+  let sourceError: unknown;
+  try {
+    for (;;) {
+      if (opts.maxEvents !== undefined && events >= opts.maxEvents) {
+        stoppedBy = 'max-events';
+        break;
+      }
+      if (opts.signal?.aborted === true) {
+        stoppedBy = 'signal';
+        break;
+      }
+      let t = now();
+      if (opts.durationMs !== undefined && t - start >= opts.durationMs) {
+        stoppedBy = 'duration';
+        break;
+      }
+      if (rate > 0) {
+        const due = start + (events * 1000) / rate;
+        if (due > t) {
+          const cap = opts.durationMs === undefined ? Infinity : start + opts.durationMs - t;
+          await sleep(Math.min(due - t, cap, lingerMs));
+          continue; // re-check limits and the signal after sleeping
+        }
+      }
+      let step: IteratorResult<SimulatedEvent>;
+      try {
+        const r = iterator.next();
+        step = isPromise<IteratorResult<SimulatedEvent>>(r) ? await r : r;
+      } catch (err) {
+        sourceError = err;
+        stoppedBy = 'error';
+        break;
+      }
+      if (step.done === true) break;
+      const ev = step.value;
+      const frame = encode(ev.message);
+      const key = `${ev.stream}\u0000${ev.message.symbol}`;
+      let p = packers.get(key);
+      if (p === undefined) {
+        p = {
+          packer: makePacker(mode, ev.message.symbol, budget),
+          sender: senders[ev.stream],
+          partitionKey: ev.message.symbol,
+        };
+        packers.set(key, p);
+      }
+      const closed = p.packer.add(frame);
+      if (closed !== undefined) p.sender.enqueue(entry(closed, p.partitionKey));
+      events++;
+      eventsPerStream[ev.stream]++;
+      frameBytes += frame.length;
+
+      if (p.sender.backlog > highWater || p.sender.backlogBytes > highWaterBytes) {
+        await p.sender.waitBelow(MAX_RECORDS_PER_CALL, MAX_BYTES_PER_CALL);
+      } else if ((events & 1023) === 0) {
+        // A synchronous source never yields: let responses in, and surface a failed stream early.
+        await yieldToEventLoop();
+        p.sender.throwIfFailed();
+      }
+      t = now();
+      if (t - lastFlush >= lingerMs) {
+        lastFlush = t;
+        flushPackers();
+      }
+      if (t - lastProgress >= progressEvery) {
+        lastProgress = t;
+        progressLine(t);
+      }
+    }
+    flushPackers();
+    await Promise.all(Object.values(senders).map((s) => s.finish()));
+  } catch (err) {
+    stoppedBy = 'error';
+    // Let the other streams' calls in flight settle so the summary is accurate.
+    await Promise.all(Object.values(senders).map((s) => s.idle()));
+    throw new PublishAbortedError(err, summary());
+  } finally {
+    if (sourceError === undefined) {
+      const ret = (iterator as { return?: () => unknown }).return;
+      if (ret !== undefined) {
+        try {
+          const r = ret.call(iterator);
+          if (isPromise(r)) await r;
+        } catch {
+          // closing the source is best effort
+        }
+      }
+    }
+  }
+  if (sourceError !== undefined) throw new PublishAbortedError(sourceError, summary());
+  const final = summary();
+  progressLine(now());
+  return final;
+}

@@ -1,0 +1,335 @@
+import { expect } from 'chai';
+import type { PutRecordsCommandInput, PutRecordsResultEntry } from '@aws-sdk/client-kinesis';
+import { deaggregate } from '../../../src/replay/kpl';
+import {
+  MAX_BYTES_PER_CALL,
+  MAX_RECORDS_PER_CALL,
+  PublishAbortedError,
+  PutRecordsError,
+  publishEvents,
+} from '../../../src/replay/producer';
+import type { PutRecordsFn, RecordMode } from '../../../src/replay/producer';
+import { simulate } from '../../../src/replay/simulator';
+import type { SimulatedEvent } from '../../../src/replay/simulator';
+import { decodeFrames } from '../../../src/sbe/decoder';
+import type { SbeMessage } from '../../../src/sbe/messages';
+
+const STREAMS = { trade: 's-trade', bestbidask: 's-bba', depth: 's-depth' } as const;
+const SIM = { seed: 4, symbols: ['BTCUSDT', 'ETHUSDT'], startTimeUs: 1_700_000_000_000_000n };
+
+interface Stored {
+  stream: string;
+  partitionKey: string;
+  data: Buffer;
+}
+
+/** An in-memory Kinesis: records every accepted entry in order; `fail` decides per entry whether to reject it. */
+function fakeKinesis(fail: (call: number, index: number) => string | undefined = () => undefined): {
+  put: PutRecordsFn;
+  stored: Stored[];
+  calls: PutRecordsCommandInput[];
+} {
+  const stored: Stored[] = [];
+  const calls: PutRecordsCommandInput[] = [];
+  let seq = 0;
+  const put: PutRecordsFn = (input) => {
+    const call = calls.length;
+    calls.push(input);
+    const records: PutRecordsResultEntry[] = (input.Records ?? []).map((r, i) => {
+      const code = fail(call, i);
+      if (code !== undefined) return { ErrorCode: code, ErrorMessage: `Rate exceeded (${code})` };
+      stored.push({ stream: input.StreamName!, partitionKey: r.PartitionKey!, data: Buffer.from(r.Data!) });
+      return {
+        ShardId: `shardId-00000000000${r.PartitionKey === 'BTCUSDT' ? 0 : 1}`,
+        SequenceNumber: String(++seq),
+      };
+    });
+    const failed = records.filter((r) => r.ErrorCode !== undefined).length;
+    return new Promise((resolve) =>
+      setImmediate(() => resolve({ Records: records, FailedRecordCount: failed })),
+    );
+  };
+  return { put, stored, calls };
+}
+
+/** What arrived, decoded back to messages, grouped by stream name and partition key, in arrival order. */
+function arrived(stored: readonly Stored[]): Map<string, SbeMessage[]> {
+  const out = new Map<string, SbeMessage[]>();
+  for (const s of stored) {
+    for (const user of deaggregate(s.data, s.partitionKey)) {
+      const key = `${s.stream}/${user.partitionKey}`;
+      const list = out.get(key) ?? [];
+      for (const f of decodeFrames(user.data)) list.push(f.message);
+      out.set(key, list);
+    }
+  }
+  return out;
+}
+
+function expected(events: readonly SimulatedEvent[]): Map<string, SbeMessage[]> {
+  const out = new Map<string, SbeMessage[]>();
+  for (const e of events) {
+    const key = `${STREAMS[e.stream]}/${e.message.symbol}`;
+    const list = out.get(key) ?? [];
+    list.push(e.message);
+    out.set(key, list);
+  }
+  return out;
+}
+
+/** A fake clock whose sleep advances time. */
+function fakeClock(): { now: () => number; sleep: (ms: number) => Promise<void>; slept: number[] } {
+  let t = 0;
+  const slept: number[] = [];
+  return {
+    now: () => t,
+    sleep: (ms) => {
+      slept.push(ms);
+      t += ms;
+      return Promise.resolve();
+    },
+    slept,
+  };
+}
+
+describe('replay/producer', () => {
+  for (const mode of ['kpl', 'concat', 'single'] as RecordMode[]) {
+    it(`delivers every event once, in order per stream and symbol (${mode})`, async () => {
+      const events = [...simulate(SIM, 6000)];
+      const kinesis = fakeKinesis();
+      const summary = await publishEvents(events, {
+        streams: STREAMS,
+        putRecords: kinesis.put,
+        recordMode: mode,
+        maxRecordBytes: 8192,
+      });
+      expect(arrived(kinesis.stored)).to.deep.equal(expected(events));
+      expect(summary.events).to.equal(6000);
+      expect(summary.recordMode).to.equal(mode);
+      expect(summary.stoppedBy).to.equal('source-end');
+      expect(summary.records).to.equal(kinesis.stored.length);
+      expect(summary.putRecordsCalls).to.equal(kinesis.calls.length);
+      const perStream = { trade: 0, bestbidask: 0, depth: 0 };
+      for (const e of events) perStream[e.stream]++;
+      expect(summary.eventsPerStream).to.deep.equal(perStream);
+      expect(summary.recordBytes).to.equal(kinesis.stored.reduce((n, s) => n + s.data.length, 0));
+      if (mode === 'single') expect(summary.records).to.equal(6000);
+      else expect(summary.records).to.be.lessThan(200);
+      for (const s of kinesis.stored) expect(s.data.length).to.be.at.most(8192);
+      const shards = summary.shards[STREAMS.trade]!;
+      expect(Object.keys(shards).sort()).to.deep.equal(['shardId-000000000000', 'shardId-000000000001']);
+      expect(shards['shardId-000000000000']!.records).to.be.greaterThan(0);
+    });
+  }
+
+  it('keeps each PutRecords call within 500 records and 5 MiB', async () => {
+    const events = [...simulate(SIM, 3000)];
+    const kinesis = fakeKinesis();
+    await publishEvents(events, { streams: STREAMS, putRecords: kinesis.put, recordMode: 'single' });
+    expect(kinesis.calls.some((c) => c.Records!.length === MAX_RECORDS_PER_CALL)).to.equal(true);
+    for (const c of kinesis.calls) expect(c.Records!.length).to.be.at.most(MAX_RECORDS_PER_CALL);
+
+    // Big records: 1 MiB budget aggregates, so the 5 MiB bound is the one that binds.
+    const big = fakeKinesis();
+    const bigEvents = [...simulate({ ...SIM, symbols: ['BTCUSDT'] }, 60000)].filter(
+      (e) => e.stream === 'depth',
+    );
+    await publishEvents(bigEvents, {
+      streams: STREAMS,
+      putRecords: big.put,
+      recordMode: 'concat',
+      maxRecordBytes: 1024 * 1024,
+      lingerMs: 1e9,
+    });
+    for (const c of big.calls) {
+      const bytes = c.Records!.reduce((n, r) => n + r.Data!.length + r.PartitionKey!.length, 0);
+      expect(bytes).to.be.at.most(MAX_BYTES_PER_CALL);
+    }
+    expect(arrived(big.stored)).to.deep.equal(expected(bigEvents));
+  });
+
+  it('retries only the failed entries of a partial failure, with exponential backoff', async () => {
+    const events = [...simulate(SIM, 2000)];
+    // Every other entry of the first three calls fails.
+    const kinesis = fakeKinesis((call, i) =>
+      call < 3 && i % 2 === 1 ? 'ProvisionedThroughputExceededException' : undefined,
+    );
+    const clock = fakeClock();
+    const summary = await publishEvents(events, {
+      streams: STREAMS,
+      putRecords: kinesis.put,
+      recordMode: 'single',
+      now: clock.now,
+      sleep: clock.sleep,
+      retry: { baseDelayMs: 50, maxDelayMs: 400 },
+    });
+    expect(summary.retriedEntries).to.be.greaterThan(0);
+    expect(summary.records).to.equal(2000);
+    expect(kinesis.stored).to.have.length(2000); // nothing written twice
+    const retryCall = kinesis.calls.find((c, i) => i > 0 && c.Records!.length < MAX_RECORDS_PER_CALL / 2 + 1);
+    expect(retryCall, 'a call carrying only the failed half').to.not.equal(undefined);
+    expect(clock.slept.filter((ms) => ms === 50).length).to.be.greaterThan(0);
+    // Same multiset of events arrived (a retried entry may land after later ones, as on Kinesis).
+    const got = [...arrived(kinesis.stored).values()].flat().length;
+    expect(got).to.equal(2000);
+  });
+
+  it('throws a clear error when the retries are exhausted, with a summary of what was sent', async () => {
+    const events = [...simulate(SIM, 3000)].filter((e) => e.stream === 'trade');
+    const kinesis = fakeKinesis((_call, i) =>
+      i === 0 ? 'ProvisionedThroughputExceededException' : undefined,
+    );
+    const clock = fakeClock();
+    let caught: unknown;
+    try {
+      await publishEvents(events, {
+        streams: STREAMS,
+        putRecords: kinesis.put,
+        recordMode: 'single',
+        now: clock.now,
+        sleep: clock.sleep,
+        retry: { maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 250 },
+      });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).to.be.instanceOf(PublishAbortedError);
+    const err = caught as PublishAbortedError;
+    expect(err.cause).to.be.instanceOf(PutRecordsError);
+    expect(err.message).to.match(
+      /^PutRecords to stream s-trade: 1 of \d+ records still failing after 4 attempts \(ProvisionedThroughputExceededException x1; e\.g\. Rate exceeded/,
+    );
+    expect(clock.slept.slice(0, 3)).to.deep.equal([100, 200, 250]);
+    expect(err.summary.stoppedBy).to.equal('error');
+  });
+
+  it('wraps a failing call with the stream name', async () => {
+    const put: PutRecordsFn = () =>
+      Promise.reject(Object.assign(new Error('Stream x not found'), { name: 'ResourceNotFoundException' }));
+    const events = [...simulate(SIM, 10)];
+    let caught: unknown;
+    try {
+      await publishEvents(events, { streams: STREAMS, putRecords: put });
+    } catch (err) {
+      caught = err;
+    }
+    expect((caught as Error).message).to.match(
+      /PutRecords to stream s-\w+ failed \(\d+ records\): ResourceNotFoundException: Stream x not found/,
+    );
+  });
+
+  it('stops at maxEvents and closes the source', async () => {
+    const kinesis = fakeKinesis();
+    let closed = false;
+    function* endless(): Generator<SimulatedEvent> {
+      try {
+        yield* simulate(SIM, Number.MAX_SAFE_INTEGER);
+      } finally {
+        closed = true;
+      }
+    }
+    const summary = await publishEvents(endless(), {
+      streams: STREAMS,
+      putRecords: kinesis.put,
+      maxEvents: 1234,
+    });
+    expect(summary.events).to.equal(1234);
+    expect(summary.stoppedBy).to.equal('max-events');
+    expect(closed).to.equal(true);
+    expect([...arrived(kinesis.stored).values()].flat()).to.have.length(1234);
+  });
+
+  it('paces events at the requested rate and honours the duration', async () => {
+    const kinesis = fakeKinesis();
+    const clock = fakeClock();
+    const summary = await publishEvents(simulate(SIM, 1_000_000), {
+      streams: STREAMS,
+      putRecords: kinesis.put,
+      eventsPerSecond: 1000,
+      durationMs: 2000,
+      now: clock.now,
+      sleep: clock.sleep,
+    });
+    expect(summary.stoppedBy).to.equal('duration');
+    expect(summary.events).to.be.within(1999, 2001);
+    expect(summary.elapsedMs).to.equal(2000);
+    expect(summary.eventsPerSecond).to.be.within(999, 1001);
+  });
+
+  it('writes a progress line at most once per interval, to the given stream only', async () => {
+    const clock = fakeClock();
+    const lines: string[] = [];
+    await publishEvents(simulate(SIM, 5000), {
+      streams: STREAMS,
+      putRecords: fakeKinesis().put,
+      eventsPerSecond: 1000,
+      now: clock.now,
+      sleep: clock.sleep,
+      progress: { write: (t: string) => lines.push(t) },
+    });
+    // 5 s of simulated wall time: ~5 periodic lines plus the final one.
+    expect(lines.length).to.be.within(5, 7);
+    expect(lines[0]).to.match(
+      /^replay: \d+ events \(trade \d+, bestbidask \d+, depth \d+\), \d+ records, \d+ events\/s\n$/,
+    );
+  });
+
+  it('publishes what came before a source error, then rejects with it', async () => {
+    const kinesis = fakeKinesis();
+    const events = [...simulate(SIM, 300)];
+    async function* failing(): AsyncGenerator<SimulatedEvent> {
+      for (const e of events) yield await Promise.resolve(e);
+      throw new Error('bad row 301');
+    }
+    let caught: unknown;
+    try {
+      await publishEvents(failing(), { streams: STREAMS, putRecords: kinesis.put });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).to.be.instanceOf(PublishAbortedError);
+    const err = caught as PublishAbortedError;
+    expect(err.message).to.equal('bad row 301');
+    expect(err.summary.events).to.equal(300);
+    expect(arrived(kinesis.stored)).to.deep.equal(expected(events));
+  });
+
+  it('stops on the abort signal and still flushes', async () => {
+    const kinesis = fakeKinesis();
+    const abort = new AbortController();
+    let n = 0;
+    function* source(): Generator<SimulatedEvent> {
+      for (const e of simulate(SIM, 100000)) {
+        if (++n === 500) abort.abort();
+        yield e;
+      }
+    }
+    const summary = await publishEvents(source(), {
+      streams: STREAMS,
+      putRecords: kinesis.put,
+      signal: abort.signal,
+    });
+    expect(summary.stoppedBy).to.equal('signal');
+    expect(summary.events).to.equal(500);
+    expect([...arrived(kinesis.stored).values()].flat()).to.have.length(500);
+  });
+
+  it('rejects bad options', async () => {
+    const base = { streams: STREAMS, putRecords: fakeKinesis().put };
+    for (const bad of [
+      { recordMode: 'zip' as RecordMode },
+      { maxRecordBytes: 2 * 1024 * 1024 },
+      { eventsPerSecond: -1 },
+      { maxEvents: 1.5 },
+      { durationMs: 0 },
+    ]) {
+      let caught: unknown;
+      try {
+        await publishEvents([], { ...base, ...bad });
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught, JSON.stringify(bad)).to.be.instanceOf(RangeError);
+    }
+  });
+});
