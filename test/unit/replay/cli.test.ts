@@ -1,0 +1,131 @@
+import path from 'node:path';
+import { expect } from 'chai';
+import { Command } from 'commander';
+import { ReplayUsageError, planReplay, registerReplay } from '../../../src/cli/commands/replay';
+import type { RawReplayOptions } from '../../../src/cli/commands/replay';
+import { parseConfig } from '../../../src/config/config';
+import { sharedDir } from '../../helpers/paths';
+
+const CONFIG = parseConfig({
+  aws: { region: 'eu-west-1', kinesis: { endpoint: 'http://127.0.0.1:4568' } },
+  processing: { symbols: ['BTCUSDT', 'ETHUSDT'] },
+});
+const NOW = (): bigint => 1_700_000_000_000_000n;
+const CSV = path.join(
+  sharedDir,
+  'data',
+  'btcusdt-trades',
+  'nautilus_tardis_binance-futures_btcusdt_trades.csv',
+);
+
+function usageError(raw: RawReplayOptions): string {
+  try {
+    planReplay(raw, CONFIG, NOW);
+  } catch (err) {
+    expect(err).to.be.instanceOf(ReplayUsageError);
+    return (err as Error).message;
+  }
+  throw new Error(`expected a usage error for ${JSON.stringify(raw)}`);
+}
+
+describe('replay/cli options', () => {
+  it('defaults: simulator on the configured symbols, kpl, as fast as possible, config endpoint and streams', () => {
+    const plan = planReplay({}, CONFIG, NOW);
+    expect(plan).to.deep.equal({
+      source: {
+        kind: 'simulator',
+        symbols: ['BTCUSDT', 'ETHUSDT'],
+        seed: 1,
+        startTimeUs: 1_700_000_000_000_000n,
+      },
+      maxEvents: undefined,
+      durationMs: undefined,
+      eventsPerSecond: 0,
+      recordMode: 'kpl',
+      endpoint: 'http://127.0.0.1:4568',
+      region: 'eu-west-1',
+      streams: CONFIG.aws.kinesis.streams,
+    });
+  });
+
+  it('parses every option', () => {
+    const plan = planReplay(
+      {
+        symbols: 'SOLUSDT',
+        seed: '42',
+        events: '5000',
+        duration: '2.5',
+        rate: '100',
+        recordMode: 'single',
+        endpoint: 'http://localhost:9999/',
+        startTimeUs: '1600000000000000',
+      },
+      CONFIG,
+      NOW,
+    );
+    expect(plan.source).to.deep.equal({
+      kind: 'simulator',
+      symbols: ['SOLUSDT'],
+      seed: 42,
+      startTimeUs: 1_600_000_000_000_000n,
+    });
+    expect(plan).to.include({
+      maxEvents: 5000,
+      durationMs: 2500,
+      eventsPerSecond: 100,
+      recordMode: 'single',
+      endpoint: 'http://localhost:9999',
+    });
+    const csv = planReplay({ source: 'csv', file: CSV, format: 'tardis' }, CONFIG, NOW);
+    expect(csv.source).to.deep.equal({ kind: 'csv', file: CSV, format: 'tardis', symbol: undefined });
+  });
+
+  it('refuses bad options with a message naming the option', () => {
+    expect(usageError({ source: 'kafka' })).to.equal('--source expects simulator or csv, got "kafka"');
+    expect(usageError({ events: '0' })).to.equal('--events expects a positive integer, got "0"');
+    expect(usageError({ events: '1e3' })).to.match(/^--events/);
+    expect(usageError({ rate: '-5' })).to.equal('--rate expects a number >= 0, got "-5"');
+    expect(usageError({ duration: '0' })).to.equal('--duration must be > 0');
+    expect(usageError({ recordMode: 'zip' })).to.equal(
+      '--record-mode expects kpl, concat, single, got "zip"',
+    );
+    expect(usageError({ symbols: 'btcusdt' })).to.match(/^--symbols: "btcusdt" is not an upper-case symbol/);
+    expect(usageError({ seed: 'x' })).to.match(/^--seed/);
+    expect(usageError({ startTimeUs: 'yesterday' })).to.match(/^--start-time-us/);
+    expect(usageError({ endpoint: 'localhost:4568' })).to.match(/^--endpoint expects an http\(s\) URL/);
+    expect(usageError({ file: CSV })).to.equal('--file does not apply to --source simulator');
+    expect(usageError({ source: 'csv' })).to.equal('--source csv needs --file <path>');
+    expect(usageError({ source: 'csv', file: '/nonexistent.csv' })).to.equal(
+      '--file /nonexistent.csv: cannot read the file',
+    );
+    expect(usageError({ source: 'csv', file: CSV, format: 'binance' })).to.match(
+      /--format binance needs --symbol/,
+    );
+    expect(usageError({ source: 'csv', file: CSV, format: 'xml' })).to.match(/^--format expects/);
+    expect(usageError({ source: 'csv', file: CSV, seed: '1' })).to.equal(
+      '--seed does not apply to --source csv',
+    );
+  });
+
+  it('registers the replay command with its options', () => {
+    const program = new Command();
+    registerReplay(program);
+    const replay = program.commands.find((c) => c.name() === 'replay');
+    expect(replay).to.not.equal(undefined);
+    const flags = replay!.options.map((o) => o.long);
+    expect(flags).to.include.members([
+      '--source',
+      '--file',
+      '--format',
+      '--symbol',
+      '--symbols',
+      '--seed',
+      '--events',
+      '--duration',
+      '--rate',
+      '--record-mode',
+      '--endpoint',
+      '--start-time-us',
+    ]);
+  });
+});
