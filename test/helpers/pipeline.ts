@@ -1,0 +1,147 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Redis from 'ioredis';
+import { findFreePort } from '../../src/localstack/ports';
+import { startStack, type Stack } from '../../src/localstack/stack';
+import { loadConfig, type AppConfig, type StreamKind } from '../../src/config/config';
+import { repoRoot } from './paths';
+
+// The real pipeline for integration tests: the local stack on free ports, a config file pointing at it,
+// and one real KCL MultiLangDaemon per stream started by the project's launch script.
+
+export interface PipelineOptions {
+  readonly shards: Readonly<Record<StreamKind, number>>;
+  readonly symbols: readonly string[];
+  /** Extra YAML appended under `processing:` (indented by the caller). */
+  readonly label: string;
+}
+
+export interface Pipeline {
+  readonly dir: string;
+  readonly config: AppConfig;
+  readonly configFile: string;
+  readonly stack: Stack;
+  readonly redis: Redis;
+  startDaemon(kind: StreamKind, workerId?: string): DaemonHandle;
+  stop(): Promise<void>;
+}
+
+export interface DaemonHandle {
+  readonly kind: StreamKind;
+  readonly child: ChildProcess;
+  readonly logFile: string;
+  /** SIGTERM to the daemon (graceful lease hand-off), SIGKILL to its process group after graceMs. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+function configYaml(ports: { kinesis: number; dynamodb: number; redis: number }, options: PipelineOptions, dir: string) {
+  return `service_name: "bitcoin-aggregator-test"
+aws:
+  region: "us-east-1"
+  kinesis:
+    endpoint: "http://127.0.0.1:${ports.kinesis}"
+    consumer_config:
+      shard_iterator_type: "TRIM_HORIZON"
+      max_records_per_poll: 10000
+      poll_interval_ms: 100
+  dynamodb:
+    endpoint: "http://127.0.0.1:${ports.dynamodb}"
+kcl:
+  application_name_prefix: "agg-${options.label}"
+  failover_time_millis: 6000
+  shard_sync_interval_millis: 1000
+  shutdown_grace_millis: 5000
+  timeout_in_seconds: 60
+  metrics_level: "NONE"
+redis:
+  host: "127.0.0.1"
+  port: ${ports.redis}
+processing:
+  symbols: [${options.symbols.map((s) => `"${s}"`).join(', ')}]
+  batch_deadline_ms: 20000
+logging:
+  level: "debug"
+  file: "${path.join(dir, 'processor.log')}"
+`;
+}
+
+export async function startPipeline(options: PipelineOptions): Promise<Pipeline> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `agg-${options.label}-`));
+  const ports = { kinesis: await findFreePort(), dynamodb: await findFreePort(), redis: await findFreePort() };
+  const configFile = path.join(dir, 'config.yaml');
+  fs.writeFileSync(configFile, configYaml(ports, options, dir));
+  const config = loadConfig(configFile, {});
+  const stack = await startStack({
+    kinesisPort: ports.kinesis,
+    dynamodbPort: ports.dynamodb,
+    redisPort: ports.redis,
+    streams: {
+      [config.aws.kinesis.streams.trade]: options.shards.trade,
+      [config.aws.kinesis.streams.bestbidask]: options.shards.bestbidask,
+      [config.aws.kinesis.streams.depth]: options.shards.depth,
+    },
+    logDir: dir,
+    region: config.aws.region,
+  });
+  const redis = new Redis({ host: '127.0.0.1', port: ports.redis, lazyConnect: false });
+  const daemons: DaemonHandle[] = [];
+
+  const startDaemon = (kind: StreamKind, workerId = `worker-${kind}-1`): DaemonHandle => {
+    const logFile = path.join(dir, `kcl-${kind}-${workerId}.log`);
+    const out = fs.openSync(logFile, 'a');
+    const child = spawn('bash', [path.join(repoRoot, 'scripts', 'kcl-daemon.sh'), kind, path.join(dir, `kcl-${workerId}`)], {
+      env: { ...process.env, CONFIG_FILE: configFile, KCL_WORKER_ID: workerId },
+      stdio: ['ignore', out, out],
+      detached: true, // its own process group: the test can kill the daemon and its children together
+    });
+    fs.closeSync(out);
+    const handle: DaemonHandle = {
+      kind,
+      child,
+      logFile,
+      async stop(graceMs = 15000) {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+        child.kill('SIGTERM');
+        const timedOut = await Promise.race([exited.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs))]);
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          // group already gone
+        }
+        if (timedOut) await exited;
+      },
+    };
+    daemons.push(handle);
+    return handle;
+  };
+
+  return {
+    dir,
+    config,
+    configFile,
+    stack,
+    redis,
+    startDaemon,
+    async stop() {
+      await Promise.all(daemons.map((d) => d.stop()));
+      redis.disconnect();
+      await stack.stop();
+      if (process.env.KEEP_TEST_DIRS === undefined) fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Polls until check() returns true or timeoutMs passes; returns the last value of describe() on timeout. */
+export async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string, describe?: () => Promise<string>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${describe ? `: ${await describe()}` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
