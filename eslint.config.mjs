@@ -3,7 +3,9 @@ import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.cache/**', '.local/**', 'scripts/**/*.js', 'eslint.config.mjs'] },
+  {
+    ignores: ['dist/**', 'node_modules/**', '.cache/**', '.local/**', 'scripts/**/*.js', 'eslint.config.mjs'],
+  },
   eslint.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -143,12 +143,16 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
   const redisSection = root.section('redis');
   const redisPortRaw = env.REDIS_PORT;
   if (redisPortRaw !== undefined && !/^\d+$/.test(redisPortRaw)) {
-    throw new ConfigError('REDIS_PORT', `expected an integer in 1..65535, got ${JSON.stringify(redisPortRaw)}`);
+    throw new ConfigError(
+      'REDIS_PORT',
+      `expected an integer in 1..65535, got ${JSON.stringify(redisPortRaw)}`,
+    );
   }
   const filePort = redisSection.integer('port', 6379, 1, 65535);
   const port = redisPortRaw !== undefined ? Number(redisPortRaw) : filePort;
   const fileHost = redisSection.string('host', '127.0.0.1');
-  if (port < 1 || port > 65535) throw new ConfigError('REDIS_PORT', `expected an integer in 1..65535, got ${port}`);
+  if (port < 1 || port > 65535)
+    throw new ConfigError('REDIS_PORT', `expected an integer in 1..65535, got ${port}`);
   const redis: RedisConfig = {
     host: env.REDIS_HOST ?? fileHost,
     port,
@@ -168,7 +172,10 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
   const symbols = processingSection.stringList('symbols', ['BTCUSDT']);
   for (const [i, symbol] of symbols.entries()) {
     if (!SYMBOL_PATTERN.test(symbol)) {
-      throw new ConfigError(`processing.symbols[${i}]`, `expected an upper-case symbol like BTCUSDT, got "${symbol}"`);
+      throw new ConfigError(
+        `processing.symbols[${i}]`,
+        `expected an upper-case symbol like BTCUSDT, got "${symbol}"`,
+      );
     }
   }
   const processing: ProcessingConfig = {
@@ -207,7 +214,17 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
   loggingSection.done();
 
   root.done();
-  return { serviceName, sourceFile, aws: { region, kinesis, dynamodb }, kcl, redis, processing, health, metrics, logging };
+  return {
+    serviceName,
+    sourceFile,
+    aws: { region, kinesis, dynamodb },
+    kcl,
+    redis,
+    processing,
+    health,
+    metrics,
+    logging,
+  };
 }
 
 /**

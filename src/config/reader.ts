@@ -23,7 +23,10 @@ export class ConfigReader {
   static root(value: unknown): ConfigReader {
     if (value === null || value === undefined) return new ConfigReader({}, '');
     if (typeof value !== 'object' || Array.isArray(value)) {
-      throw new ConfigError('', `the config file must hold a mapping at the top level, got ${describe(value)}`);
+      throw new ConfigError(
+        '',
+        `the config file must hold a mapping at the top level, got ${describe(value)}`,
+      );
     }
     return new ConfigReader(value as Plain, '');
   }
@@ -52,14 +55,16 @@ export class ConfigReader {
       if (fallback === undefined) throw new ConfigError(this.keyPath(key), 'is required');
       return fallback;
     }
-    if (typeof value !== 'string') throw new ConfigError(this.keyPath(key), `expected a string, got ${describe(value)}`);
+    if (typeof value !== 'string')
+      throw new ConfigError(this.keyPath(key), `expected a string, got ${describe(value)}`);
     return value;
   }
 
   optionalString(key: string): string | undefined {
     const value = this.raw(key);
     if (value === undefined || value === null || value === '') return undefined;
-    if (typeof value !== 'string') throw new ConfigError(this.keyPath(key), `expected a string, got ${describe(value)}`);
+    if (typeof value !== 'string')
+      throw new ConfigError(this.keyPath(key), `expected a string, got ${describe(value)}`);
     return value;
   }
 
@@ -68,7 +73,10 @@ export class ConfigReader {
     if (value === undefined || value === null) return fallback;
     const n = typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
     if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-      throw new ConfigError(this.keyPath(key), `expected an integer in ${min}..${max}, got ${describe(value)}`);
+      throw new ConfigError(
+        this.keyPath(key),
+        `expected an integer in ${min}..${max}, got ${describe(value)}`,
+      );
     }
     return n;
   }
@@ -85,7 +93,10 @@ export class ConfigReader {
     const value = this.raw(key);
     if (value === undefined || value === null) return fallback;
     if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
-      throw new ConfigError(this.keyPath(key), `expected one of ${allowed.join(', ')}, got ${describe(value)}`);
+      throw new ConfigError(
+        this.keyPath(key),
+        `expected one of ${allowed.join(', ')}, got ${describe(value)}`,
+      );
     }
     return value as T;
   }
@@ -94,7 +105,10 @@ export class ConfigReader {
     const value = this.raw(key);
     if (value === undefined || value === null) return [...fallback];
     if (!Array.isArray(value) || value.some((v) => typeof v !== 'string' || v === '')) {
-      throw new ConfigError(this.keyPath(key), `expected a list of non-empty strings, got ${describe(value)}`);
+      throw new ConfigError(
+        this.keyPath(key),
+        `expected a list of non-empty strings, got ${describe(value)}`,
+      );
     }
     return value as string[];
   }
@@ -102,8 +116,14 @@ export class ConfigReader {
   integerList(key: string, fallback: readonly number[], min: number, max: number): number[] {
     const value = this.raw(key);
     if (value === undefined || value === null) return [...fallback];
-    if (!Array.isArray(value) || value.some((v) => typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)) {
-      throw new ConfigError(this.keyPath(key), `expected a list of integers in ${min}..${max}, got ${describe(value)}`);
+    if (
+      !Array.isArray(value) ||
+      value.some((v) => typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    ) {
+      throw new ConfigError(
+        this.keyPath(key),
+        `expected a list of integers in ${min}..${max}, got ${describe(value)}`,
+      );
     }
     return value as number[];
   }

@@ -28,9 +28,12 @@ export function propertiesValues(
   workerId: string,
 ): Record<string, string> {
   // The daemon splits executableName on spaces with no quoting, so no part may contain one.
-  for (const [name, value] of Object.entries(command)) {
+  for (const [name, value] of Object.entries(command) as Array<[string, string]>) {
     if (/\s/.test(value)) {
-      throw new ConfigError('', `the processor ${name} path "${value}" contains whitespace, which the KCL daemon cannot quote`);
+      throw new ConfigError(
+        '',
+        `the processor ${name} path "${value}" contains whitespace, which the KCL daemon cannot quote`,
+      );
     }
   }
   const deadlineSeconds = Math.ceil(config.processing.batchDeadlineMs / 1000);
@@ -66,7 +69,8 @@ export function renderProperties(template: string, values: Record<string, string
     if (value === undefined || value === '') {
       throw new ConfigError('', `properties template needs a value for {{${name}}}`);
     }
-    if (/[\r\n]/.test(value)) throw new ConfigError('', `properties value for {{${name}}} contains a line break`);
+    if (/[\r\n]/.test(value))
+      throw new ConfigError('', `properties value for {{${name}}} contains a line break`);
     return value;
   });
 }

@@ -10,7 +10,9 @@ import type { CheckpointFn, ShardProcessor } from './shard-processor';
 function checkpointVia(checkpointer: kcl.Checkpointer): CheckpointFn {
   return (sequenceNumber) =>
     new Promise((resolve) => {
-      checkpointer.checkpoint(sequenceNumber, (err) => resolve(err === undefined || err === null ? null : String(err)));
+      checkpointer.checkpoint(sequenceNumber, (err) =>
+        resolve(err === undefined || err === null ? null : String(err)),
+      );
     });
 }
 
@@ -47,7 +49,11 @@ export function toKclRecordProcessor(processor: ShardProcessor, hooks: AdapterHo
     },
     processRecords(input, done) {
       run('processRecords', done, async () => {
-        await processor.processRecords(input.records, input.millisBehindLatest, checkpointVia(input.checkpointer));
+        await processor.processRecords(
+          input.records,
+          input.millisBehindLatest,
+          checkpointVia(input.checkpointer),
+        );
       });
     },
     leaseLost(_input, done) {

@@ -50,7 +50,11 @@ export interface ShardProcessorOptions {
 }
 
 /** Error names of a checkpoint reply that mean "try again"; ShutdownException means the lease is gone. */
-const RETRYABLE_CHECKPOINT_ERRORS = new Set(['ThrottlingException', 'InvalidStateException', 'KinesisClientLibDependencyException']);
+const RETRYABLE_CHECKPOINT_ERRORS = new Set([
+  'ThrottlingException',
+  'InvalidStateException',
+  'KinesisClientLibDependencyException',
+]);
 
 export class ShardProcessor {
   private shardId = 'unknown-shard';
@@ -64,7 +68,11 @@ export class ShardProcessor {
   }
 
   /** Decodes records; undecodable ones become dead letters carrying their sequence number and the error. */
-  decodeRecords(records: readonly InputRecord[]): { messages: SbeMessage[]; deadLetters: DeadLetter[]; frames: number } {
+  decodeRecords(records: readonly InputRecord[]): {
+    messages: SbeMessage[];
+    deadLetters: DeadLetter[];
+    frames: number;
+  } {
     const messages: SbeMessage[] = [];
     const deadLetters: DeadLetter[] = [];
     for (const record of records) {
@@ -112,7 +120,9 @@ export class ShardProcessor {
     const last = records[records.length - 1];
     let checkpointed: string | undefined;
     if (last !== undefined && !this.leaseLost) {
-      checkpointed = (await this.checkpointWithRetry(checkpoint, last.sequenceNumber)) ? last.sequenceNumber : undefined;
+      checkpointed = (await this.checkpointWithRetry(checkpoint, last.sequenceNumber))
+        ? last.sequenceNumber
+        : undefined;
     }
     const report: BatchReport = {
       shardId: this.shardId,
@@ -145,7 +155,10 @@ export class ShardProcessor {
   }
 
   /** Returns true when the checkpoint was recorded. Failures are not fatal: the state is idempotent. */
-  private async checkpointWithRetry(checkpoint: CheckpointFn, sequenceNumber: string | null): Promise<boolean> {
+  private async checkpointWithRetry(
+    checkpoint: CheckpointFn,
+    sequenceNumber: string | null,
+  ): Promise<boolean> {
     const retries = this.options.checkpointRetries ?? 5;
     const sleep = this.options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
     for (let attempt = 1; ; attempt++) {

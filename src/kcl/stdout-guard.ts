@@ -6,16 +6,19 @@ import { Writable } from 'node:stream';
 
 export function claimStdoutForProtocol(): Writable {
   const stdout = process.stdout;
-  const writeToFd1 = stdout.write.bind(stdout) as (chunk: string | Uint8Array, cb: (err?: Error | null) => void) => boolean;
+  const writeToFd1 = stdout.write.bind(stdout) as (
+    chunk: string | Uint8Array,
+    cb: (err?: Error | null) => void,
+  ) => boolean;
   const protocolOut = new Writable({
     write(chunk: Buffer, _encoding, callback) {
       writeToFd1(chunk, (err) => callback(err ?? null));
     },
   });
   const stderrWrite = process.stderr.write.bind(process.stderr);
-  stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+  stdout.write = (chunk: string | Uint8Array, ...rest: unknown[]) => {
     const callback = rest.find((r): r is (err?: Error | null) => void => typeof r === 'function');
     return stderrWrite(chunk, callback);
-  }) as typeof stdout.write;
+  };
   return protocolOut;
 }

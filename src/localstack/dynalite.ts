@@ -16,7 +16,19 @@ export async function startDynalite(options: DynaliteOptions): Promise<ServiceHa
   const handle = spawnService({
     name: 'dynalite',
     command: process.execPath,
-    args: [cli, '--host', '127.0.0.1', '--port', String(options.port), '--createTableMs', '0', '--deleteTableMs', '0', '--updateTableMs', '0'],
+    args: [
+      cli,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(options.port),
+      '--createTableMs',
+      '0',
+      '--deleteTableMs',
+      '0',
+      '--updateTableMs',
+      '0',
+    ],
     logFile: options.logFile,
     detached: options.detached,
   });
@@ -24,7 +36,9 @@ export async function startDynalite(options: DynaliteOptions): Promise<ServiceHa
     await waitForPort('127.0.0.1', options.port, 20000);
   } catch (err) {
     await handle.stop();
-    throw new Error(`dynalite did not start on port ${options.port}: ${(err as Error).message}\n${tailOf(options.logFile)}`);
+    throw new Error(
+      `dynalite did not start on port ${options.port}: ${(err as Error).message}\n${tailOf(options.logFile)}`,
+    );
   }
   return { ...handle, endpoint: `http://127.0.0.1:${options.port}` };
 }

@@ -39,7 +39,9 @@ export function pingRedis(port: number, host = '127.0.0.1'): Promise<boolean> {
   });
 }
 
-export async function startRedisServer(options: RedisServerOptions): Promise<ServiceHandle & { url: string }> {
+export async function startRedisServer(
+  options: RedisServerOptions,
+): Promise<ServiceHandle & { url: string }> {
   if (!redisServerAvailable()) {
     throw new Error('redis-server is not installed (scripts/setup.sh installs it with apt-get)');
   }
@@ -47,11 +49,16 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Ser
     name: 'redis',
     command: 'redis-server',
     args: [
-      '--port', String(options.port),
-      '--bind', '127.0.0.1',
-      '--save', '',
-      '--appendonly', 'no',
-      '--daemonize', 'no',
+      '--port',
+      String(options.port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'no',
       ...(options.extraArgs ?? []),
     ],
     logFile: options.logFile,

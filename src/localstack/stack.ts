@@ -41,7 +41,9 @@ async function assertPortFree(name: string, port: number): Promise<void> {
     () => false,
   );
   if (taken) {
-    throw new Error(`port ${port} for ${name} is already in use (a stack still running? try: npm run local:down)`);
+    throw new Error(
+      `port ${port} for ${name} is already in use (a stack still running? try: npm run local:down)`,
+    );
   }
 }
 
@@ -64,15 +66,37 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         region: options.region,
         detached,
       }).then((h) => {
-        started.push({ service: { name: 'kinesis-mock', pid: h.pid, port: options.kinesisPort, logFile: path.join(options.logDir, 'kinesis-mock.log') }, stop: () => h.stop() });
+        started.push({
+          service: {
+            name: 'kinesis-mock',
+            pid: h.pid,
+            port: options.kinesisPort,
+            logFile: path.join(options.logDir, 'kinesis-mock.log'),
+          },
+          stop: () => h.stop(),
+        });
         return h;
       }),
-      startDynalite({ port: options.dynamodbPort, logFile: path.join(options.logDir, 'dynalite.log'), detached }).then((h) => {
-        started.push({ service: { name: 'dynalite', pid: h.pid, port: options.dynamodbPort, logFile: h.logFile }, stop: () => h.stop() });
+      startDynalite({
+        port: options.dynamodbPort,
+        logFile: path.join(options.logDir, 'dynalite.log'),
+        detached,
+      }).then((h) => {
+        started.push({
+          service: { name: 'dynalite', pid: h.pid, port: options.dynamodbPort, logFile: h.logFile },
+          stop: () => h.stop(),
+        });
         return h;
       }),
-      startRedisServer({ port: options.redisPort, logFile: path.join(options.logDir, 'redis.log'), detached }).then((h) => {
-        started.push({ service: { name: 'redis-server', pid: h.pid, port: options.redisPort, logFile: h.logFile }, stop: () => h.stop() });
+      startRedisServer({
+        port: options.redisPort,
+        logFile: path.join(options.logDir, 'redis.log'),
+        detached,
+      }).then((h) => {
+        started.push({
+          service: { name: 'redis-server', pid: h.pid, port: options.redisPort, logFile: h.logFile },
+          stop: () => h.stop(),
+        });
         return h;
       }),
     ]);

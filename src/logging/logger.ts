@@ -21,7 +21,11 @@ export function createLogger(options: LoggerOptions): Logger {
       : [new winston.transports.Stream({ stream: process.stderr })];
   return winston.createLogger({
     level: options.level,
-    format: winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: true }), winston.format.json()),
+    format: winston.format.combine(
+      winston.format.timestamp(),
+      winston.format.errors({ stack: true }),
+      winston.format.json(),
+    ),
     defaultMeta: options.defaultMeta,
     transports,
   });
@@ -29,5 +33,8 @@ export function createLogger(options: LoggerOptions): Logger {
 
 /** A logger that drops everything: for unit tests and tools that report through their own output. */
 export function silentLogger(): Logger {
-  return winston.createLogger({ silent: true, transports: [new winston.transports.Stream({ stream: process.stderr })] });
+  return winston.createLogger({
+    silent: true,
+    transports: [new winston.transports.Stream({ stream: process.stderr })],
+  });
 }

@@ -16,7 +16,11 @@ export function createDynamoClient(region: string, endpoint: string | undefined)
   return new DynamoDBClient({
     region,
     ...(endpoint !== undefined
-      ? { endpoint, requestHandler: new NodeHttpHandler(), credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
+      ? {
+          endpoint,
+          requestHandler: new NodeHttpHandler(),
+          credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+        }
       : {}),
   });
 }
@@ -43,7 +47,9 @@ export async function readLeases(client: DynamoDBClient, table: string): Promise
   const rows: LeaseRow[] = [];
   let startKey: Record<string, AttributeValue> | undefined;
   do {
-    const page = await client.send(new ScanCommand({ TableName: table, ExclusiveStartKey: startKey, ConsistentRead: true }));
+    const page = await client.send(
+      new ScanCommand({ TableName: table, ExclusiveStartKey: startKey, ConsistentRead: true }),
+    );
     for (const item of page.Items ?? []) rows.push(toLeaseRow(item));
     startKey = page.LastEvaluatedKey;
   } while (startKey !== undefined);

@@ -82,10 +82,7 @@ export interface DepthDiffStreamEvent {
 }
 
 export type SbeMessage =
-  | TradesStreamEvent
-  | BestBidAskStreamEvent
-  | DepthSnapshotStreamEvent
-  | DepthDiffStreamEvent;
+  TradesStreamEvent | BestBidAskStreamEvent | DepthSnapshotStreamEvent | DepthDiffStreamEvent;
 
 /** A decoded frame: the header as read from the wire, the message, and how many bytes the frame took. */
 export interface DecodedFrame {

@@ -49,7 +49,12 @@ function emptyBatch(symbol: string): SymbolBatch {
     trade: undefined,
     bestBidAsk: undefined,
     depth: undefined,
-    counts: { TradesStreamEvent: 0, BestBidAskStreamEvent: 0, DepthSnapshotStreamEvent: 0, DepthDiffStreamEvent: 0 },
+    counts: {
+      TradesStreamEvent: 0,
+      BestBidAskStreamEvent: 0,
+      DepthSnapshotStreamEvent: 0,
+      DepthDiffStreamEvent: 0,
+    },
   };
 }
 
@@ -62,13 +67,22 @@ function newestTrade(event: TradesStreamEvent, current: NewestTrade | undefined)
   let best = current;
   for (const trade of event.trades) {
     if (best === undefined || trade.id > best.id) {
-      best = { id: trade.id, price: formatDecimal(trade.priceMantissa, event.priceExponent), timeUs: event.transactTime };
+      best = {
+        id: trade.id,
+        price: formatDecimal(trade.priceMantissa, event.priceExponent),
+        timeUs: event.transactTime,
+      };
     }
   }
   return best;
 }
 
-function levelFields(side: 'bid' | 'ask', levels: readonly PriceLevel[], count: number, event: DepthSnapshotStreamEvent) {
+function levelFields(
+  side: 'bid' | 'ask',
+  levels: readonly PriceLevel[],
+  count: number,
+  event: DepthSnapshotStreamEvent,
+) {
   const fields: Array<readonly [string, string]> = [];
   for (let i = 0; i < count; i++) {
     const level = levels[i];
@@ -79,7 +93,10 @@ function levelFields(side: 'bid' | 'ask', levels: readonly PriceLevel[], count: 
 }
 
 /** Groups decoded messages by symbol, keeping the newest trade, best bid/ask and depth20 snapshot of each. */
-export function reduceBatch(messages: readonly SbeMessage[], orderBookLevels: number): Map<string, SymbolBatch> {
+export function reduceBatch(
+  messages: readonly SbeMessage[],
+  orderBookLevels: number,
+): Map<string, SymbolBatch> {
   const bySymbol = new Map<string, SymbolBatch>();
   for (const message of messages) {
     let batch = bySymbol.get(message.symbol);

@@ -10,7 +10,12 @@ import type { RedisConfig } from '../config/config';
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     applyMarketBatch(obKey: string, ...args: string[]): Result<[number, number, number], Context>;
-    deadLetter(streamKey: string, seenKey: string, countsKey: string, ...args: string[]): Result<number, Context>;
+    deadLetter(
+      streamKey: string,
+      seenKey: string,
+      countsKey: string,
+      ...args: string[]
+    ): Result<number, Context>;
   }
 }
 
@@ -45,7 +50,10 @@ function loadScripts(): Map<string, string> {
 export function defineScripts(client: RedisClient): void {
   const sources = loadScripts();
   for (const script of SCRIPTS) {
-    client.defineCommand(script.name, { numberOfKeys: numberOfKeys(script.file), lua: sources.get(script.file) ?? '' });
+    client.defineCommand(script.name, {
+      numberOfKeys: numberOfKeys(script.file),
+      lua: sources.get(script.file) ?? '',
+    });
   }
 }
 

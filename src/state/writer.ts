@@ -42,7 +42,12 @@ export class StateWriter {
     const letters = deadLetters.map((letter) =>
       this.client.deadLetter(
         this.keys.deadLetters(letter.stream),
-        this.keys.deadLetterSeen(letter.stream, letter.shardId, letter.sequenceNumber, letter.subSequenceNumber),
+        this.keys.deadLetterSeen(
+          letter.stream,
+          letter.shardId,
+          letter.sequenceNumber,
+          letter.subSequenceNumber,
+        ),
         this.keys.deadLetterCounts(letter.stream),
         String(this.deadLetterMaxLen),
         String(DEAD_LETTER_MARKER_TTL_SECONDS),
@@ -72,6 +77,11 @@ export class StateWriter {
       bestBidAsksApplied += bba;
       depthSnapshotsApplied += depth;
     }
-    return { tradesApplied, bestBidAsksApplied, depthSnapshotsApplied, deadLettersAdded: added.reduce((a, b) => a + b, 0) };
+    return {
+      tradesApplied,
+      bestBidAsksApplied,
+      depthSnapshotsApplied,
+      deadLettersAdded: added.reduce((a, b) => a + b, 0),
+    };
   }
 }

@@ -16,7 +16,10 @@ declare module 'aws-kcl' {
 
     /** One checkpoint in flight at a time; the callback receives the daemon's error name or null. */
     interface Checkpointer {
-      checkpoint(sequenceNumber: string | null, callback: (err: string | null | undefined, sequenceNumber?: string) => void): void;
+      checkpoint(
+        sequenceNumber: string | null,
+        callback: (err: string | null | undefined, sequenceNumber?: string) => void,
+      ): void;
       checkpoint(callback: (err: string | null | undefined, sequenceNumber?: string) => void): void;
     }
 

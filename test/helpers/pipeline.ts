@@ -36,7 +36,11 @@ export interface DaemonHandle {
   stop(graceMs?: number): Promise<void>;
 }
 
-function configYaml(ports: { kinesis: number; dynamodb: number; redis: number }, options: PipelineOptions, dir: string) {
+function configYaml(
+  ports: { kinesis: number; dynamodb: number; redis: number },
+  options: PipelineOptions,
+  dir: string,
+) {
   return `service_name: "bitcoin-aggregator-test"
 aws:
   region: "us-east-1"
@@ -69,7 +73,11 @@ logging:
 
 export async function startPipeline(options: PipelineOptions): Promise<Pipeline> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `agg-${options.label}-`));
-  const ports = { kinesis: await findFreePort(), dynamodb: await findFreePort(), redis: await findFreePort() };
+  const ports = {
+    kinesis: await findFreePort(),
+    dynamodb: await findFreePort(),
+    redis: await findFreePort(),
+  };
   const configFile = path.join(dir, 'config.yaml');
   fs.writeFileSync(configFile, configYaml(ports, options, dir));
   const config = loadConfig(configFile, {});
@@ -91,11 +99,15 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   const startDaemon = (kind: StreamKind, workerId = `worker-${kind}-1`): DaemonHandle => {
     const logFile = path.join(dir, `kcl-${kind}-${workerId}.log`);
     const out = fs.openSync(logFile, 'a');
-    const child = spawn('bash', [path.join(repoRoot, 'scripts', 'kcl-daemon.sh'), kind, path.join(dir, `kcl-${workerId}`)], {
-      env: { ...process.env, CONFIG_FILE: configFile, KCL_WORKER_ID: workerId },
-      stdio: ['ignore', out, out],
-      detached: true, // its own process group: the test can kill the daemon and its children together
-    });
+    const child = spawn(
+      'bash',
+      [path.join(repoRoot, 'scripts', 'kcl-daemon.sh'), kind, path.join(dir, `kcl-${workerId}`)],
+      {
+        env: { ...process.env, CONFIG_FILE: configFile, KCL_WORKER_ID: workerId },
+        stdio: ['ignore', out, out],
+        detached: true, // its own process group: the test can kill the daemon and its children together
+      },
+    );
     fs.closeSync(out);
     const handle: DaemonHandle = {
       kind,
@@ -105,7 +117,10 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
         if (child.exitCode !== null || child.signalCode !== null) return;
         const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
         child.kill('SIGTERM');
-        const timedOut = await Promise.race([exited.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs))]);
+        const timedOut = await Promise.race([
+          exited.then(() => false),
+          new Promise<boolean>((r) => setTimeout(() => r(true), graceMs)),
+        ]);
         try {
           process.kill(-child.pid!, 'SIGKILL');
         } catch {
@@ -135,12 +150,19 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
 }
 
 /** Polls until check() returns true or timeoutMs passes; returns the last value of describe() on timeout. */
-export async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string, describe?: () => Promise<string>): Promise<void> {
+export async function waitUntil(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+  describe?: () => Promise<string>,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${describe ? `: ${await describe()}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${describe ? `: ${await describe()}` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 250));
   }

@@ -1,7 +1,13 @@
 import { expect } from 'chai';
 import { PutRecordCommand } from '@aws-sdk/client-kinesis';
 import { simulate, type SimulatedEvent } from '../../src/replay/simulator';
-import { createKinesisClient, publishEvents, putRecordsWith, type PublishSummary, type RecordMode } from '../../src/replay/producer';
+import {
+  createKinesisClient,
+  publishEvents,
+  putRecordsWith,
+  type PublishSummary,
+  type RecordMode,
+} from '../../src/replay/producer';
 import { formatDecimal } from '../../src/sbe/decimal';
 import { applicationName, STREAM_KINDS } from '../../src/config/config';
 import { createDynamoClient, readLeases } from '../../src/ops/leases';
@@ -22,7 +28,12 @@ function referenceState(events: readonly SimulatedEvent[]): Map<string, Record<s
     if (m.message === 'TradesStreamEvent') {
       for (const t of m.trades) {
         const cur = trade.get(m.symbol);
-        if (!cur || t.id > cur.id) trade.set(m.symbol, { id: t.id, price: formatDecimal(t.priceMantissa, m.priceExponent), ts: m.transactTime });
+        if (!cur || t.id > cur.id)
+          trade.set(m.symbol, {
+            id: t.id,
+            price: formatDecimal(t.priceMantissa, m.priceExponent),
+            ts: m.transactTime,
+          });
       }
     } else if (m.message === 'BestBidAskStreamEvent') {
       const cur = bba.get(m.symbol);
@@ -43,8 +54,14 @@ function referenceState(events: readonly SimulatedEvent[]): Map<string, Record<s
     } else if (m.message === 'DepthSnapshotStreamEvent') {
       const cur = depth.get(m.symbol);
       if (!cur || m.bookUpdateId > cur.id) {
-        const fields: Record<string, string> = { depth20_update_id: m.bookUpdateId.toString(), depth20_ts_us: m.eventTime.toString() };
-        for (const [side, levels] of [['bid', m.bids], ['ask', m.asks]] as const) {
+        const fields: Record<string, string> = {
+          depth20_update_id: m.bookUpdateId.toString(),
+          depth20_ts_us: m.eventTime.toString(),
+        };
+        for (const [side, levels] of [
+          ['bid', m.bids],
+          ['ask', m.asks],
+        ] as const) {
           for (let i = 0; i < LEVELS; i++) {
             const level = levels[i];
             fields[`${side}${i + 1}_p`] = level ? formatDecimal(level.priceMantissa, m.priceExponent) : '';
@@ -59,7 +76,9 @@ function referenceState(events: readonly SimulatedEvent[]): Map<string, Record<s
   for (const symbol of SYMBOLS) {
     const t = trade.get(symbol);
     out.set(symbol, {
-      ...(t ? { last_trade_id: t.id.toString(), last_trade_price: t.price, last_trade_ts_us: t.ts.toString() } : {}),
+      ...(t
+        ? { last_trade_id: t.id.toString(), last_trade_price: t.price, last_trade_ts_us: t.ts.toString() }
+        : {}),
       ...bba.get(symbol)?.fields,
       ...depth.get(symbol)?.fields,
     });
@@ -84,13 +103,17 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
           const leases = await readLeases(dynamo, applicationName(pipeline.config, kind)).catch(() => []);
           for (const [shardId, report] of Object.entries(summary.shards[stream] ?? {})) {
             const lease = leases.find((l) => l.shardId === shardId);
-            if (lease?.checkpoint !== report.lastSequenceNumber) missing.push(`${stream}/${shardId}: ${lease?.checkpoint ?? 'no lease'}`);
+            if (lease?.checkpoint !== report.lastSequenceNumber)
+              missing.push(`${stream}/${shardId}: ${lease?.checkpoint ?? 'no lease'}`);
           }
         }
         return missing;
       };
-      await waitUntil(async () => (await pending()).length === 0, timeoutMs, 'checkpoints at the last published record', async () =>
-        (await pending()).join('; '),
+      await waitUntil(
+        async () => (await pending()).length === 0,
+        timeoutMs,
+        'checkpoints at the last published record',
+        async () => (await pending()).join('; '),
       );
     } finally {
       dynamo.destroy();
@@ -104,7 +127,11 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
   }
 
   before(async function () {
-    pipeline = await startPipeline({ shards: { trade: 2, bestbidask: 1, depth: 1 }, symbols: SYMBOLS, label: 'e2e' });
+    pipeline = await startPipeline({
+      shards: { trade: 2, bestbidask: 1, depth: 1 },
+      symbols: SYMBOLS,
+      label: 'e2e',
+    });
     for (const kind of STREAM_KINDS) pipeline.startDaemon(kind);
     const kinesis = createKinesisClient({
       region: pipeline.config.aws.region,
@@ -112,7 +139,11 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     });
     publish = (evs, mode) =>
-      publishEvents(evs, { streams: pipeline.config.aws.kinesis.streams, putRecords: putRecordsWith(kinesis), recordMode: mode });
+      publishEvents(evs, {
+        streams: pipeline.config.aws.kinesis.streams,
+        putRecords: putRecordsWith(kinesis),
+        recordMode: mode,
+      });
     events = [...simulate({ seed: 42, symbols: SYMBOLS, startTimeUs: 1_760_000_000_000_000n }, 6000)];
   });
 
@@ -130,7 +161,9 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
     const actual = await obState();
     for (const symbol of SYMBOLS) expect(actual.get(symbol), symbol).to.deep.equal(expected.get(symbol));
     // Not an assertion: the figure for the closing note (includes daemon start-up and lease taking).
-    process.stderr.write(`      e2e: ${events.length} events in ${summary.records} records, all checkpointed ${elapsed.toFixed(1)} s after publishing began\n`);
+    process.stderr.write(
+      `      e2e: ${events.length} events in ${summary.records} records, all checkpointed ${elapsed.toFixed(1)} s after publishing began\n`,
+    );
   });
 
   it('leaves Redis unchanged when the same replay is delivered again', async function () {
@@ -148,16 +181,20 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
     });
     const stream = pipeline.config.aws.kinesis.streams.trade;
     const poison = await kinesis.send(
-      new PutRecordCommand({ StreamName: stream, PartitionKey: 'BTCUSDT', Data: Buffer.from('definitely not an SBE frame') }),
+      new PutRecordCommand({
+        StreamName: stream,
+        PartitionKey: 'BTCUSDT',
+        Data: Buffer.from('definitely not an SBE frame'),
+      }),
     );
     const more = [...simulate({ seed: 42, symbols: SYMBOLS, startTimeUs: 1_760_000_000_000_000n }, 7000)];
     const summary = await publish(more.slice(events.length), 'single');
     await waitForCheckpoints(summary, 120_000);
     const letters = await pipeline.redis.xrange(`dlq:{${stream}}`, '-', '+');
     expect(letters).to.have.length(1);
-    const fields = Object.fromEntries(
-      letters[0]![1].reduce<string[][]>((pairs, v, i, all) => (i % 2 === 0 ? [...pairs, [v, all[i + 1]!]] : pairs), []),
-    );
+    const flat = letters[0]![1];
+    const fields: Record<string, string> = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
     expect(fields.sequence_number).to.equal(poison.SequenceNumber);
     expect(fields.shard).to.equal(poison.ShardId);
     expect(fields.error_code).to.equal('SCHEMA_MISMATCH');

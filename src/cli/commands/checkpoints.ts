@@ -21,14 +21,18 @@ export function registerCheckpoints(program: Command): void {
           } catch (err) {
             const name = (err as Error).name;
             if (name === 'ResourceNotFoundException') {
-              process.stderr.write(`lease table ${table} does not exist yet (no daemon has run for ${kind})\n`);
+              process.stderr.write(
+                `lease table ${table} does not exist yet (no daemon has run for ${kind})\n`,
+              );
               continue;
             }
             throw err;
           }
           for (const row of rows) {
             if (options.json) {
-              process.stdout.write(`${JSON.stringify({ stream: config.aws.kinesis.streams[kind], table, ...row })}\n`);
+              process.stdout.write(
+                `${JSON.stringify({ stream: config.aws.kinesis.streams[kind], table, ...row })}\n`,
+              );
             } else {
               process.stdout.write(
                 `${config.aws.kinesis.streams[kind].padEnd(22)} ${row.shardId.padEnd(22)} owner=${row.owner ?? '-'} ` +

@@ -3,7 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig, STREAM_KINDS, type StreamKind } from '../../config/config';
-import { defaultProfile, propertiesValues, renderProperties, type PropertiesProfile } from '../../kcl/properties';
+import {
+  defaultProfile,
+  propertiesValues,
+  renderProperties,
+  type PropertiesProfile,
+} from '../../kcl/properties';
 
 // `aggregator kcl properties`: renders the daemon's .properties for one stream from the service config.
 // scripts/kcl-daemon.sh calls it and then execs the Java daemon with the result.
@@ -23,7 +28,10 @@ export function registerKcl(program: Command): void {
     .command('properties')
     .description('render the daemon .properties file of one stream from the config')
     .requiredOption('--stream <kind>', `stream kind: ${STREAM_KINDS.join(', ')}`)
-    .option('--profile <profile>', 'local | production (default: local when an emulator endpoint is configured)')
+    .option(
+      '--profile <profile>',
+      'local | production (default: local when an emulator endpoint is configured)',
+    )
     .option('--worker-id <id>', 'KCL worker id (default: config kcl.worker_id, else hostname)')
     .option('--out <file>', 'write here instead of stdout')
     .action((options: { stream: string; profile?: string; workerId?: string; out?: string }) => {
@@ -34,14 +42,21 @@ export function registerKcl(program: Command): void {
       if (profile !== 'local' && profile !== 'production') {
         throw new Error(`--profile must be local or production, got "${String(options.profile)}"`);
       }
-      const template = fs.readFileSync(path.join(repoRoot, 'properties', `${profile}.properties.template`), 'utf8');
+      const template = fs.readFileSync(
+        path.join(repoRoot, 'properties', `${profile}.properties.template`),
+        'utf8',
+      );
       const workerId = options.workerId ?? config.kcl.workerId ?? `${os.hostname()}-${kind}`;
       const rendered = renderProperties(
         template,
         propertiesValues(
           config,
           kind,
-          { node: process.execPath, cli: path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'), configFile: config.sourceFile },
+          {
+            node: process.execPath,
+            cli: path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'),
+            configFile: config.sourceFile,
+          },
           workerId,
         ),
       );

@@ -17,7 +17,9 @@ import { StateWriter } from '../../state/writer';
 export function registerProcess(program: Command): void {
   program
     .command('process')
-    .description('KCL MultiLang record processor (started by the daemon, one per shard; speaks on stdin/stdout)')
+    .description(
+      'KCL MultiLang record processor (started by the daemon, one per shard; speaks on stdin/stdout)',
+    )
     .requiredOption('--stream <kind>', `stream kind: ${STREAM_KINDS.join(', ')}`)
     .action((options: { stream: string }) => {
       runProcessor(program.opts<{ config?: string }>().config, options.stream);
@@ -44,7 +46,11 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
   });
   const redis = createRedisClient(config.redis, { connectionName: `processor:${kind}:${process.pid}` });
   redis.on('error', (err: Error) => logger.warn('redis connection error', { error: err.message }));
-  const writer = new StateWriter(redis, new Keys({ clusterMode: config.redis.clusterMode }), config.processing.deadLetterMaxLen);
+  const writer = new StateWriter(
+    redis,
+    new Keys({ clusterMode: config.redis.clusterMode }),
+    config.processing.deadLetterMaxLen,
+  );
 
   let exiting = false;
   const exit = (code: number) => {

@@ -10,7 +10,8 @@ const repoRoot = path.resolve(__dirname, '..', '..', '..', '..');
 const defaultStateFile = path.join(repoRoot, '.local', 'stack.json');
 
 function portOf(url: string | undefined, key: string): number {
-  if (url === undefined) throw new Error(`config key ${key} must name the local emulator (e.g. http://127.0.0.1:4568)`);
+  if (url === undefined)
+    throw new Error(`config key ${key} must name the local emulator (e.g. http://127.0.0.1:4568)`);
   const parsed = new URL(url);
   if (parsed.hostname !== '127.0.0.1' && parsed.hostname !== 'localhost') {
     throw new Error(`config key ${key}: the local stack only runs on loopback, got ${url}`);
@@ -24,8 +25,14 @@ export function parseShards(text: string | undefined): Record<StreamKind, number
   if (text === undefined || text.trim() === '') return shards;
   for (const part of text.split(',')) {
     const [kind, count] = part.split(':').map((s) => s.trim());
-    if (!(STREAM_KINDS as readonly string[]).includes(kind ?? '') || !/^\d+$/.test(count ?? '') || Number(count) < 1) {
-      throw new Error(`--shards expects kind:count pairs like trade:2,depth:1 (kinds ${STREAM_KINDS.join(', ')}), got "${part}"`);
+    if (
+      !(STREAM_KINDS as readonly string[]).includes(kind ?? '') ||
+      !/^\d+$/.test(count ?? '') ||
+      Number(count) < 1
+    ) {
+      throw new Error(
+        `--shards expects kind:count pairs like trade:2,depth:1 (kinds ${STREAM_KINDS.join(', ')}), got "${part}"`,
+      );
     }
     shards[kind as StreamKind] = Number(count);
   }
@@ -41,14 +48,20 @@ export function registerStack(program: Command): void {
   stack
     .command('up')
     .description('start the local stack in the background on the ports of the config')
-    .option('--shards <list>', 'shards per stream, e.g. trade:2,bestbidask:1,depth:1', process.env.STACK_SHARDS)
+    .option(
+      '--shards <list>',
+      'shards per stream, e.g. trade:2,bestbidask:1,depth:1',
+      process.env.STACK_SHARDS,
+    )
     .option('--state-file <file>', 'where the running stack is recorded', defaultStateFile)
     .option('--log-dir <dir>', 'emulator logs', path.join(repoRoot, '.local', 'logs'))
     .action(async (options: { shards?: string; stateFile: string; logDir: string }) => {
       const config = loadConfig(program.opts<{ config?: string }>().config, process.env);
       const existing = readStackState(options.stateFile);
       if (existing && existing.services.some((s) => isAlive(s.pid))) {
-        throw new Error(`a local stack is already running (${options.stateFile}); stop it with: aggregator stack down`);
+        throw new Error(
+          `a local stack is already running (${options.stateFile}); stop it with: aggregator stack down`,
+        );
       }
       const started = Date.now();
       const running = await startStack({
@@ -62,7 +75,9 @@ export function registerStack(program: Command): void {
       });
       writeStackState(options.stateFile, running.services);
       for (const service of running.services) {
-        process.stdout.write(`  ${service.name.padEnd(13)} pid ${service.pid}  127.0.0.1:${service.port}  log ${service.logFile}\n`);
+        process.stdout.write(
+          `  ${service.name.padEnd(13)} pid ${service.pid}  127.0.0.1:${service.port}  log ${service.logFile}\n`,
+        );
       }
       process.stdout.write(`local stack up in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     });
@@ -72,7 +87,9 @@ export function registerStack(program: Command): void {
     .option('--state-file <file>', 'where the running stack is recorded', defaultStateFile)
     .action(async (options: { stateFile: string }) => {
       const stopped = await stopStackFromState(options.stateFile);
-      process.stdout.write(stopped.length === 0 ? 'no local stack running\n' : `stopped ${stopped.join(', ')}\n`);
+      process.stdout.write(
+        stopped.length === 0 ? 'no local stack running\n' : `stopped ${stopped.join(', ')}\n`,
+      );
     });
   stack
     .command('status')
@@ -86,7 +103,9 @@ export function registerStack(program: Command): void {
       }
       for (const service of state.services) {
         const status = isAlive(service.pid) ? 'running' : 'gone';
-        process.stdout.write(`  ${service.name.padEnd(13)} ${status.padEnd(8)} pid ${service.pid}  127.0.0.1:${service.port}\n`);
+        process.stdout.write(
+          `  ${service.name.padEnd(13)} ${status.padEnd(8)} pid ${service.pid}  127.0.0.1:${service.port}\n`,
+        );
       }
     });
 }

@@ -34,7 +34,15 @@ export function registerWatch(program: Command): void {
           const lines: string[] = [`--- ${new Date().toISOString()} (+${elapsed} s)`];
           for (const symbol of config.processing.symbols) {
             const [trade, tradeId, bid, ask, spread, bookId] = await redis
-              .hmget(keys.orderBook(symbol), 'last_trade_price', 'last_trade_id', 'best_bid', 'best_ask', 'spread', 'bba_update_id')
+              .hmget(
+                keys.orderBook(symbol),
+                'last_trade_price',
+                'last_trade_id',
+                'best_bid',
+                'best_ask',
+                'spread',
+                'bba_update_id',
+              )
               .catch(() => [] as Array<string | null>);
             if (trade != null || bid != null) firstSeen ??= Date.now();
             lines.push(
@@ -46,9 +54,13 @@ export function registerWatch(program: Command): void {
             const stream = config.aws.kinesis.streams[kind];
             const dead = await redis.hgetall(keys.deadLetterCounts(stream)).catch(() => ({}));
             const leases = await readLeases(dynamo, applicationName(config, kind)).catch(() => []);
-            const shards = leases.map((l) => `${l.shardId.replace('shardId-', '')}@${(l.checkpoint ?? '-').slice(-12)}`).join(' ');
+            const shards = leases
+              .map((l) => `${l.shardId.replace('shardId-', '')}@${(l.checkpoint ?? '-').slice(-12)}`)
+              .join(' ');
             const deadText = Object.keys(dead).length === 0 ? '0' : JSON.stringify(dead);
-            lines.push(`  ${stream.padEnd(22)} checkpoints: ${shards || '(no leases yet)'}  dead letters: ${deadText}`);
+            lines.push(
+              `  ${stream.padEnd(22)} checkpoints: ${shards || '(no leases yet)'}  dead letters: ${deadText}`,
+            );
           }
           if (firstSeen !== undefined) {
             lines.push(`  first state in Redis ${((firstSeen - started) / 1000).toFixed(1)} s after start`);
