@@ -227,7 +227,8 @@ export async function runReplay(plan: ReplayPlan, env: NodeJS.ProcessEnv): Promi
       const what = err.cause instanceof CsvParseError ? 'bad CSV row' : 'publishing failed';
       process.stderr.write(
         `aggregator replay: ${what}: ${err.message}\n` +
-          `aggregator replay: stopped after publishing ${err.summary.events} events in ${err.summary.records} records\n`,
+          `aggregator replay: stopped after reading ${err.summary.events} events; ` +
+          `${err.summary.records} Kinesis records were written\n`,
       );
       return 1;
     }
