@@ -1,0 +1,378 @@
+import { expect } from 'chai';
+import sinon from 'sinon';
+import { ShardProcessor } from '../../../src/kcl/shard-processor';
+import type {
+  BatchWriter,
+  CheckpointFn,
+  InputRecord,
+  ShardProcessorOptions,
+} from '../../../src/kcl/shard-processor';
+import { silentLogger } from '../../../src/logging/logger';
+import { decodeFrames } from '../../../src/sbe/decoder';
+import { encodeFrames } from '../../../src/sbe/encoder';
+import type { BestBidAskStreamEvent, TradesStreamEvent } from '../../../src/sbe/messages';
+import type { SymbolBatch } from '../../../src/state/batch';
+import type { DeadLetter, WriteResult } from '../../../src/state/writer';
+
+const RESULT: WriteResult = {
+  tradesApplied: 1,
+  bestBidAsksApplied: 1,
+  depthSnapshotsApplied: 0,
+  deadLettersAdded: 1,
+};
+const SHARD = 'shardId-000000000007';
+
+function trade(symbol: string, id: bigint, priceMantissa: bigint): TradesStreamEvent {
+  return {
+    message: 'TradesStreamEvent',
+    eventTime: 1_700_000_000_000_100n,
+    transactTime: 1_700_000_000_000_000n,
+    priceExponent: -2,
+    qtyExponent: -5,
+    trades: [{ id, priceMantissa, qtyMantissa: 10n, isBuyerMaker: true, isBestMatch: true }],
+    symbol,
+  };
+}
+
+function bba(symbol: string, bookUpdateId: bigint): BestBidAskStreamEvent {
+  return {
+    message: 'BestBidAskStreamEvent',
+    eventTime: 1_700_000_000_000_200n,
+    bookUpdateId,
+    priceExponent: -2,
+    qtyExponent: -5,
+    bidPriceMantissa: 6_000_000n,
+    bidQtyMantissa: 1n,
+    askPriceMantissa: 6_000_001n,
+    askQtyMantissa: 2n,
+    symbol,
+  };
+}
+
+function record(sequenceNumber: string, data: Buffer, extra: Partial<InputRecord> = {}): InputRecord {
+  return { data: data.toString('base64'), partitionKey: `pk-${sequenceNumber}`, sequenceNumber, ...extra };
+}
+
+/** A promise with its resolve/reject exposed, to control when a fake write finishes. */
+function deferred<T>() {
+  let resolve!: (value: T) => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** Lets pending promise callbacks run. */
+async function flush(): Promise<void> {
+  for (let i = 0; i < 10; i++) await new Promise<void>((r) => setImmediate(r));
+}
+
+interface Harness {
+  processor: ShardProcessor;
+  write: sinon.SinonStub<[Iterable<SymbolBatch>, readonly DeadLetter[]], Promise<WriteResult>>;
+  checkpoint: sinon.SinonStub<[string | null], Promise<string | null>>;
+  sleep: sinon.SinonStub<[number], Promise<void>>;
+  onBatch: sinon.SinonSpy;
+}
+
+function harness(overrides: Partial<ShardProcessorOptions> = {}): Harness {
+  const write = sinon
+    .stub<[Iterable<SymbolBatch>, readonly DeadLetter[]], Promise<WriteResult>>()
+    .resolves(RESULT);
+  const writer: BatchWriter = { write };
+  const checkpoint = sinon.stub<[string | null], Promise<string | null>>().resolves(null);
+  const sleep = sinon.stub<[number], Promise<void>>().resolves();
+  const onBatch = sinon.spy();
+  const processor = new ShardProcessor({
+    stream: 'market-sbe-trade',
+    orderBookLevels: 5,
+    decode: decodeFrames,
+    writer,
+    writeWithRetry: (w) => w(),
+    logger: silentLogger(),
+    sleep,
+    onBatch,
+    ...overrides,
+  });
+  processor.initialize(SHARD, 'TRIM_HORIZON');
+  return { processor, write, checkpoint, sleep, onBatch };
+}
+
+const checkpointFn = (h: Harness): CheckpointFn => h.checkpoint;
+
+describe('kcl/ShardProcessor', () => {
+  describe('poison records', () => {
+    it('become dead letters with code, sequence and subsequence; the good records of the batch are still written', async () => {
+      const h = harness();
+      const good1 = encodeFrames([
+        trade('BTCUSDT', 10n, 6_000_000n),
+        trade('BTCUSDT', 12n, 6_000_200n),
+        bba('ETHUSDT', 5n),
+      ]);
+      const garbage = Buffer.from('not an sbe frame at all');
+      const truncated = good1.subarray(0, 5);
+      const good2 = encodeFrames([trade('BTCUSDT', 11n, 6_000_100n)]);
+      const records = [
+        record('100', good1),
+        record('101', garbage, { subSequenceNumber: 3, approximateArrivalTimestamp: 1_700_000_000_123 }),
+        record('102', truncated),
+        record('103', good2),
+      ];
+      const report = await h.processor.processRecords(records, 250, checkpointFn(h));
+
+      expect(h.write.callCount).to.equal(1);
+      const [batchesArg, letters] = h.write.firstCall.args;
+      const batches = [...batchesArg];
+      expect(batches.map((b) => b.symbol)).to.deep.equal(['BTCUSDT', 'ETHUSDT']);
+      expect(batches[0]!.trade).to.deep.equal({ id: 12n, price: '60002.00', timeUs: 1_700_000_000_000_000n });
+      expect(batches[0]!.counts.TradesStreamEvent).to.equal(3);
+      expect(batches[1]!.bestBidAsk?.bookUpdateId).to.equal(5n);
+
+      expect(letters).to.have.length(2);
+      const first = letters[0]!;
+      expect(first).to.deep.include({
+        stream: 'market-sbe-trade',
+        shardId: SHARD,
+        sequenceNumber: '101',
+        subSequenceNumber: 3,
+        partitionKey: 'pk-101',
+        errorCode: 'SCHEMA_MISMATCH',
+        dataBase64: garbage.toString('base64'),
+        approximateArrivalTimestamp: 1_700_000_000_123,
+      });
+      expect(first.error).to.match(/schema/);
+      expect(letters[1]).to.deep.include({
+        sequenceNumber: '102',
+        subSequenceNumber: 0,
+        errorCode: 'TRUNCATED',
+        approximateArrivalTimestamp: undefined,
+      });
+
+      expect(report).to.deep.include({
+        shardId: SHARD,
+        records: 4,
+        frames: 4,
+        deadLetters: 2,
+        millisBehindLatest: 250,
+        result: RESULT,
+        checkpointed: '103',
+      });
+      expect(h.onBatch.calledOnceWithExactly(report)).to.equal(true);
+      expect(h.checkpoint.args).to.deep.equal([['103']]);
+    });
+
+    it('an unexpected (non-SBE) decoder error is dead-lettered as UNEXPECTED', async () => {
+      const h = harness({
+        decode: () => {
+          throw new TypeError('boom');
+        },
+      });
+      await h.processor.processRecords([record('7', Buffer.from([1]))], undefined, checkpointFn(h));
+      const letters = h.write.firstCall.args[1];
+      expect(letters.map((l) => [l.sequenceNumber, l.errorCode, l.error])).to.deep.equal([
+        ['7', 'UNEXPECTED', 'boom'],
+      ]);
+      expect([...h.write.firstCall.args[0]]).to.deep.equal([]);
+    });
+
+    it('a batch of only poison records still writes its dead letters and checkpoints', async () => {
+      const h = harness();
+      await h.processor.processRecords(
+        [record('1', Buffer.alloc(0)), record('2', Buffer.from([0xff]))],
+        0,
+        checkpointFn(h),
+      );
+      expect(h.write.firstCall.args[1].map((l) => l.errorCode)).to.deep.equal(['EMPTY', 'TRUNCATED']);
+      expect(h.checkpoint.args).to.deep.equal([['2']]);
+    });
+  });
+
+  describe('checkpointing', () => {
+    it('happens only after the write resolved, and names the last record of the batch', async () => {
+      const h = harness();
+      const pending = deferred<WriteResult>();
+      h.write.returns(pending.promise);
+      const records = [
+        record(
+          '49590338271490256608559692538361571095921575989136588898',
+          encodeFrames([trade('BTCUSDT', 1n, 1n)]),
+        ),
+        record(
+          '49590338271490256608559692538361571095921575989136588899',
+          encodeFrames([trade('BTCUSDT', 2n, 1n)]),
+        ),
+      ];
+      const done = h.processor.processRecords(records, 0, checkpointFn(h));
+      await flush();
+      expect(h.write.callCount).to.equal(1);
+      expect(h.checkpoint.called, 'no checkpoint while Redis has not acknowledged').to.equal(false);
+      pending.resolve(RESULT);
+      const report = await done;
+      expect(h.checkpoint.args).to.deep.equal([['49590338271490256608559692538361571095921575989136588899']]);
+      expect(h.checkpoint.calledAfter(h.write)).to.equal(true);
+      expect(report.checkpointed).to.equal('49590338271490256608559692538361571095921575989136588899');
+    });
+
+    it('the write goes through writeWithRetry, and its result is what gets checkpointed after', async () => {
+      const attempts: string[] = [];
+      const h = harness({
+        writeWithRetry: async (w) => {
+          attempts.push('try');
+          try {
+            return await w();
+          } catch {
+            attempts.push('retry');
+            return w();
+          }
+        },
+      });
+      h.write.onFirstCall().rejects(new Error('Connection is closed.'));
+      h.write.onSecondCall().resolves(RESULT);
+      const report = await h.processor.processRecords(
+        [record('5', encodeFrames([bba('BTCUSDT', 1n)]))],
+        0,
+        checkpointFn(h),
+      );
+      expect(attempts).to.deep.equal(['try', 'retry']);
+      expect(h.write.callCount).to.equal(2);
+      expect(report.checkpointed).to.equal('5');
+      expect(h.checkpoint.calledOnceWithExactly('5')).to.equal(true);
+    });
+
+    it('a write that rejects: no checkpoint, the promise rejects with that error, no report', async () => {
+      const h = harness();
+      const failure = new Error('Redis update failed after 6 attempt(s): Connection is closed.');
+      h.write.rejects(failure);
+      let caught: unknown;
+      try {
+        await h.processor.processRecords(
+          [record('9', encodeFrames([trade('BTCUSDT', 1n, 1n)]))],
+          0,
+          checkpointFn(h),
+        );
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).to.equal(failure);
+      expect(h.checkpoint.called).to.equal(false);
+      expect(h.onBatch.called).to.equal(false);
+    });
+
+    it('an empty batch writes nothing of substance and does not checkpoint', async () => {
+      const h = harness();
+      const report = await h.processor.processRecords([], 0, checkpointFn(h));
+      expect(h.checkpoint.called).to.equal(false);
+      expect(report.checkpointed).to.equal(undefined);
+      expect([...h.write.firstCall.args[0]]).to.deep.equal([]);
+      expect(h.write.firstCall.args[1]).to.deep.equal([]);
+    });
+
+    it('ShutdownException: no retry, and later batches are written but not checkpointed', async () => {
+      const h = harness();
+      h.checkpoint.resolves('ShutdownException');
+      const first = await h.processor.processRecords(
+        [record('1', encodeFrames([trade('BTCUSDT', 1n, 1n)]))],
+        0,
+        checkpointFn(h),
+      );
+      expect(h.checkpoint.args).to.deep.equal([['1']]);
+      expect(first.checkpointed).to.equal(undefined);
+      expect(h.sleep.called).to.equal(false);
+
+      h.checkpoint.resetHistory();
+      h.checkpoint.resolves(null);
+      const second = await h.processor.processRecords(
+        [record('2', encodeFrames([trade('BTCUSDT', 2n, 1n)]))],
+        0,
+        checkpointFn(h),
+      );
+      expect(h.write.callCount).to.equal(2);
+      expect(h.checkpoint.called).to.equal(false);
+      expect(second.checkpointed).to.equal(undefined);
+    });
+
+    it('ThrottlingException is retried with backoff, then succeeds', async () => {
+      const h = harness();
+      h.checkpoint.onCall(0).resolves('ThrottlingException');
+      h.checkpoint.onCall(1).resolves('InvalidStateException');
+      h.checkpoint.onCall(2).resolves(null);
+      const report = await h.processor.processRecords(
+        [record('77', encodeFrames([trade('BTCUSDT', 1n, 1n)]))],
+        0,
+        checkpointFn(h),
+      );
+      expect(h.checkpoint.args).to.deep.equal([['77'], ['77'], ['77']]);
+      expect(h.sleep.args).to.deep.equal([[100], [200]]);
+      expect(report.checkpointed).to.equal('77');
+    });
+
+    it('gives up after checkpointRetries, and the next batch checkpoints again', async () => {
+      const h = harness({ checkpointRetries: 2 });
+      h.checkpoint.resolves('ThrottlingException');
+      const first = await h.processor.processRecords(
+        [record('1', encodeFrames([trade('BTCUSDT', 1n, 1n)]))],
+        0,
+        checkpointFn(h),
+      );
+      expect(h.checkpoint.callCount).to.equal(3);
+      expect(h.sleep.args).to.deep.equal([[100], [200]]);
+      expect(first.checkpointed).to.equal(undefined);
+
+      h.checkpoint.resetHistory();
+      h.checkpoint.resolves(null);
+      const second = await h.processor.processRecords(
+        [record('2', encodeFrames([trade('BTCUSDT', 2n, 1n)]))],
+        0,
+        checkpointFn(h),
+      );
+      expect(h.checkpoint.args).to.deep.equal([['2']]);
+      expect(second.checkpointed).to.equal('2');
+    });
+
+    it('an unknown checkpoint error is not retried', async () => {
+      const h = harness();
+      h.checkpoint.resolves('KinesisClientLibIOException');
+      const report = await h.processor.processRecords(
+        [record('3', encodeFrames([trade('BTCUSDT', 1n, 1n)]))],
+        0,
+        checkpointFn(h),
+      );
+      expect(h.checkpoint.callCount).to.equal(1);
+      expect(h.sleep.called).to.equal(false);
+      expect(report.checkpointed).to.equal(undefined);
+    });
+
+    it('after leaseLost no batch checkpoints', async () => {
+      const h = harness();
+      h.processor.onLeaseLost();
+      const report = await h.processor.processRecords(
+        [record('4', encodeFrames([trade('BTCUSDT', 1n, 1n)]))],
+        0,
+        checkpointFn(h),
+      );
+      expect(h.write.callCount).to.equal(1);
+      expect(h.checkpoint.called).to.equal(false);
+      expect(report.checkpointed).to.equal(undefined);
+    });
+  });
+
+  describe('shardEnded', () => {
+    it('checkpoints null (SHARD_END)', async () => {
+      const h = harness();
+      await h.processor.shardEnded(checkpointFn(h));
+      expect(h.checkpoint.args).to.deep.equal([[null]]);
+      expect(h.write.called).to.equal(false);
+    });
+
+    it('retries a throttled SHARD_END checkpoint', async () => {
+      const h = harness();
+      h.checkpoint.onCall(0).resolves('ThrottlingException');
+      h.checkpoint.onCall(1).resolves(null);
+      await h.processor.shardEnded(checkpointFn(h));
+      expect(h.checkpoint.args).to.deep.equal([[null], [null]]);
+      expect(h.sleep.args).to.deep.equal([[100]]);
+    });
+  });
+});
