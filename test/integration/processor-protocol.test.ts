@@ -1,0 +1,424 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import Redis from 'ioredis';
+import { findFreePort } from '../../src/localstack/ports';
+import { startRedisServer } from '../../src/localstack/redis-server';
+import { simulate } from '../../src/replay/simulator';
+import { encodeFrames } from '../../src/sbe/encoder';
+import type { SbeMessage } from '../../src/sbe/messages';
+import { reduceBatch } from '../../src/state/batch';
+import type { SymbolBatch } from '../../src/state/batch';
+import { repoRoot } from '../helpers/paths';
+
+// The real record-processor child (`node dist/src/cli/main.js --config <yaml> process --stream trade`) driven over
+// stdin/stdout exactly as the KCL MultiLangDaemon drives it (see ../shared/docs/kcl-multilang.md), against a real
+// redis-server started here.
+
+const CLI = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+const SHARD = 'shardId-000000000000';
+const STREAM = 'market-sbe-trade';
+const SYMBOLS = ['BTCUSDT', 'ETHUSDT'];
+const LEVELS = 10;
+
+type Json = Record<string, unknown>;
+
+/** The only shapes a child may write: the daemon skips a line with an extra field and deadlocks. */
+function isProtocolLine(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const v = value as Json;
+  const keys = Object.keys(v).sort().join(',');
+  if (v.action === 'status') return keys === 'action,responseFor' && typeof v.responseFor === 'string';
+  if (v.action === 'checkpoint') {
+    const seqOk = v.sequenceNumber === null || typeof v.sequenceNumber === 'string';
+    return (
+      seqOk &&
+      (keys === 'action,sequenceNumber' ||
+        (keys === 'action,sequenceNumber,subSequenceNumber' && typeof v.subSequenceNumber === 'number'))
+    );
+  }
+  return false;
+}
+
+/** Plays the daemon's side of the MultiLang protocol with one child process. */
+class DaemonSide {
+  readonly child: ChildProcessWithoutNullStreams;
+  /** Every stdout line, blank ones included, as written. */
+  readonly rawLines: string[] = [];
+  stderr = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private partial = '';
+  private readonly messages: unknown[] = [];
+  private waiter: (() => void) | undefined;
+
+  constructor(configFile: string, cwd: string) {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    for (const name of ['CONFIG_FILE', 'REDIS_HOST', 'REDIS_PORT', 'AWS_REGION']) delete env[name];
+    this.child = spawn(process.execPath, [CLI, '--config', configFile, 'process', '--stream', 'trade'], {
+      cwd,
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.exited = new Promise((resolve) =>
+      this.child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    this.child.stdout.setEncoding('utf8');
+    this.child.stdout.on('data', (chunk: string) => this.onStdout(chunk));
+    this.child.stderr.setEncoding('utf8');
+    this.child.stderr.on('data', (chunk: string) => {
+      this.stderr += chunk;
+    });
+    // Writing to a child that already exited must not crash the test run.
+    this.child.stdin.on('error', () => undefined);
+  }
+
+  private onStdout(chunk: string): void {
+    const lines = (this.partial + chunk).split('\n');
+    this.partial = lines.pop() ?? '';
+    for (const line of lines) {
+      this.rawLines.push(line);
+      // aws-kcl writes "\n<json>\n": blank lines carry nothing.
+      if (line.trim() === '') continue;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        parsed = { notJson: line };
+      }
+      this.messages.push(parsed);
+    }
+    this.waiter?.();
+  }
+
+  send(message: Json): void {
+    this.child.stdin.write(`${JSON.stringify(message)}\n`);
+  }
+
+  /** The next non-blank stdout line, parsed. */
+  async next(timeoutMs = 10000): Promise<unknown> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.messages.length === 0) {
+      const left = deadline - Date.now();
+      if (left <= 0 || this.child.exitCode !== null || this.child.signalCode !== null) {
+        throw new Error(
+          `no protocol line from the child within ${timeoutMs} ms (exit ${this.child.exitCode}); stderr:\n${this.stderr}`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 50));
+        this.waiter = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.waiter = undefined;
+    }
+    return this.messages.shift();
+  }
+
+  /** Resolves with the exit, or rejects if the child is still running after timeoutMs. */
+  async exit(timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`child still running after ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Every line written to stdout was blank or a protocol JSON object, and no partial line is left. */
+  expectOnlyProtocolOnStdout(): void {
+    expect(this.partial, 'unterminated stdout line').to.equal('');
+    for (const line of this.rawLines) {
+      if (line.trim() === '') continue;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        parsed = undefined;
+      }
+      expect(isProtocolLine(parsed), `not a protocol line on stdout: ${line}`).to.equal(true);
+    }
+  }
+
+  kill(): void {
+    if (this.running) this.child.kill('SIGKILL');
+  }
+}
+
+function kinesisRecord(sequenceNumber: string, data: Buffer, partitionKey: string): Json {
+  return {
+    data: data.toString('base64'),
+    partitionKey,
+    sequenceNumber,
+    approximateArrivalTimestamp: 1_700_000_000_000,
+    subSequenceNumber: 0,
+    action: 'record',
+  };
+}
+
+function expectedFields(batch: SymbolBatch): Record<string, string> {
+  const fields: Record<string, string> = {};
+  if (batch.trade) {
+    fields.last_trade_id = batch.trade.id.toString();
+    fields.last_trade_price = batch.trade.price;
+    fields.last_trade_ts_us = batch.trade.timeUs.toString();
+  }
+  if (batch.bestBidAsk) {
+    const b = batch.bestBidAsk;
+    Object.assign(fields, {
+      bba_update_id: b.bookUpdateId.toString(),
+      best_bid: b.bid,
+      best_bid_qty: b.bidQty,
+      best_ask: b.ask,
+      best_ask_qty: b.askQty,
+      spread: b.spread,
+      ts_us: b.eventTimeUs.toString(),
+    });
+  }
+  if (batch.depth) {
+    fields.depth20_update_id = batch.depth.bookUpdateId.toString();
+    fields.depth20_ts_us = batch.depth.eventTimeUs.toString();
+    for (const [field, value] of batch.depth.levels) fields[field] = value;
+  }
+  return fields;
+}
+
+describe('record processor child over the MultiLang protocol', function () {
+  this.timeout(30000);
+
+  let tmpDir: string;
+  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let redisPort: number;
+  let redis: Redis;
+  const children: DaemonSide[] = [];
+
+  function writeConfig(name: string, port: number, batchDeadlineMs: number): string {
+    const file = path.join(tmpDir, name);
+    fs.writeFileSync(
+      file,
+      [
+        'redis:',
+        '  host: "127.0.0.1"',
+        `  port: ${port}`,
+        '  cluster_mode: false',
+        'processing:',
+        `  symbols: [${SYMBOLS.join(', ')}]`,
+        `  order_book_levels: ${LEVELS}`,
+        `  batch_deadline_ms: ${batchDeadlineMs}`,
+        '  redis_retries: 5',
+        'logging:',
+        '  level: "debug"',
+        `  file: "${name}.log"`,
+        '',
+      ].join('\n'),
+    );
+    return file;
+  }
+
+  function startChild(configFile: string): DaemonSide {
+    const child = new DaemonSide(configFile, tmpDir);
+    children.push(child);
+    return child;
+  }
+
+  before(async () => {
+    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'processor-protocol-'));
+    redisPort = await findFreePort();
+    server = await startRedisServer({ port: redisPort, logFile: path.join(tmpDir, 'redis.log') });
+    redis = new Redis({ host: '127.0.0.1', port: redisPort, lazyConnect: false });
+  });
+
+  afterEach(() => {
+    for (const child of children.splice(0)) child.kill();
+  });
+
+  after(async () => {
+    redis?.disconnect();
+    await server?.stop();
+    fs.rmSync(tmpDir, { recursive: true, force: true });
+  });
+
+  it('initialize, processRecords (frames + a poison record), redelivery, shardEnded, EOF: the full exchange', async () => {
+    await redis.flushdb();
+    const configFile = writeConfig('happy.yaml', redisPort, 5000);
+    const daemon = startChild(configFile);
+
+    daemon.send({
+      action: 'initialize',
+      shardId: SHARD,
+      sequenceNumber: 'TRIM_HORIZON',
+      subSequenceNumber: 0,
+    });
+    expect(await daemon.next()).to.deep.equal({ action: 'status', responseFor: 'initialize' });
+
+    // SIGTERM (as sent to the daemon's process group) must not kill the child: it ends only on stdin EOF.
+    daemon.child.kill('SIGTERM');
+    daemon.child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(daemon.running, 'the child survived SIGTERM and SIGINT').to.equal(true);
+
+    // Several SBE frames concatenated per record, two symbols, and a garbage record in the middle.
+    const events: SbeMessage[] = [
+      ...simulate({ seed: 3, symbols: SYMBOLS, startTimeUs: 1_700_000_000_000_000n }, 300),
+    ].map((e) => e.message);
+    const seq = [
+      '49650000000000000000000000000000000000000000000000000001',
+      '49650000000000000000000000000000000000000000000000000002',
+      '49650000000000000000000000000000000000000000000000000003',
+    ];
+    const garbage = Buffer.from('not an sbe frame at all');
+    const records = [
+      kinesisRecord(seq[0]!, encodeFrames(events.slice(0, 140)), 'BTCUSDT'),
+      kinesisRecord(seq[1]!, garbage, 'ETHUSDT'),
+      kinesisRecord(seq[2]!, encodeFrames(events.slice(140)), 'BTCUSDT'),
+    ];
+    const processRecords = { action: 'processRecords', records, millisBehindLatest: 0 };
+    daemon.send(processRecords);
+
+    expect(await daemon.next()).to.deep.equal({ action: 'checkpoint', sequenceNumber: seq[2] });
+    // The checkpoint comes only after Redis acknowledged: the state is already there.
+    const reduced = reduceBatch(events, LEVELS);
+    for (const symbol of SYMBOLS) {
+      expect(await redis.hgetall(`ob:${symbol}`), symbol).to.deep.equal(expectedFields(reduced.get(symbol)!));
+    }
+    daemon.send({ action: 'checkpoint', sequenceNumber: seq[2], subSequenceNumber: 0, error: null });
+    expect(await daemon.next()).to.deep.equal({ action: 'status', responseFor: 'processRecords' });
+
+    // The poison record is in the dead-letter stream with its sequence number and error code.
+    const letters = await redis.xrange(`dlq:{${STREAM}}`, '-', '+');
+    expect(letters).to.have.length(1);
+    const fields = letters[0]![1];
+    const entry: Record<string, string> = {};
+    for (let i = 0; i + 1 < fields.length; i += 2) entry[fields[i]!] = fields[i + 1]!;
+    expect(entry).to.deep.include({
+      error_code: 'SCHEMA_MISMATCH',
+      shard: SHARD,
+      sequence_number: seq[1],
+      sub_sequence_number: '0',
+      partition_key: 'ETHUSDT',
+      data_base64: garbage.toString('base64'),
+      arrival_ms: '1700000000000',
+    });
+    expect(entry.error).to.match(/schema/);
+    expect(await redis.hgetall(`dlq:{${STREAM}}:counts`)).to.deep.equal({ SCHEMA_MISMATCH: '1' });
+    const stateAfterFirst = await Promise.all(SYMBOLS.map((s) => redis.hgetall(`ob:${s}`)));
+
+    // Redelivery of the same batch (e.g. after a restart); the first checkpoint is throttled and retried.
+    daemon.send(processRecords);
+    expect(await daemon.next()).to.deep.equal({ action: 'checkpoint', sequenceNumber: seq[2] });
+    daemon.send({
+      action: 'checkpoint',
+      sequenceNumber: seq[2],
+      subSequenceNumber: 0,
+      error: 'ThrottlingException',
+    });
+    expect(await daemon.next()).to.deep.equal({ action: 'checkpoint', sequenceNumber: seq[2] });
+    daemon.send({ action: 'checkpoint', sequenceNumber: seq[2], subSequenceNumber: 0, error: null });
+    expect(await daemon.next()).to.deep.equal({ action: 'status', responseFor: 'processRecords' });
+    expect(await Promise.all(SYMBOLS.map((s) => redis.hgetall(`ob:${s}`)))).to.deep.equal(stateAfterFirst);
+    expect(await redis.xlen(`dlq:{${STREAM}}`)).to.equal(1);
+    expect(await redis.hgetall(`dlq:{${STREAM}}:counts`)).to.deep.equal({ SCHEMA_MISMATCH: '1' });
+
+    // Shard end: the child must checkpoint SHARD_END (null) before its status.
+    daemon.send({ action: 'shardEnded' });
+    expect(await daemon.next()).to.deep.equal({ action: 'checkpoint', sequenceNumber: null });
+    daemon.send({ action: 'checkpoint', sequenceNumber: null, subSequenceNumber: 0, error: null });
+    expect(await daemon.next()).to.deep.equal({ action: 'status', responseFor: 'shardEnded' });
+
+    // The daemon closes stdin: the child exits 0 promptly.
+    daemon.child.stdin.end();
+    const started = Date.now();
+    expect(await daemon.exit(5000)).to.deep.equal({ code: 0, signal: null });
+    expect(Date.now() - started).to.be.lessThan(5000);
+
+    daemon.expectOnlyProtocolOnStdout();
+    // The whole transcript, in order: nothing more was written.
+    expect(daemon.rawLines.filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as unknown)).to.deep.equal(
+      [
+        { action: 'status', responseFor: 'initialize' },
+        { action: 'checkpoint', sequenceNumber: seq[2] },
+        { action: 'status', responseFor: 'processRecords' },
+        { action: 'checkpoint', sequenceNumber: seq[2] },
+        { action: 'checkpoint', sequenceNumber: seq[2] },
+        { action: 'status', responseFor: 'processRecords' },
+        { action: 'checkpoint', sequenceNumber: null },
+        { action: 'status', responseFor: 'shardEnded' },
+      ],
+    );
+    expect(daemon.stderr, 'logs go to the configured file, not stderr').to.equal('');
+    const log = fs.readFileSync(path.join(tmpDir, 'happy.yaml.log'), 'utf8');
+    expect(log).to.contain('poison record dead-lettered');
+    expect(log).to.contain('stdin closed; exiting');
+  });
+
+  it('leaseLost: status without a checkpoint, then exit 0 on stdin EOF', async () => {
+    const daemon = startChild(writeConfig('lease.yaml', redisPort, 5000));
+    daemon.send({
+      action: 'initialize',
+      shardId: 'shardId-000000000001',
+      sequenceNumber: 'LATEST',
+      subSequenceNumber: 0,
+    });
+    expect(await daemon.next()).to.deep.equal({ action: 'status', responseFor: 'initialize' });
+    daemon.send({ action: 'leaseLost' });
+    expect(await daemon.next()).to.deep.equal({ action: 'status', responseFor: 'leaseLost' });
+    daemon.child.stdin.end();
+    expect(await daemon.exit(5000)).to.deep.equal({ code: 0, signal: null });
+    daemon.expectOnlyProtocolOnStdout();
+    expect(daemon.rawLines.filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as unknown)).to.deep.equal(
+      [
+        { action: 'status', responseFor: 'initialize' },
+        { action: 'status', responseFor: 'leaseLost' },
+      ],
+    );
+  });
+
+  it('Redis unreachable: the batch is never checkpointed nor acknowledged and the child exits non-zero', async () => {
+    const closedPort = await findFreePort();
+    const configFile = writeConfig('unreachable.yaml', closedPort, 300);
+    const daemon = startChild(configFile);
+    daemon.send({
+      action: 'initialize',
+      shardId: SHARD,
+      sequenceNumber: 'TRIM_HORIZON',
+      subSequenceNumber: 0,
+    });
+    expect(await daemon.next()).to.deep.equal({ action: 'status', responseFor: 'initialize' });
+
+    const events = [
+      ...simulate({ seed: 5, symbols: ['BTCUSDT'], startTimeUs: 1_700_000_000_000_000n }, 20),
+    ].map((e) => e.message);
+    daemon.send({
+      action: 'processRecords',
+      records: [
+        kinesisRecord(
+          '49650000000000000000000000000000000000000000000000000009',
+          encodeFrames(events),
+          'BTCUSDT',
+        ),
+      ],
+      millisBehindLatest: 0,
+    });
+    expect(await daemon.exit(15000)).to.deep.equal({ code: 1, signal: null });
+
+    daemon.expectOnlyProtocolOnStdout();
+    const lines = daemon.rawLines.filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as unknown);
+    expect(
+      lines,
+      'nothing after the initialize status: no checkpoint, no processRecords status',
+    ).to.deep.equal([{ action: 'status', responseFor: 'initialize' }]);
+    const log = fs.readFileSync(path.join(tmpDir, 'unreachable.yaml.log'), 'utf8');
+    expect(log).to.contain('processRecords failed; exiting without acknowledging it');
+  });
+});
