@@ -35,7 +35,6 @@ export interface KclConfig {
   readonly shutdownGraceMillis: number;
   readonly timeoutInSeconds: number;
   readonly metricsLevel: 'NONE' | 'SUMMARY' | 'DETAILED';
-  readonly credentialsProvider: string;
 }
 
 export interface RedisConfig {
@@ -136,7 +135,6 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
     shutdownGraceMillis: kclSection.integer('shutdown_grace_millis', 30000, 0, 600000),
     timeoutInSeconds: kclSection.integer('timeout_in_seconds', 120, 1, 3600),
     metricsLevel: kclSection.oneOf('metrics_level', ['NONE', 'SUMMARY', 'DETAILED'] as const, 'NONE'),
-    credentialsProvider: kclSection.string('credentials_provider', 'DefaultCredentialsProvider'),
   };
   kclSection.done();
 

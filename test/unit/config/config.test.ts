@@ -81,7 +81,6 @@ describe('config', () => {
           shutdownGraceMillis: 30000,
           timeoutInSeconds: 120,
           metricsLevel: 'NONE',
-          credentialsProvider: 'DefaultCredentialsProvider',
         },
         redis: {
           host: '127.0.0.1',
