@@ -84,6 +84,7 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
         frames: report.frames,
         deadLetters: report.deadLetters,
         writeMs: report.writeMs,
+        handleMs: report.handleMs,
         checkpoint: report.checkpointed,
       }),
   });
