@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import {
   CreateStreamCommand,
@@ -55,14 +56,33 @@ export class KinesisMockError extends Error {
 /** The emulator ignores credentials, but the SDK refuses to sign without some. */
 const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
 
-/** A client for an emulator: HTTP/1.1 (kinesis-mock's plain port rejects the SDK's default HTTP/2 handler). */
-export function emulatorClient(endpoint: string, region: string): KinesisClient {
+/**
+ * A client for an emulator: HTTP/1.1 (kinesis-mock's plain port rejects the SDK's default HTTP/2 handler), and a
+ * request timeout that really fails the call (by default the SDK only logs a warning and keeps waiting).
+ */
+export function emulatorClient(endpoint: string, region: string, requestTimeoutMs = 30000): KinesisClient {
   return new KinesisClient({
     endpoint,
     region,
     credentials: LOCAL_CREDENTIALS,
-    requestHandler: new NodeHttpHandler({ connectionTimeout: 2000, requestTimeout: 30000 }),
+    requestHandler: new NodeHttpHandler({
+      connectionTimeout: 2000,
+      requestTimeout: requestTimeoutMs,
+      throwOnRequestTimeout: true,
+    }),
     maxAttempts: 1,
+  });
+}
+
+/** True when something accepts TCP connections on 127.0.0.1:port. */
+function portAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
   });
 }
 
@@ -70,9 +90,14 @@ export function kinesisMockPackageDir(): string {
   return path.dirname(require.resolve('kinesis-local/package.json'));
 }
 
+const START_MARKER = '--- kinesis-mock start';
+
+/** The last lines the emulator wrote since our start marker (the log is appended to across runs). */
 function tail(file: string, lines: number): string {
   try {
-    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    const text = fs.readFileSync(file, 'utf8');
+    const ours = text.slice(Math.max(0, text.lastIndexOf(START_MARKER)));
+    return ours.trimEnd().split('\n').slice(1).slice(-lines).join('\n');
   } catch {
     return '';
   }
@@ -96,10 +121,18 @@ function validateStreams(streams: Readonly<Record<string, number>>): void {
 export async function startKinesisMock(opts: KinesisMockOptions): Promise<KinesisMockHandle> {
   validateStreams(opts.streams);
   const region = opts.region ?? 'us-east-1';
+  // Otherwise the readiness check could talk to someone else's emulator and report success.
+  if (await portAnswers(opts.plainPort)) {
+    throw new KinesisMockError(
+      `port ${opts.plainPort} is already in use: cannot start kinesis-mock there`,
+      undefined,
+    );
+  }
   const tlsPort = opts.tlsPort ?? (await findFreePort());
   const pkgDir = kinesisMockPackageDir();
   fs.mkdirSync(path.dirname(opts.logFile), { recursive: true });
   const logFd = fs.openSync(opts.logFile, 'a');
+  fs.writeSync(logFd, `${START_MARKER} plain port ${opts.plainPort}, tls port ${tlsPort} ---\n`);
   const detached = opts.detached ?? false;
   const child = spawn(process.execPath, [path.join(pkgDir, 'main.js')], {
     cwd: pkgDir,
@@ -176,7 +209,8 @@ async function waitUntilReady(
   timeoutMs: number,
   deadReason: () => string | undefined,
 ): Promise<void> {
-  const client = emulatorClient(endpoint, region);
+  // Short requests: a start-up that hangs must not outlive the deadline.
+  const client = emulatorClient(endpoint, region, 2000);
   const deadline = Date.now() + timeoutMs;
   try {
     let lastError = 'no answer';

@@ -133,7 +133,12 @@ export function createKinesisClient(target: KinesisTarget): KinesisClient {
     region: target.region,
     ...(target.endpoint === undefined ? {} : { endpoint: target.endpoint }),
     ...(target.credentials === undefined ? {} : { credentials: target.credentials }),
-    requestHandler: new NodeHttpHandler({ connectionTimeout: 5000, requestTimeout: 60000 }),
+    // A timeout must fail the call (the SDK default only logs a warning and waits forever).
+    requestHandler: new NodeHttpHandler({
+      connectionTimeout: 5000,
+      requestTimeout: 60000,
+      throwOnRequestTimeout: true,
+    }),
     maxAttempts: 5,
   });
 }

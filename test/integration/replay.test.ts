@@ -1,9 +1,10 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { expect } from 'chai';
 import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from '@aws-sdk/client-kinesis';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
-import { createStreams, startKinesisMock } from '../../src/localstack/kinesis-mock';
+import { KinesisMockError, createStreams, startKinesisMock } from '../../src/localstack/kinesis-mock';
 import type { KinesisMockHandle } from '../../src/localstack/kinesis-mock';
 import { findFreePort } from '../../src/localstack/ports';
 import { deaggregate } from '../../src/replay/kpl';
@@ -158,6 +159,8 @@ describe('replay into kinesis-mock (integration)', function () {
           }
         }
         expect(total).to.equal(summary.eventsPerStream[stream]);
+        // The symbols' key hashes spread over both depth shards (MD5: ETHUSDT -> 0, BTCUSDT and SOLUSDT -> 1).
+        for (const shard of shards) expect(shard.messages.length, shard.shardId).to.be.greaterThan(0);
         expect([...seen].sort()).to.deep.equal([...published.keys()].sort());
         if (mode === 'single') {
           expect(shards.reduce((n, s) => n + s.records, 0)).to.equal(summary.eventsPerStream[stream]);
@@ -165,6 +168,39 @@ describe('replay into kinesis-mock (integration)', function () {
       }
     });
   }
+
+  it('fails fast and names the log when a port is taken', async function () {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const taken = (blocker.address() as net.AddressInfo).port;
+    const failure = async (plainPort: number, tlsPort: number): Promise<KinesisMockError> => {
+      try {
+        const h = await startKinesisMock({
+          plainPort,
+          tlsPort,
+          streams: { x: 1 },
+          logFile,
+          startTimeoutMs: 20000,
+        });
+        await h.stop();
+      } catch (err) {
+        expect(err).to.be.instanceOf(KinesisMockError);
+        return err as KinesisMockError;
+      }
+      throw new Error('kinesis-mock started on a taken port');
+    };
+    try {
+      const plain = await failure(taken, await findFreePort());
+      expect(plain.message).to.equal(`port ${taken} is already in use: cannot start kinesis-mock there`);
+      const tls = await failure(await findFreePort(), taken);
+      expect(tls.message).to.match(
+        /^kinesis-mock exited \(code \d+, signal null\) before it was ready; see .*kinesis-mock-replay/,
+      );
+      expect(tls.message).to.match(/EADDRINUSE/);
+    } finally {
+      blocker.close();
+    }
+  });
 
   it('reports a missing stream clearly', async function () {
     let caught: unknown;
