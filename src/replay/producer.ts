@@ -507,7 +507,16 @@ export async function publishEvents(
         stoppedBy = 'signal';
         break;
       }
-      let t = now();
+      const t = now();
+      // Checked before every event and after every pacing sleep, so a slow rate still meets the linger bound.
+      if (t - lastFlush >= lingerMs) {
+        lastFlush = t;
+        flushPackers();
+      }
+      if (t - lastProgress >= progressEvery) {
+        lastProgress = t;
+        progressLine(t);
+      }
       if (opts.durationMs !== undefined && t - start >= opts.durationMs) {
         stoppedBy = 'duration';
         break;
@@ -554,15 +563,6 @@ export async function publishEvents(
         // A synchronous source never yields: let responses in, and surface a failed stream early.
         await yieldToEventLoop();
         p.sender.throwIfFailed();
-      }
-      t = now();
-      if (t - lastFlush >= lingerMs) {
-        lastFlush = t;
-        flushPackers();
-      }
-      if (t - lastProgress >= progressEvery) {
-        lastProgress = t;
-        progressLine(t);
       }
     }
     flushPackers();

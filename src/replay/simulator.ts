@@ -219,7 +219,6 @@ class BookSide {
 
 interface SymbolState {
   readonly symbol: string;
-  readonly index: number;
   readonly tick: bigint;
   readonly lot: bigint;
   readonly bids: BookSide;
@@ -307,12 +306,10 @@ export class MarketSimulator {
     this.meanActionGapUs = 1e6 / actionsPerSecond;
     this.diffIntervalUs = diffMs * 1000;
     this.snapshotIntervalUs = snapshotMs * 1000;
-    this.states = this.symbols.map((symbol, index) =>
-      this.initialState(symbol, index, opts.instruments?.[symbol]),
-    );
+    this.states = this.symbols.map((symbol) => this.initialState(symbol, opts.instruments?.[symbol]));
   }
 
-  private initialState(symbol: string, index: number, spec: InstrumentSpec | undefined): SymbolState {
+  private initialState(symbol: string, spec: InstrumentSpec | undefined): SymbolState {
     const inst = spec ?? defaultInstrument(symbol, this.priceExponent, this.qtyExponent);
     if (inst.tickMantissa <= 0n || inst.lotMantissa <= 0n || inst.initialPriceMantissa <= 0n) {
       throw new SimulatorOptionsError(`instruments.${symbol}`, 'price, tick and lot must be positive');
@@ -326,7 +323,6 @@ export class MarketSimulator {
     }
     const st: SymbolState = {
       symbol,
-      index,
       tick: inst.tickMantissa,
       lot: inst.lotMantissa,
       bids: new BookSide(true),

@@ -77,7 +77,7 @@ function expected(events: readonly SimulatedEvent[]): Map<string, SbeMessage[]> 
   return out;
 }
 
-/** A fake clock whose sleep advances time. */
+/** A fake clock whose sleep advances time at once. */
 function fakeClock(): { now: () => number; sleep: (ms: number) => Promise<void>; slept: number[] } {
   let t = 0;
   const slept: number[] = [];
@@ -86,7 +86,8 @@ function fakeClock(): { now: () => number; sleep: (ms: number) => Promise<void>;
     sleep: (ms) => {
       slept.push(ms);
       t += ms;
-      return Promise.resolve();
+      // Like a real timer, let pending I/O (the fake Kinesis answers) run.
+      return new Promise((resolve) => setImmediate(resolve));
     },
     slept,
   };
@@ -254,6 +255,29 @@ describe('replay/producer', () => {
     expect(summary.events).to.be.within(1999, 2001);
     expect(summary.elapsedMs).to.equal(2000);
     expect(summary.eventsPerSecond).to.be.within(999, 1001);
+  });
+
+  it('sends each event within the linger time at a slow rate', async () => {
+    const clock = fakeClock();
+    const kinesis = fakeKinesis();
+    const sentAt: number[] = [];
+    const put: PutRecordsFn = (input) => {
+      sentAt.push(clock.now());
+      return kinesis.put(input);
+    };
+    const events = [...simulate(SIM, 10)];
+    await publishEvents(events, {
+      streams: STREAMS,
+      putRecords: put,
+      eventsPerSecond: 2,
+      lingerMs: 200,
+      now: clock.now,
+      sleep: clock.sleep,
+    });
+    // Event i is due at 500 i ms and must be on its way by 500 i + 200 ms: one call per event.
+    expect(sentAt).to.have.length(10);
+    sentAt.forEach((t, i) => expect(t).to.be.within(500 * i, 500 * i + 200));
+    expect(arrived(kinesis.stored)).to.deep.equal(expected(events));
   });
 
   it('writes a progress line at most once per interval, to the given stream only', async () => {
