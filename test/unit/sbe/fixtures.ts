@@ -1,7 +1,7 @@
 // Shared test support for the SBE codec tests: the published vectors and a seeded generator of random messages.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { PriceLevel, SbeMessage, TradeEntry } from '../../../src/sbe';
+import { SbeDecodeError, type PriceLevel, type SbeMessage, type TradeEntry } from '../../../src/sbe';
 import { sharedDir } from '../../helpers/paths';
 
 export const vectorsDir = path.join(sharedDir, 'vectors/sbe');
@@ -18,6 +18,17 @@ export function loadVectors(): Vector[] {
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as Vector);
+}
+
+/** Runs fn and returns the SbeDecodeError it throws; anything else (or nothing) fails the test. */
+export function decodeError(fn: () => unknown): SbeDecodeError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof SbeDecodeError) return err;
+    throw err;
+  }
+  throw new Error('expected an SbeDecodeError, nothing was thrown');
 }
 
 export const INT64_MIN = -(1n << 63n);

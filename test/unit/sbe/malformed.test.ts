@@ -13,17 +13,7 @@ import {
   frameToJson,
 } from '../../../src/sbe';
 import type { DecodedFrame, SbeDecodeErrorCode, SbeMessage } from '../../../src/sbe';
-import { Rng, loadVectors, randomMessage } from './fixtures';
-
-function decodeError(fn: () => unknown): SbeDecodeError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SbeDecodeError) return err;
-    throw err;
-  }
-  throw new Error('expected an SbeDecodeError, nothing was thrown');
-}
+import { Rng, decodeError, loadVectors, randomMessage } from './fixtures';
 
 function expectCode(buf: Buffer, code: SbeDecodeErrorCode, field?: string): SbeDecodeError {
   const err = decodeError(() => decodeFrame(buf));

@@ -3,25 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import {
-  SbeDecodeError,
-  decodeFrame,
-  decodeFrames,
-  encodeFrames,
-  encodeMessage,
-  frameToJson,
-} from '../../../src/sbe';
-import { loadVectors, vectorsDir } from './fixtures';
-
-function decodeError(fn: () => unknown): SbeDecodeError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SbeDecodeError) return err;
-    throw err;
-  }
-  throw new Error('expected an SbeDecodeError, nothing was thrown');
-}
+import { decodeFrame, decodeFrames, encodeFrames, encodeMessage, frameToJson } from '../../../src/sbe';
+import { decodeError, loadVectors, vectorsDir } from './fixtures';
 
 describe('sbe vectors', () => {
   const vectors = loadVectors();
