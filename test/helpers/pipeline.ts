@@ -25,6 +25,8 @@ export interface Pipeline {
   readonly stack: Stack;
   readonly redis: Redis;
   startDaemon(kind: StreamKind, workerId?: string): DaemonHandle;
+  /** The most recently started daemon of a stream. */
+  daemon(kind: StreamKind): DaemonHandle;
   stop(): Promise<void>;
 }
 
@@ -140,6 +142,11 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     stack,
     redis,
     startDaemon,
+    daemon(kind) {
+      const handle = [...daemons].reverse().find((d) => d.kind === kind);
+      if (handle === undefined) throw new Error(`no daemon was started for ${kind}`);
+      return handle;
+    },
     async stop() {
       await Promise.all(daemons.map((d) => d.stop()));
       redis.disconnect();

@@ -12,6 +12,7 @@ import {
 } from '../../src/replay/producer';
 import { formatDecimal } from '../../src/sbe/decimal';
 import { applicationName, STREAM_KINDS } from '../../src/config/config';
+import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { createDynamoClient, readLeases } from '../../src/ops/leases';
 import { startPipeline, waitUntil, type Pipeline } from '../helpers/pipeline';
 
@@ -93,9 +94,15 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
   let pipeline: Pipeline;
   let events: SimulatedEvent[];
   let publish: (evs: readonly SimulatedEvent[], mode: RecordMode) => Promise<PublishSummary>;
+  /** Every shard's last published sequence number over all publishes so far. */
+  const latest: PublishSummary['shards'] = {};
+  let tradeEventsPublished = 0;
 
   /** Waits until every shard's lease checkpoint is the last sequence number the producer wrote to it. */
-  async function waitForCheckpoints(summary: PublishSummary, timeoutMs: number): Promise<void> {
+  async function waitForCheckpoints(
+    summary: Pick<PublishSummary, 'shards'>,
+    timeoutMs: number,
+  ): Promise<void> {
     const dynamo = createDynamoClient(pipeline.config.aws.region, pipeline.config.aws.dynamodb.endpoint);
     try {
       const pending = async () => {
@@ -140,12 +147,18 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
       endpoint: pipeline.config.aws.kinesis.endpoint,
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     });
-    publish = (evs, mode) =>
-      publishEvents(evs, {
+    publish = async (evs, mode) => {
+      const summary = await publishEvents(evs, {
         streams: pipeline.config.aws.kinesis.streams,
         putRecords: putRecordsWith(kinesis),
         recordMode: mode,
       });
+      tradeEventsPublished += summary.eventsPerStream.trade;
+      for (const [stream, shards] of Object.entries(summary.shards)) {
+        latest[stream] = { ...latest[stream], ...shards };
+      }
+      return summary;
+    };
     events = [...simulate({ seed: 42, symbols: SYMBOLS, startTimeUs: 1_760_000_000_000_000n }, 6000)];
   });
 
@@ -204,6 +217,44 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
     const expected = referenceState(more);
     const actual = await obState();
     for (const symbol of SYMBOLS) expect(actual.get(symbol), symbol).to.deep.equal(expected.get(symbol));
+  });
+
+  it('leaves Redis unchanged when a restarted daemon redelivers everything from TRIM_HORIZON', async function () {
+    const before = await obState();
+    const deadLetters = await pipeline.redis.xlen(`dlq:{${pipeline.config.aws.kinesis.streams.trade}}`);
+    await pipeline.daemon('trade').stop();
+    // Rewind every trade shard's checkpoint as if nothing had been processed: the restarted daemon delivers
+    // all records again, KPL sub-records included.
+    const dynamo = createDynamoClient(pipeline.config.aws.region, pipeline.config.aws.dynamodb.endpoint);
+    const table = applicationName(pipeline.config, 'trade');
+    for (const lease of await readLeases(dynamo, table)) {
+      await dynamo.send(
+        new UpdateItemCommand({
+          TableName: table,
+          Key: { leaseKey: { S: lease.shardId } },
+          UpdateExpression: 'SET #c = :c, checkpointSubSequenceNumber = :z REMOVE leaseOwner',
+          ExpressionAttributeNames: { '#c': 'checkpoint' },
+          ExpressionAttributeValues: { ':c': { S: 'TRIM_HORIZON' }, ':z': { N: '0' } },
+        }),
+      );
+    }
+    dynamo.destroy();
+    const logFile = path.join(pipeline.dir, 'processor.log');
+    const logOffset = fs.statSync(logFile).size;
+    pipeline.startDaemon('trade', 'worker-trade-2');
+    await waitForCheckpoints({ shards: latest }, 150_000);
+    // The redelivery really happened: the new processors handled every trade frame published so far again.
+    const redelivered = fs
+      .readFileSync(logFile, 'utf8')
+      .slice(logOffset)
+      .split('\n')
+      .filter((line) => line.includes('"batch stored"') && line.includes('"market-sbe-trade"'))
+      .reduce((sum, line) => sum + (JSON.parse(line) as { frames: number }).frames, 0);
+    expect(redelivered).to.equal(tradeEventsPublished);
+    expect(await obState()).to.deep.equal(before);
+    expect(await pipeline.redis.xlen(`dlq:{${pipeline.config.aws.kinesis.streams.trade}}`)).to.equal(
+      deadLetters,
+    );
   });
 
   it('measures events/s through the processors once the daemons are warm (figure, not an assertion)', async function () {
