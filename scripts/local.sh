@@ -18,6 +18,7 @@ started_at=$(date +%s.%N)
 started_ms=$(date +%s%3N)
 
 bash "$root/scripts/setup.sh"
+echo "local: set-up done in $(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $started_at}") s"
 mkdir -p "$logs"
 
 pids=()

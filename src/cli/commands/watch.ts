@@ -24,6 +24,7 @@ export function registerWatch(program: Command): void {
       const intervalMs = Math.max(0.2, Number(options.interval)) * 1000;
       const endAt = options.duration === undefined ? Infinity : Date.now() + Number(options.duration) * 1000;
       let firstSeen: number | undefined;
+      let firstReported = false;
       let stop = false;
       process.once('SIGINT', () => {
         stop = true;
@@ -62,7 +63,8 @@ export function registerWatch(program: Command): void {
               `  ${stream.padEnd(22)} checkpoints: ${shards || '(no leases yet)'}  dead letters: ${deadText}`,
             );
           }
-          if (firstSeen !== undefined) {
+          if (firstSeen !== undefined && !firstReported) {
+            firstReported = true;
             lines.push(`  first state in Redis ${((firstSeen - started) / 1000).toFixed(1)} s after start`);
           }
           process.stdout.write(`${lines.join('\n')}\n`);
