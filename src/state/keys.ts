@@ -20,6 +20,46 @@ export class Keys {
     return `ob:${this.tag(symbol)}`;
   }
 
+  /** Full local order book built from depth diffs, one side: hash price -> quantity (exact decimal strings). */
+  bookLevels(symbol: string, side: 'bids' | 'asks'): string {
+    return `book:${this.tag(symbol)}:${side}`;
+  }
+
+  /** Price index of one side of the full book: sorted set, member = exact price string, score = its value. */
+  bookIndex(symbol: string, side: 'bids' | 'asks'): string {
+    return `book:${this.tag(symbol)}:${side}:idx`;
+  }
+
+  /** Sync state of the full book: book_update_id, status (in_sync | out_of_sync), counters. */
+  bookState(symbol: string): string {
+    return `book:${this.tag(symbol)}:state`;
+  }
+
+  /** Depth diffs kept while the book is out of sync, for the re-anchor to replay (bounded list). */
+  diffBuffer(symbol: string): string {
+    return `book:${this.tag(symbol)}:buffer`;
+  }
+
+  /** Rolling trade statistics of one window (seed contract: tr:<SYMBOL>:1s, tr:<SYMBOL>:5s). TTL 300 s. */
+  tradeWindow(symbol: string, seconds: number): string {
+    return `tr:${this.tag(symbol)}:${seconds}s`;
+  }
+
+  /** Per-bucket trade aggregates (event time) from which the windows are computed: bounded hash. */
+  tradeBuckets(symbol: string): string {
+    return `tr:${this.tag(symbol)}:buckets`;
+  }
+
+  /** Trade stream state: last applied trade id, event time, gap counters. */
+  tradeState(symbol: string): string {
+    return `tr:${this.tag(symbol)}:state`;
+  }
+
+  /** Short price history (>= 10 s at sub-second resolution) for returns: hash bucket start -> last price. */
+  priceHistory(symbol: string): string {
+    return `px:${this.tag(symbol)}`;
+  }
+
   /** Dead-letter stream of a Kinesis stream: poison records kept with their sequence number and error. */
   deadLetters(stream: string): string {
     return `dlq:{${stream}}`;
