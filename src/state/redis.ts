@@ -21,39 +21,56 @@ declare module 'ioredis' {
 
 export type RedisClient = Redis | Cluster;
 
-interface ScriptDefinition {
-  readonly name: 'applyMarketBatch' | 'deadLetter';
-  readonly file: string;
+/**
+ * Every `lua/<name>-<numberOfKeys>.lua` becomes the command `<camelCaseName>` on each connection (bullmq's
+ * convention). A line `--@include <file>` is replaced by `lua/includes/<file>.lua`, so helpers shared by several
+ * scripts live once. Each module that calls a script declares its typed signature by merging into
+ * ioredis' RedisCommander, as the two commands above do.
+ */
+export interface ScriptSource {
+  readonly command: string;
+  readonly numberOfKeys: number;
+  readonly lua: string;
 }
 
-const SCRIPTS: readonly ScriptDefinition[] = [
-  { name: 'applyMarketBatch', file: 'apply-market-batch-1.lua' },
-  { name: 'deadLetter', file: 'dead-letter-3.lua' },
-];
+const SCRIPT_FILE = /^([a-z0-9-]+)-(\d+)\.lua$/;
 
-/** Script files are named <name>-<numberOfKeys>.lua, as in bullmq. */
-function numberOfKeys(file: string): number {
-  const match = /-(\d+)\.lua$/.exec(file);
-  if (!match?.[1]) throw new Error(`Lua script file name must end in -<numberOfKeys>.lua: ${file}`);
-  return Number(match[1]);
+function camelCase(name: string): string {
+  return name.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
 }
 
-let scriptCache: Map<string, string> | undefined;
-function loadScripts(): Map<string, string> {
-  if (scriptCache === undefined) {
-    const dir = path.join(__dirname, 'lua');
-    scriptCache = new Map(SCRIPTS.map((s) => [s.file, fs.readFileSync(path.join(dir, s.file), 'utf8')]));
+function expandIncludes(lua: string, includeDir: string, seen: Set<string>): string {
+  return lua.replace(/^--@include ([a-z0-9-]+)\s*$/gm, (_line, name: string) => {
+    if (seen.has(name)) return `-- (${name} already included)`;
+    seen.add(name);
+    const body = fs.readFileSync(path.join(includeDir, `${name}.lua`), 'utf8');
+    return expandIncludes(body, includeDir, seen);
+  });
+}
+
+/** Reads and expands every script of a directory. Pure apart from the reads; cached per directory. */
+export function loadScriptSources(dir: string = path.join(__dirname, 'lua')): ScriptSource[] {
+  const cached = scriptCache.get(dir);
+  if (cached) return cached;
+  const sources: ScriptSource[] = [];
+  for (const file of fs.readdirSync(dir).sort()) {
+    const match = SCRIPT_FILE.exec(file);
+    if (!match?.[1] || !match[2]) continue;
+    const lua = expandIncludes(
+      fs.readFileSync(path.join(dir, file), 'utf8'),
+      path.join(dir, 'includes'),
+      new Set(),
+    );
+    sources.push({ command: camelCase(match[1]), numberOfKeys: Number(match[2]), lua });
   }
-  return scriptCache;
+  scriptCache.set(dir, sources);
+  return sources;
 }
+const scriptCache = new Map<string, ScriptSource[]>();
 
 export function defineScripts(client: RedisClient): void {
-  const sources = loadScripts();
-  for (const script of SCRIPTS) {
-    client.defineCommand(script.name, {
-      numberOfKeys: numberOfKeys(script.file),
-      lua: sources.get(script.file) ?? '',
-    });
+  for (const script of loadScriptSources()) {
+    client.defineCommand(script.command, { numberOfKeys: script.numberOfKeys, lua: script.lua });
   }
 }
 
