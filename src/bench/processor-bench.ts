@@ -1,0 +1,212 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Redis from 'ioredis';
+import { parseConfig } from '../config/config';
+import { findFreePort } from '../localstack/ports';
+import { startRedisServer } from '../localstack/redis-server';
+import { simulate, type SimulatedEvent, type SimulatedStream } from '../replay/simulator';
+import { encodeMessage } from '../sbe/encoder';
+import type { SbeMessage } from '../sbe/messages';
+import { formatDecimal } from '../sbe/decimal';
+import { reduceBatch } from '../state/batch';
+import { Keys } from '../state/keys';
+import { createRedisClient } from '../state/redis';
+import { StateWriter } from '../state/writer';
+import { KclDriver, type DriverRecord } from './kcl-driver';
+import { median, summarize } from './stats';
+
+// Benchmark of one record processor (decode + Redis), printed, never asserted:
+//  1. events/s through the real `aggregator process` child, records arriving over the KCL protocol;
+//  2. p50/p99 of one batch's Redis update (StateWriter, 100-event batches), in process;
+//  3. the same events written the seed's way (one awaited HSET per field) as the baseline of this run.
+// Usage: node dist/src/bench/processor-bench.js [--events N] [--batch RECORDS] [--rounds R]
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const value = i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
+  return value;
+}
+
+const cli = path.resolve(__dirname, '..', 'cli', 'main.js');
+const out = (line: string) => process.stdout.write(`${line}\n`);
+
+/** The seed's per-event writes (seed README: process_trade_event, process_bestbidask_event, process_depth_event). */
+async function seedWay(redis: Redis, message: SbeMessage): Promise<void> {
+  const key = `ob:${message.symbol}`;
+  switch (message.message) {
+    case 'TradesStreamEvent':
+      for (const t of message.trades) {
+        await redis.hset(key, 'last_trade_price', formatDecimal(t.priceMantissa, message.priceExponent));
+        for (const window of ['1s', '5s']) {
+          await redis.hset(`tr:${message.symbol}:${window}`, {
+            count: 1,
+            volume: formatDecimal(t.qtyMantissa, message.qtyExponent),
+          });
+          await redis.expire(`tr:${message.symbol}:${window}`, 300);
+        }
+      }
+      break;
+    case 'BestBidAskStreamEvent': {
+      const p = redis.pipeline();
+      p.hset(key, 'best_bid', formatDecimal(message.bidPriceMantissa, message.priceExponent));
+      p.hset(key, 'best_ask', formatDecimal(message.askPriceMantissa, message.priceExponent));
+      p.hset(
+        key,
+        'spread',
+        formatDecimal(message.askPriceMantissa - message.bidPriceMantissa, message.priceExponent),
+      );
+      p.hset(key, 'ts_us', message.eventTime.toString());
+      await p.exec();
+      break;
+    }
+    case 'DepthSnapshotStreamEvent':
+    case 'DepthDiffStreamEvent':
+      for (const [side, levels] of [
+        ['bid', message.bids],
+        ['ask', message.asks],
+      ] as const) {
+        for (let i = 0; i < Math.min(10, levels.length); i++) {
+          await redis.hset(
+            key,
+            `${side}${i + 1}_p`,
+            formatDecimal(levels[i]!.priceMantissa, message.priceExponent),
+          );
+          await redis.hset(
+            key,
+            `${side}${i + 1}_q`,
+            formatDecimal(levels[i]!.qtyMantissa, message.qtyExponent),
+          );
+        }
+      }
+      break;
+  }
+}
+
+async function main(): Promise<void> {
+  const totalEvents = arg('events', 60000);
+  const recordsPerBatch = arg('batch', 500);
+  const rounds = arg('rounds', 3);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-bench-'));
+  const port = await findFreePort();
+  const server = await startRedisServer({ port, logFile: path.join(dir, 'redis.log') });
+  const configFile = path.join(dir, 'config.yaml');
+  fs.writeFileSync(
+    configFile,
+    `redis:\n  host: "127.0.0.1"\n  port: ${port}\nprocessing:\n  symbols: ["BTCUSDT", "ETHUSDT"]\nlogging:\n  level: "warn"\n  file: "${path.join(dir, 'processor.log')}"\n`,
+  );
+  const redis = new Redis({ port, host: '127.0.0.1' });
+  try {
+    const events = [
+      ...simulate(
+        { seed: 3, symbols: ['BTCUSDT', 'ETHUSDT'], startTimeUs: 1_760_000_000_000_000n },
+        totalEvents,
+      ),
+    ];
+    const byStream = new Map<SimulatedStream, SimulatedEvent[]>();
+    for (const e of events) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e]);
+    out(
+      `machine: ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
+    );
+    out(
+      `workload: ${totalEvents} simulated events (${[...byStream].map(([s, e]) => `${s} ${e.length}`).join(', ')}), ${recordsPerBatch} records per processRecords, ${rounds} rounds (medians quoted)`,
+    );
+
+    // 1. Through the real child over the KCL protocol.
+    out('\n1. events/s through one `aggregator process` child (KCL protocol, decode + Redis + checkpoint)');
+    for (const [stream, streamEvents] of byStream) {
+      const rates: number[] = [];
+      const batchMs: number[] = [];
+      let rss = 0;
+      for (let round = 0; round < rounds; round++) {
+        await redis.flushall();
+        const driver = new KclDriver(cli, configFile, stream);
+        await driver.initialize('shardId-000000000000');
+        const records: DriverRecord[] = streamEvents.map((e, i) => ({
+          data: encodeMessage(e.message).toString('base64'),
+          partitionKey: e.message.symbol,
+          sequenceNumber: String(1_000_000 + i),
+          subSequenceNumber: 0,
+          approximateArrivalTimestamp: Date.now(),
+        }));
+        const started = process.hrtime.bigint();
+        for (let i = 0; i < records.length; i += recordsPerBatch) {
+          const t0 = process.hrtime.bigint();
+          await driver.processRecords(records.slice(i, i + recordsPerBatch));
+          batchMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        }
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        rates.push(records.length / seconds);
+        rss = Math.max(rss, readRssMb(driver.pid));
+        await driver.close();
+      }
+      const b = summarize(batchMs);
+      out(
+        `   ${stream.padEnd(11)} ${Math.round(median(rates)).toString().padStart(8)} events/s  ` +
+          `(per processRecords of ${recordsPerBatch}: p50 ${b.p50.toFixed(2)} ms, p99 ${b.p99.toFixed(2)} ms; child RSS ${rss.toFixed(0)} MB)`,
+      );
+    }
+
+    // 2. One batch's Redis update, in process.
+    out('\n2. Redis update of one 100-event batch (StateWriter: one script call per symbol, pipelined)');
+    const config = parseConfig({ redis: { host: '127.0.0.1', port } });
+    const client = createRedisClient(config.redis, { connectionName: 'bench' });
+    const writer = new StateWriter(client, new Keys({ clusterMode: false }), 1000);
+    for (const [stream, streamEvents] of byStream) {
+      await redis.flushall();
+      const samples: number[] = [];
+      for (let i = 0; i + 100 <= streamEvents.length; i += 100) {
+        const batches = [
+          ...reduceBatch(
+            streamEvents.slice(i, i + 100).map((e) => e.message),
+            10,
+          ).values(),
+        ];
+        const t0 = process.hrtime.bigint();
+        await writer.write(batches, []);
+        samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+      const s = summarize(samples);
+      out(
+        `   ${stream.padEnd(11)} p50 ${s.p50.toFixed(3)} ms  p99 ${s.p99.toFixed(3)} ms  (${s.count} batches)`,
+      );
+    }
+    client.disconnect();
+
+    // 3. The seed's way, same events, same Redis, same run.
+    out("\n3. baseline: the seed's way (one awaited HSET per field), same events");
+    for (const [stream, streamEvents] of byStream) {
+      await redis.flushall();
+      const sample = streamEvents.slice(0, Math.min(streamEvents.length, 5000));
+      const started = process.hrtime.bigint();
+      for (const e of sample) await seedWay(redis, e.message);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      out(
+        `   ${stream.padEnd(11)} ${Math.round(sample.length / seconds)
+          .toString()
+          .padStart(8)} events/s  (${sample.length} events)`,
+      );
+    }
+  } finally {
+    redis.disconnect();
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function readRssMb(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    return kb / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
