@@ -90,6 +90,45 @@ export interface ConfigEnv {
 
 const SYMBOL_PATTERN = /^[A-Z0-9]{2,20}$/;
 
+interface RedisUrlParts {
+  readonly host: string;
+  readonly port: number;
+  readonly username: string | undefined;
+  readonly password: string | undefined;
+  readonly db: number;
+  readonly tls: boolean;
+}
+
+/** redis://[user[:password]@]host[:port][/db] or rediss://... (TLS). */
+export function parseRedisUrl(text: string | undefined): RedisUrlParts | undefined {
+  if (text === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError('redis.url', `is not a URL: ${JSON.stringify(text)}`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new ConfigError(
+      'redis.url',
+      `must start with redis:// or rediss://, got ${JSON.stringify(url.protocol)}`,
+    );
+  }
+  const dbText = url.pathname.replace(/^\//, '');
+  if (dbText !== '' && !/^\d+$/.test(dbText)) {
+    throw new ConfigError('redis.url', `the path must be a database number, got ${JSON.stringify(dbText)}`);
+  }
+  const port = url.port === '' ? 6379 : Number(url.port);
+  return {
+    host: url.hostname,
+    port,
+    username: url.username === '' ? undefined : decodeURIComponent(url.username),
+    password: url.password === '' ? undefined : decodeURIComponent(url.password),
+    db: dbText === '' ? 0 : Number(dbText),
+    tls: url.protocol === 'rediss:',
+  };
+}
+
 /** Builds a validated AppConfig from an already-parsed YAML document and env overrides. Pure. */
 export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile = ''): AppConfig {
   const root = ConfigReader.root(document);
@@ -151,14 +190,18 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
   const fileHost = redisSection.string('host', '127.0.0.1');
   if (port < 1 || port > 65535)
     throw new ConfigError('REDIS_PORT', `expected an integer in 1..65535, got ${port}`);
+  // A URL (redis:// or rediss:// for TLS) may carry host, port, user, password and db in one setting;
+  // the separate keys and the env overrides still win where they are given.
+  const url = parseRedisUrl(redisSection.optionalString('url'));
+  const explicitPort = redisPortRaw !== undefined || redisSection.has('port');
   const redis: RedisConfig = {
-    host: env.REDIS_HOST ?? fileHost,
-    port,
-    db: redisSection.integer('db', 0, 0, 15),
+    host: env.REDIS_HOST ?? (redisSection.has('host') || url === undefined ? fileHost : url.host),
+    port: explicitPort || url === undefined ? port : url.port,
+    db: redisSection.integer('db', url?.db ?? 0, 0, 15),
     clusterMode: redisSection.boolean('cluster_mode', false),
-    username: redisSection.optionalString('username'),
-    password: redisSection.optionalString('password'),
-    tls: redisSection.boolean('tls', false),
+    username: redisSection.optionalString('username') ?? url?.username,
+    password: redisSection.optionalString('password') ?? url?.password,
+    tls: redisSection.boolean('tls', url?.tls ?? false),
     connectionPoolSize: redisSection.integer('connection_pool_size', 20, 1, 1000),
     maxConnections: redisSection.integer('max_connections', 50, 1, 10000),
     socketTimeoutSeconds: redisSection.integer('socket_timeout_seconds', 1, 1, 600),

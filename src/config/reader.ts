@@ -40,6 +40,11 @@ export class ConfigReader {
     return this.node[key];
   }
 
+  /** True when the key is present (with a non-null value); does not mark it read. */
+  has(key: string): boolean {
+    return this.node[key] !== undefined && this.node[key] !== null;
+  }
+
   section(key: string): ConfigReader {
     const value = this.raw(key);
     if (value === undefined || value === null) return new ConfigReader({}, this.keyPath(key));
