@@ -1,0 +1,257 @@
+import type { Result } from 'ioredis';
+import { formatDecimal } from '../sbe/decimal';
+import type { TradesStreamEvent } from '../sbe/messages';
+import type { Keys } from './keys';
+import type { RedisClient } from './redis';
+
+// Rolling trade statistics of one symbol: the trades of a processRecords batch are flattened, sorted by id and
+// applied with ONE call of lua/apply-trade-batch-6.lua, which keeps 100 ms buckets of the last 5 s in Redis and
+// recomputes tr:<S>:1s and tr:<S>:5s from them (true sliding windows over event time: a restart or a lease moving
+// to another worker loses nothing). Idempotent: only ids above the last applied one are applied; a jump in ids
+// is reported as a gap.
+//
+// The symbol's event time T is the newest time seen for it: trade times, the batch's message event times, and the
+// event times the book scripts pass to refresh_trade_windows (lua/includes/trade-windows.lua). With B the 100 ms
+// bucket holding T, the window of W seconds holds the trades of buckets B - 10W + 1 .. B (bucket start > T - W).
+//
+// Statistics of a window (doubles; written with %.17g; an empty window gives zeros, never NaN or infinity):
+//   count               number of trades in the window
+//   buy_volume          sum of qty of trades whose buyer was the taker (isBuyerMaker = false)
+//   sell_volume         sum of qty of the others (isBuyerMaker = true)
+//   volume              buy_volume + sell_volume
+//   notional            sum of price x qty
+//   vwap                notional / volume                                  (0 if volume = 0)
+//   price_std           population standard deviation of trade prices, unweighted (0 if no trade)
+//   trade_intensity     count / W
+//   avg_trade_size      volume / count                                     (0 if no trade)
+//   last_ts_us          newest trade time in the window, integer us        (0 if no trade)
+//   signed_volume       buy_volume - sell_volume
+//   vwap_minus_mid      vwap - ob:<S> mid_price                            (0 if volume = 0 or no finite mid > 0)
+// 5 s window only:
+//   price_momentum      (last - first) / first; first = price of the lowest-id trade of the oldest non-empty bucket,
+//                       last = price of the highest-id trade of the newest non-empty bucket (0 if count < 2)
+//   volume_acceleration (V_new - V_old) / 2.5 s; V_new = volume of buckets B-24..B, V_old of B-49..B-25
+// Trade time is the message's transactTime; price and qty are the exact decimals as sent.
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    applyTradeBatch(
+      obKey: string,
+      tr1Key: string,
+      tr5Key: string,
+      bucketsKey: string,
+      stateKey: string,
+      pxKey: string,
+      ...args: string[]
+    ): Result<Array<string | number>, Context>;
+  }
+}
+
+/** Bucket size of the windows and the price history, microseconds. */
+export const TRADE_BUCKET_US = 100_000n;
+/** The windows kept (tr:<S>:1s, tr:<S>:5s). */
+export const TRADE_WINDOW_SECONDS = [1, 5] as const;
+/** TTL of tr:<S>:1s and tr:<S>:5s, set on every rewrite. */
+export const TRADE_WINDOW_TTL_SECONDS = 300;
+/** Buckets kept in px:<S> (15 s). */
+export const PRICE_HISTORY_BUCKETS = 150;
+/** Contract fields of tr:<S>:1s, in the order the script writes them. */
+export const TRADE_WINDOW_FIELDS = [
+  'count',
+  'volume',
+  'notional',
+  'buy_volume',
+  'sell_volume',
+  'vwap',
+  'price_std',
+  'trade_intensity',
+  'avg_trade_size',
+  'last_ts_us',
+  'signed_volume',
+  'vwap_minus_mid',
+] as const;
+/** Contract fields of tr:<S>:5s. */
+export const TRADE_WINDOW_5S_FIELDS = [
+  ...TRADE_WINDOW_FIELDS,
+  'price_momentum',
+  'volume_acceleration',
+] as const;
+
+/** Fields per trade in the script's ARGV. */
+export const ARGS_PER_TRADE = 5;
+
+/** One trade, flattened out of its TradesStreamEvent. */
+export interface FlatTrade {
+  readonly id: bigint;
+  /** Trade time (the message's transactTime), microseconds. */
+  readonly timeUs: bigint;
+  /** Exact decimal strings, as formatted by formatDecimal at the message's exponents. */
+  readonly price: string;
+  readonly qty: string;
+  readonly isBuyerMaker: boolean;
+}
+
+export interface FlattenedTrades {
+  /** Ascending ids, each once. */
+  readonly trades: readonly FlatTrade[];
+  /** Newest eventTime / transactTime of the messages (undefined when there are none). */
+  readonly eventTimeUs: bigint | undefined;
+  /** Trades dropped because their id was already in the batch (the first occurrence is kept). */
+  readonly duplicatesInBatch: number;
+}
+
+export interface TradeGap {
+  /** First missing id. */
+  readonly from: bigint;
+  /** Last missing id (inclusive). */
+  readonly to: bigint;
+}
+
+export interface TradeBatchResult {
+  readonly applied: number;
+  /** Trades not applied: not newer than the last applied id, or repeated within the batch. */
+  readonly duplicates: number;
+  /** Missing id ranges found in this batch, in id order. */
+  readonly gaps: readonly TradeGap[];
+  /** The symbol's event time after the call (undefined while nothing is known). */
+  readonly eventTimeUs: bigint | undefined;
+  /** The last applied trade id after the call (undefined while none was applied). */
+  readonly lastTradeId: bigint | undefined;
+}
+
+export interface ApplyTradeBatchOptions {
+  /** A further event time (us) to advance the symbol's event time to, e.g. the batch's newest non-trade event. */
+  readonly eventTimeUs?: bigint;
+}
+
+/** Messages of another symbol passed to a single-symbol call, or a reply of the wrong shape. */
+export class TradeBatchError extends Error {
+  constructor(
+    message: string,
+    readonly symbol: string,
+  ) {
+    super(message);
+    this.name = 'TradeBatchError';
+  }
+}
+
+/** KEYS of apply-trade-batch-6.lua, in order: ob, tr 1s, tr 5s, buckets, state, px. */
+export function tradeBatchKeys(keys: Keys, symbol: string): [string, string, string, string, string, string] {
+  return [...tradeWindowKeys(keys, symbol), keys.priceHistory(symbol)];
+}
+
+/**
+ * The keys refresh_trade_windows(ob_key, tr1_key, tr5_key, buckets_key, state_key, event_time_us) takes, in that
+ * order, for scripts that include lua/includes/trade-windows.lua (the book scripts).
+ */
+export function tradeWindowKeys(keys: Keys, symbol: string): [string, string, string, string, string] {
+  return [
+    keys.orderBook(symbol),
+    keys.tradeWindow(symbol, 1),
+    keys.tradeWindow(symbol, 5),
+    keys.tradeBuckets(symbol),
+    keys.tradeState(symbol),
+  ];
+}
+
+/** Flattens the trades of one symbol's messages, sorted by id, each id once. Pure. */
+export function flattenTrades(symbol: string, messages: readonly TradesStreamEvent[]): FlattenedTrades {
+  const all: FlatTrade[] = [];
+  let eventTimeUs: bigint | undefined;
+  for (const message of messages) {
+    if (message.symbol !== symbol) {
+      throw new TradeBatchError(
+        `trade batch of ${symbol} holds a message of ${JSON.stringify(message.symbol)}`,
+        symbol,
+      );
+    }
+    const newest = message.eventTime > message.transactTime ? message.eventTime : message.transactTime;
+    if (eventTimeUs === undefined || newest > eventTimeUs) eventTimeUs = newest;
+    for (const trade of message.trades) {
+      all.push({
+        id: trade.id,
+        timeUs: message.transactTime,
+        price: formatDecimal(trade.priceMantissa, message.priceExponent),
+        qty: formatDecimal(trade.qtyMantissa, message.qtyExponent),
+        isBuyerMaker: trade.isBuyerMaker,
+      });
+    }
+  }
+  // A stable sort keeps the first occurrence of a repeated id first.
+  all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const trades: FlatTrade[] = [];
+  for (const trade of all) {
+    const previous = trades[trades.length - 1];
+    if (previous === undefined || trade.id !== previous.id) trades.push(trade);
+  }
+  return { trades, eventTimeUs, duplicatesInBatch: all.length - trades.length };
+}
+
+/** ARGV of apply-trade-batch-6.lua (layout in its header). `trades` must be in ascending id order. */
+export function tradeBatchArgs(trades: readonly FlatTrade[], eventTimeUs: bigint | undefined): string[] {
+  const args = new Array<string>(1 + trades.length * ARGS_PER_TRADE);
+  args[0] = eventTimeUs === undefined ? '' : eventTimeUs.toString();
+  let i = 1;
+  for (const trade of trades) {
+    args[i++] = trade.id.toString();
+    args[i++] = trade.timeUs.toString();
+    args[i++] = trade.price;
+    args[i++] = trade.qty;
+    args[i++] = trade.isBuyerMaker ? '1' : '0';
+  }
+  return args;
+}
+
+function maxTime(a: bigint | undefined, b: bigint | undefined): bigint | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return a > b ? a : b;
+}
+
+function optionalBigInt(value: unknown): bigint | undefined {
+  return value === '' ? undefined : BigInt(value as string);
+}
+
+/** Turns the script's reply into a typed result (without the batch's own in-batch duplicates). */
+export function parseTradeBatchReply(symbol: string, reply: unknown): TradeBatchResult {
+  if (
+    !Array.isArray(reply) ||
+    reply.length < 4 ||
+    reply.length % 2 !== 0 ||
+    typeof reply[0] !== 'number' ||
+    typeof reply[1] !== 'number' ||
+    !reply.slice(2).every((v) => typeof v === 'string' && /^\d*$/.test(v))
+  ) {
+    throw new TradeBatchError(`unexpected reply of applyTradeBatch: ${JSON.stringify(reply)}`, symbol);
+  }
+  const values = reply as [number, number, ...string[]];
+  const gaps: TradeGap[] = [];
+  for (let i = 4; i < values.length; i += 2) {
+    gaps.push({ from: BigInt(values[i] as string), to: BigInt(values[i + 1] as string) });
+  }
+  return {
+    applied: values[0],
+    duplicates: values[1],
+    gaps,
+    eventTimeUs: optionalBigInt(values[2]),
+    lastTradeId: optionalBigInt(values[3]),
+  };
+}
+
+/**
+ * Applies one batch of a symbol's trade messages with one script call. Safe to retry and to redeliver: trades
+ * not newer than the last applied id change nothing.
+ */
+export async function applyTradeBatch(
+  client: RedisClient,
+  keys: Keys,
+  symbol: string,
+  messages: readonly TradesStreamEvent[],
+  options: ApplyTradeBatchOptions = {},
+): Promise<TradeBatchResult> {
+  const flat = flattenTrades(symbol, messages);
+  const args = tradeBatchArgs(flat.trades, maxTime(flat.eventTimeUs, options.eventTimeUs));
+  const reply = await client.applyTradeBatch(...tradeBatchKeys(keys, symbol), ...args);
+  const result = parseTradeBatchReply(symbol, reply);
+  return { ...result, duplicates: result.duplicates + flat.duplicatesInBatch };
+}
