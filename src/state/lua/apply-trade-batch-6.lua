@@ -56,6 +56,27 @@ local function dec_add1(s)
   return string.sub(s, 1, i - 1) .. string.char(string.byte(s, i) + 1) .. string.rep('0', #s - i)
 end
 
+-- a + b.
+local function dec_add(a, b)
+  if #a < #b then a, b = b, a end
+  local out = {}
+  local carry = 0
+  local la, lb = #a, #b
+  for k = 0, la - 1 do
+    local d = string.byte(a, la - k) - 48 + carry
+    if k < lb then d = d + string.byte(b, lb - k) - 48 end
+    if d >= 10 then
+      d = d - 10
+      carry = 1
+    else
+      carry = 0
+    end
+    out[la - k] = d
+  end
+  if carry == 1 then return '1' .. table.concat(out) end
+  return table.concat(out)
+end
+
 -- a - b for a >= b.
 local function dec_sub(a, b)
   local out = {}
@@ -108,7 +129,7 @@ for base = 2, nargs, 5 do
         gaps[#gaps + 1] = string.format('%d', last_n + 1)
         gaps[#gaps + 1] = string.format('%d', id_n - 1)
         gap_count = gap_count + 1
-        gap_missing = gap_missing + (id_n - last_n - 1)
+        gap_missing = dec_add(gap_missing, string.format('%d', id_n - last_n - 1))
       end
     end
   elseif dec_gt(id, last) then
@@ -118,7 +139,7 @@ for base = 2, nargs, 5 do
       gaps[#gaps + 1] = expected
       gaps[#gaps + 1] = dec_sub(id, '1')
       gap_count = gap_count + 1
-      gap_missing = gap_missing + tonumber(dec_sub(id, expected))
+      gap_missing = dec_add(gap_missing, dec_sub(id, expected))
     end
   end
   if newer then
@@ -193,7 +214,7 @@ if applied > 0 then
     extra_state[#extra_state + 1] = 'gap_count'
     extra_state[#extra_state + 1] = string.format('%d', gap_count)
     extra_state[#extra_state + 1] = 'gap_missing'
-    extra_state[#extra_state + 1] = string.format('%.0f', gap_missing)
+    extra_state[#extra_state + 1] = gap_missing
     extra_state[#extra_state + 1] = 'last_gap_from'
     extra_state[#extra_state + 1] = gaps[#gaps - 1]
     extra_state[#extra_state + 1] = 'last_gap_to'

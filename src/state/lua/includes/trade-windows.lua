@@ -16,7 +16,7 @@
     buckets_key  tr:<S>:buckets    hash: bucket start (us, decimal) -> packed aggregate (below); no TTL
     state_key    tr:<S>:state      hash, no TTL:
                    event_time_us   T: max event time seen (trade times, batch event times, refresh times)
-                   last_trade_id, trades_applied, gap_count, gap_missing, last_gap_from, last_gap_to
+                   last_trade_id, trades_applied, gap_count, gap_missing (exact), last_gap_from, last_gap_to
                                    (written by apply-trade-batch-6.lua)
                    window_bucket_us start of the bucket holding T when the windows were last computed
                    window_mid      the mid_price string they were computed with
@@ -206,7 +206,7 @@ do
       px_min = opt_number(v[6]),
       trades_applied = opt_number(v[7]) or 0,
       gap_count = opt_number(v[8]) or 0,
-      gap_missing = opt_number(v[9]) or 0,
+      gap_missing = (v[9] ~= false and v[9] ~= '') and v[9] or '0',
     }
   end
 
