@@ -1,0 +1,328 @@
+import { expect } from 'chai';
+import type {
+  BestBidAskStreamEvent,
+  DepthDiffStreamEvent,
+  DepthSnapshotStreamEvent,
+  PriceLevel,
+  TradesStreamEvent,
+} from '../../../src/sbe/messages';
+import {
+  anchorArgs,
+  anchorKeys,
+  bestBidAskArgs,
+  bestBidAskKeys,
+  BookArgumentError,
+  bookMetrics,
+  decimalMid,
+  decimalSpread,
+  DEFAULT_BUFFER_MAX_LENGTH,
+  depthBatchArgs,
+  depthBatchKeys,
+  encodeDiff,
+  encodeTopLevels,
+  netEffect,
+} from '../../../src/state/book';
+import { Keys } from '../../../src/state/keys';
+import { loadScriptSources } from '../../../src/state/redis';
+
+// Pure parts of the order-book module: exact decimal helpers, metrics, argument builders and their layouts.
+
+const S = 'BTCUSDT';
+
+function lv(price: bigint, qty: bigint): PriceLevel {
+  return { priceMantissa: price, qtyMantissa: qty };
+}
+
+function diff(
+  U: bigint,
+  u: bigint,
+  bids: PriceLevel[],
+  asks: PriceLevel[],
+  eventTime = u * 10n,
+  symbol = S,
+): DepthDiffStreamEvent {
+  return {
+    message: 'DepthDiffStreamEvent',
+    eventTime,
+    firstBookUpdateId: U,
+    lastBookUpdateId: u,
+    priceExponent: -2,
+    qtyExponent: -3,
+    bids,
+    asks,
+    symbol,
+  };
+}
+
+function depth20(
+  id: bigint,
+  bids: PriceLevel[],
+  asks: PriceLevel[],
+  eventTime = id * 10n,
+): DepthSnapshotStreamEvent {
+  return {
+    message: 'DepthSnapshotStreamEvent',
+    eventTime,
+    bookUpdateId: id,
+    priceExponent: -2,
+    qtyExponent: -3,
+    bids,
+    asks,
+    symbol: S,
+  };
+}
+
+function bba(id: bigint, bid: bigint, ask: bigint, eventTime = id * 10n, symbol = S): BestBidAskStreamEvent {
+  return {
+    message: 'BestBidAskStreamEvent',
+    eventTime,
+    bookUpdateId: id,
+    priceExponent: -2,
+    qtyExponent: -3,
+    bidPriceMantissa: bid,
+    bidQtyMantissa: 1500n,
+    askPriceMantissa: ask,
+    askQtyMantissa: 25n,
+    symbol,
+  };
+}
+
+const trade: TradesStreamEvent = {
+  message: 'TradesStreamEvent',
+  eventTime: 99_999n,
+  transactTime: 99_999n,
+  priceExponent: -2,
+  qtyExponent: -3,
+  trades: [{ id: 1n, priceMantissa: 1n, qtyMantissa: 1n, isBuyerMaker: false, isBestMatch: true }],
+  symbol: S,
+};
+
+describe('order book: exact decimal helpers', () => {
+  it('spread = ask - bid at the prices scale, trailing zeros kept', () => {
+    expect(decimalSpread('60000.00', '60000.01')).to.equal('0.01');
+    expect(decimalSpread('59786.55000000', '59786.56000000')).to.equal('0.01000000');
+    expect(decimalSpread('0.35210000', '0.35260000')).to.equal('0.00050000');
+    expect(decimalSpread('100', '105')).to.equal('5');
+  });
+
+  it('spread of equal prices is an unsigned zero; a crossed book gives a negative spread', () => {
+    expect(decimalSpread('60000.00', '60000.00')).to.equal('0.00');
+    expect(decimalSpread('60000.02', '60000.01')).to.equal('-0.01');
+  });
+
+  it('mid = (bid + ask) / 2, exact, with one more decimal only when needed', () => {
+    expect(decimalMid('60000.00', '60000.01')).to.equal('60000.005');
+    expect(decimalMid('60000.00', '60000.02')).to.equal('60000.01');
+    expect(decimalMid('60000.00000000', '60000.01000000')).to.equal('60000.00500000');
+    expect(decimalMid('0.00000001', '0.00000002')).to.equal('0.000000015');
+    expect(decimalMid('1', '2')).to.equal('1.5');
+    expect(decimalMid('1', '3')).to.equal('2');
+  });
+
+  it('aligns different scales', () => {
+    expect(decimalSpread('1.5', '1.75')).to.equal('0.25');
+    expect(decimalMid('1.5', '1.75')).to.equal('1.625');
+    expect(decimalSpread('10', '10.001')).to.equal('0.001');
+  });
+
+  it('stays exact far beyond 2^53', () => {
+    const bid = '92233720368.54775807';
+    const ask = '92233720368.54775810';
+    expect(decimalSpread(bid, ask)).to.equal('0.00000003');
+    expect(decimalMid(bid, ask)).to.equal('92233720368.547758085');
+    expect(decimalMid('123456789012345678901234567890', '123456789012345678901234567891')).to.equal(
+      '123456789012345678901234567890.5',
+    );
+  });
+
+  it('refuses what is not a plain decimal', () => {
+    expect(() => decimalMid('1e5', '2')).to.throw(RangeError, 'not a plain decimal: "1e5"');
+    expect(() => decimalSpread('', '2')).to.throw(RangeError);
+  });
+});
+
+describe('order book: metrics', () => {
+  it('imbalance and strengths over the top N', () => {
+    const m = bookMetrics(['1', '2', '3'], ['4'], 2);
+    // top 2: bids 1 + 2 = 3, asks 4; strengths 1/1 + 2/2 = 2 and 4/1 = 4
+    expect(m).to.deep.equal({ imbalance: (3 - 4) / 7, bidStrength: 2, askStrength: 4 });
+  });
+
+  it('both sides empty: all zero, never NaN', () => {
+    expect(bookMetrics([], [], 10)).to.deep.equal({ imbalance: 0, bidStrength: 0, askStrength: 0 });
+    expect(bookMetrics(['', ''], ['0.000'], 10)).to.deep.equal({
+      imbalance: 0,
+      bidStrength: 0,
+      askStrength: 0,
+    });
+  });
+
+  it('one side only: imbalance +-1', () => {
+    expect(bookMetrics(['0.5'], [], 10).imbalance).to.equal(1);
+    expect(bookMetrics([], ['0.5', '1.5'], 10)).to.deep.equal({
+      imbalance: -1,
+      bidStrength: 0,
+      askStrength: 1.25,
+    });
+  });
+});
+
+describe('order book: argument builders', () => {
+  const options = { levels: 2 };
+
+  it('encodes a diff as "U u eventTime nBids bid pairs ask pairs" with exact strings', () => {
+    expect(
+      encodeDiff(diff(5n, 7n, [lv(6000001n, 0n), lv(6000000n, 1500n)], [lv(6000002n, 25n)], 123n)),
+    ).to.equal('5 7 123 2 60000.01 0.000 60000.00 1.500 60000.02 0.025');
+    expect(encodeDiff(diff(5n, 5n, [], []))).to.equal('5 5 50 0');
+  });
+
+  it('refuses impossible diffs and negative mantissas', () => {
+    expect(() => encodeDiff(diff(8n, 7n, [], []))).to.throw(
+      BookArgumentError,
+      'order book BTCUSDT: depth diff U=8 u=7',
+    );
+    expect(() => encodeDiff(diff(1n, 2n, [lv(-1n, 1n)], []))).to.throw(BookArgumentError, 'negative price');
+  });
+
+  it('depth20 top levels are cut at N per side', () => {
+    const snap = depth20(9n, [lv(300n, 1n), lv(200n, 2n), lv(100n, 3n)], [lv(400n, 4n)]);
+    expect(encodeTopLevels(snap, 2)).to.equal('2 3.00 0.001 2.00 0.002 4.00 0.004');
+    expect(encodeTopLevels(depth20(9n, [], []), 10)).to.equal('0');
+  });
+
+  it('depth batch: diffs sorted by u, duplicates dropped, newest depth20, batch time, other kinds skipped', () => {
+    const d1 = diff(1n, 2n, [lv(100n, 1n)], []);
+    const d2 = diff(3n, 4n, [], [lv(200n, 2n)]);
+    const args = depthBatchArgs(
+      S,
+      [d2, trade, depth20(3n, [lv(100n, 1n)], [], 777n), d1, d2, depth20(2n, [], [], 999n)],
+      options,
+    );
+    expect(args).to.deep.equal([
+      '2',
+      String(DEFAULT_BUFFER_MAX_LENGTH),
+      '999', // newest event time among depth messages (the trade's 99999 is not this script's)
+      '3',
+      '777',
+      '1 1.00 0.001',
+      '2',
+      '1 0 1 0',
+      '1 2 20 1 1.00 0.001',
+      '3 4 40 0 2.00 0.002',
+      '1.00',
+      '0.001',
+      '2.00',
+      '0.002',
+    ]);
+  });
+
+  it('net effect: final quantities per price in first-seen order, removals apart', () => {
+    const diffs = [
+      diff(1n, 1n, [lv(100n, 1n), lv(90n, 2n)], [lv(110n, 3n)]),
+      diff(2n, 3n, [lv(90n, 0n), lv(80n, 4n)], [lv(110n, 0n)]),
+      diff(4n, 4n, [lv(100n, 5n), lv(70n, 0n)], [lv(110n, 6n), lv(120n, 0n)]),
+    ];
+    expect(netEffect(diffs)).to.deep.equal({
+      counts: '2 2 1 1',
+      values: ['1.00', '0.005', '0.80', '0.004', '0.90', '0.70', '1.10', '0.006', '1.20'],
+    });
+  });
+
+  it('no net effect when the diffs do not chain (a gap inside the batch) or there are none', () => {
+    const gapped = depthBatchArgs(S, [diff(1n, 2n, [], []), diff(4n, 5n, [], [])], options);
+    expect(gapped.slice(6)).to.deep.equal(['2', '', '1 2 20 0', '4 5 50 0']);
+    // Overlapping diffs still chain.
+    const overlapping = depthBatchArgs(S, [diff(1n, 3n, [], []), diff(2n, 5n, [], [])], options);
+    expect(overlapping[7]).to.equal('0 0 0 0');
+    expect(depthBatchArgs(S, [], options)).to.deep.equal(['2', '1000', '', '', '', '', '0', '']);
+  });
+
+  it('validates options and the symbol with exact messages', () => {
+    expect(() => depthBatchArgs(S, [], { levels: 0 })).to.throw(
+      BookArgumentError,
+      'order book BTCUSDT: levels must be an integer in 1..20, got 0',
+    );
+    expect(() => depthBatchArgs(S, [], { levels: 10, bufferMaxLength: 0 })).to.throw(
+      'bufferMaxLength must be a positive integer, got 0',
+    );
+    expect(() => depthBatchArgs(S, [diff(1n, 1n, [], [], 1n, 'ETHUSDT')], options)).to.throw(
+      BookArgumentError,
+      'order book BTCUSDT: a DepthDiffStreamEvent of ETHUSDT in its batch',
+    );
+  });
+
+  it('best bid/ask batch: the newest event by id, the newest event time of the batch', () => {
+    const args = bestBidAskArgs(S, [
+      bba(7n, 100n, 101n, 500n),
+      bba(9n, 102n, 103n, 400n),
+      bba(8n, 1n, 2n, 600n),
+    ]);
+    expect(args).to.deep.equal(['9', '1.02', '1.500', '1.03', '0.025', '400', '600']);
+    expect(bestBidAskArgs(S, [trade])).to.deep.equal(['', '', '', '', '', '', '']);
+    expect(() => bestBidAskArgs(S, [bba(1n, 1n, 2n, 1n, 'ETHUSDT')])).to.throw(BookArgumentError);
+  });
+
+  it('anchor: N, lastUpdateId, time, bid count, bid pairs, ask pairs', () => {
+    const snapshot = {
+      lastUpdateId: 12345678901n,
+      priceExponent: -8,
+      qtyExponent: -8,
+      bids: [lv(35210000n, 67200000000n), lv(35200000n, 1n)],
+      asks: [lv(35260000n, 319900000000n)],
+      timeUs: 1633998512320639n,
+    };
+    expect(anchorArgs(S, snapshot, { levels: 10 })).to.deep.equal([
+      '10',
+      '12345678901',
+      '1633998512320639',
+      '2',
+      '0.35210000',
+      '672.00000000',
+      '0.35200000',
+      '0.00000001',
+      '0.35260000',
+      '3199.00000000',
+    ]);
+  });
+});
+
+describe('order book: keys and scripts', () => {
+  it('every key of a script shares the symbol hash tag in cluster mode', () => {
+    const keys = new Keys({ clusterMode: true });
+    for (const list of [depthBatchKeys(keys, S), bestBidAskKeys(keys, S), anchorKeys(keys, S)]) {
+      for (const key of list) expect(key).to.contain('{BTCUSDT}');
+    }
+    expect(depthBatchKeys(new Keys({ clusterMode: false }), S)).to.deep.equal([
+      'ob:BTCUSDT',
+      'book:BTCUSDT:bids',
+      'book:BTCUSDT:asks',
+      'book:BTCUSDT:bids:idx',
+      'book:BTCUSDT:asks:idx',
+      'book:BTCUSDT:state',
+      'book:BTCUSDT:buffer',
+      'tr:BTCUSDT:1s',
+      'tr:BTCUSDT:5s',
+      'tr:BTCUSDT:buckets',
+      'tr:BTCUSDT:state',
+    ]);
+  });
+
+  it('the scripts are discovered with as many keys as the builders give, includes expanded', () => {
+    const keys = new Keys({ clusterMode: false });
+    const byCommand = new Map(loadScriptSources().map((s) => [s.command, s]));
+    const expected: Array<[string, number]> = [
+      ['applyDepthBatch', depthBatchKeys(keys, S).length],
+      ['applyBestBidAsk', bestBidAskKeys(keys, S).length],
+      ['anchorBook', anchorKeys(keys, S).length],
+    ];
+    for (const [command, numberOfKeys] of expected) {
+      const script = byCommand.get(command);
+      expect(script, command).to.not.equal(undefined);
+      expect(script!.numberOfKeys, command).to.equal(numberOfKeys);
+      expect(script!.lua).to.contain('local Book = {}');
+      expect(script!.lua).to.not.match(/^--@include/m);
+      expect(script!.lua).to.not.match(/\bTIME\b|math\.random/);
+    }
+  });
+});
