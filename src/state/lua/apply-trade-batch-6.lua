@@ -199,8 +199,8 @@ if applied > 0 then
         if tonumber(f) < px_lo_us then stale[#stale + 1] = f end
       end
     end
-    for from = 1, #stale, 500 do
-      redis.call('HDEL', px_key, unpack(stale, from, math.min(from + 499, #stale)))
+    for from = 1, #stale, 100 do
+      redis.call('HDEL', px_key, unpack(stale, from, math.min(from + 99, #stale)))
     end
     px_min = px_lo_us
   end

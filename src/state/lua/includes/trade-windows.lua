@@ -274,8 +274,8 @@ do
           if tonumber(f) < lo_us then stale[#stale + 1] = f end
         end
       end
-      for from = 1, #stale, 500 do
-        redis.call('HDEL', buckets_key, unpack(stale, from, math.min(from + 499, #stale)))
+      for from = 1, #stale, 100 do
+        redis.call('HDEL', buckets_key, unpack(stale, from, math.min(from + 99, #stale)))
       end
     end
     local bucket_min = ''
