@@ -425,6 +425,22 @@ describe('rolling trade statistics against a real Redis', function () {
       expect(random).to.deep.equal(hundreds);
     });
 
+    it('maxTradesPerCall: chunked calls end in the same state and report the same result as one call', async () => {
+      const slice = messages.slice(0, 4000);
+      const whole = await applyTradeBatch(redis, keys, SYMBOL, slice);
+      const one = await snapshot();
+      await redis.flushdb();
+      const chunked = await applyTradeBatch(redis, keys, SYMBOL, slice, { maxTradesPerCall: 7 });
+      expect(chunked).to.deep.equal(whole);
+      const many = await snapshot();
+      delete one[stateKey];
+      delete many[stateKey];
+      expect(many).to.deep.equal(one);
+      const ref = new TradeReference();
+      ref.applyBatch(slice);
+      await expectState(ref, 'chunked');
+    });
+
     it('one trade per call, through two connections (a restart in the middle loses nothing)', async () => {
       const ref = new TradeReference();
       for (let i = 0; i < 3000; i++) await applyBoth(ref, [messages[i]!], `trade ${i}`);

@@ -6,6 +6,7 @@ import {
   TRADE_WINDOW_5S_FIELDS,
   TRADE_WINDOW_FIELDS,
   TradeBatchError,
+  applyTradeBatch,
   flattenTrades,
   parseTradeBatchReply,
   tradeBatchArgs,
@@ -13,6 +14,7 @@ import {
   tradeWindowKeys,
 } from '../../../src/state/trades';
 import type { FlatTrade } from '../../../src/state/trades';
+import type { RedisClient } from '../../../src/state/redis';
 
 function message(
   transactTime: bigint,
@@ -216,6 +218,21 @@ describe('state/trades', () => {
           'unexpected reply of applyTradeBatch',
         );
       });
+    }
+  });
+
+  it('applyTradeBatch rejects a maxTradesPerCall that is not a positive integer before calling Redis', async () => {
+    for (const bad of [0, -1, 1.5, NaN]) {
+      let error: unknown;
+      try {
+        await applyTradeBatch({} as RedisClient, new Keys({ clusterMode: false }), 'BTCUSDT', [], {
+          maxTradesPerCall: bad,
+        });
+      } catch (err) {
+        error = err;
+      }
+      expect(error, String(bad)).to.be.instanceOf(RangeError);
+      expect((error as Error).message).to.equal(`maxTradesPerCall must be a positive integer, got ${bad}`);
     }
   });
 
