@@ -15,7 +15,7 @@ import type { RedisClient } from './redis';
 // ob:<SYMBOL>, kept by three Lua scripts, one call per symbol per batch:
 //   lua/apply-depth-batch-11.lua   a depth-stream batch: depth20 snapshots and depth diffs
 //   lua/apply-best-bid-ask-5.lua   a bestBidAsk-stream batch
-//   lua/anchor-book-7.lua          anchoring on a REST depth snapshot plus the diffs buffered while out of sync
+//   lua/anchor-book-11.lua          anchoring on a REST depth snapshot plus the diffs buffered while out of sync
 // Their headers (and lua/includes/order-book.lua) hold the KEYS/ARGV layouts, the rules and the return codes.
 //
 // ob:<SYMBOL> fields written here (prices, quantities and ids are exact decimal strings):
@@ -72,6 +72,10 @@ declare module 'ioredis' {
       asksIndexKey: string,
       stateKey: string,
       bufferKey: string,
+      tradeWindow1sKey: string,
+      tradeWindow5sKey: string,
+      tradeBucketsKey: string,
+      tradeStateKey: string,
       ...args: string[]
     ): Result<unknown[], Context>;
   }
@@ -126,7 +130,7 @@ export interface BestBidAskResult {
 export type AnchorOutcome = 'anchored' | 'noop' | 'too_old' | 'buffer_gap' | 'crossed';
 
 export interface AnchorResult {
-  /** The script's code: 1 anchored, 0 no-op, -1 too old, -2 buffer gap, -3 crossed (see anchor-book-7.lua). */
+  /** The script's code: 1 anchored, 0 no-op, -1 too old, -2 buffer gap, -3 crossed (see anchor-book-11.lua). */
   readonly code: 1 | 0 | -1 | -2 | -3;
   readonly outcome: AnchorOutcome;
   /** Book id after the call (undefined: never anchored). */
@@ -255,30 +259,8 @@ export function bookMetrics(
 // ---------------------------------------------------------------------------------------------------------------
 // Argument builders (pure).
 
-/** KEYS of apply-depth-batch-11.lua (the book keys, then the trade-window keys), all of one hash slot. */
-export function depthBatchKeys(keys: Keys, symbol: string): string[] {
-  return [
-    ...anchorKeys(keys, symbol),
-    keys.tradeWindow(symbol, 1),
-    keys.tradeWindow(symbol, 5),
-    keys.tradeBuckets(symbol),
-    keys.tradeState(symbol),
-  ];
-}
-
-/** KEYS of apply-best-bid-ask-5.lua. */
-export function bestBidAskKeys(keys: Keys, symbol: string): string[] {
-  return [
-    keys.orderBook(symbol),
-    keys.tradeWindow(symbol, 1),
-    keys.tradeWindow(symbol, 5),
-    keys.tradeBuckets(symbol),
-    keys.tradeState(symbol),
-  ];
-}
-
-/** KEYS of anchor-book-7.lua. */
-export function anchorKeys(keys: Keys, symbol: string): string[] {
+/** The keys of a symbol's full book: ob:, bids, asks, their indexes, state, buffer. */
+function bookKeys(keys: Keys, symbol: string): string[] {
   return [
     keys.orderBook(symbol),
     keys.bookLevels(symbol, 'bids'),
@@ -288,6 +270,31 @@ export function anchorKeys(keys: Keys, symbol: string): string[] {
     keys.bookState(symbol),
     keys.diffBuffer(symbol),
   ];
+}
+
+/** The trade-window keys refresh_trade_windows takes after ob: (tr:<S>:1s, :5s, :buckets, :state). */
+function windowKeys(keys: Keys, symbol: string): string[] {
+  return [
+    keys.tradeWindow(symbol, 1),
+    keys.tradeWindow(symbol, 5),
+    keys.tradeBuckets(symbol),
+    keys.tradeState(symbol),
+  ];
+}
+
+/** KEYS of apply-depth-batch-11.lua (the book keys, then the trade-window keys), all of one hash slot. */
+export function depthBatchKeys(keys: Keys, symbol: string): string[] {
+  return [...bookKeys(keys, symbol), ...windowKeys(keys, symbol)];
+}
+
+/** KEYS of apply-best-bid-ask-5.lua. */
+export function bestBidAskKeys(keys: Keys, symbol: string): string[] {
+  return [keys.orderBook(symbol), ...windowKeys(keys, symbol)];
+}
+
+/** KEYS of anchor-book-11.lua (the same as apply-depth-batch-11.lua's). */
+export function anchorKeys(keys: Keys, symbol: string): string[] {
+  return depthBatchKeys(keys, symbol);
 }
 
 function checkOptions(symbol: string, options: BookOptions): number {
@@ -494,7 +501,7 @@ export function bestBidAskArgs(symbol: string, messages: readonly SbeMessage[]):
   ];
 }
 
-/** ARGV of anchor-book-7.lua: N, lastUpdateId, time, bid count, bid pairs, ask pairs. */
+/** ARGV of anchor-book-11.lua: N, lastUpdateId, time, bid count, bid pairs, ask pairs. */
 export function anchorArgs(symbol: string, snapshot: RestDepthSnapshot, options: BookOptions): string[] {
   checkOptions(symbol, options);
   const args = [
@@ -680,17 +687,12 @@ export async function anchorBook(
   options: BookOptions,
 ): Promise<AnchorResult> {
   const args = anchorArgs(symbol, snapshot, options);
-  const [ob, bids, asks, bidsIdx, asksIdx, state, buffer] = anchorKeys(keys, symbol) as [
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-  ];
+  const [ob, bids, asks, bidsIdx, asksIdx, state, buffer, tr1, tr5, buckets, trState] = anchorKeys(
+    keys,
+    symbol,
+  ) as [string, string, string, string, string, string, string, string, string, string, string];
   const reply = await call('anchorBook', symbol, () =>
-    client.anchorBook(ob, bids, asks, bidsIdx, asksIdx, state, buffer, ...args),
+    client.anchorBook(ob, bids, asks, bidsIdx, asksIdx, state, buffer, tr1, tr5, buckets, trState, ...args),
   );
   const r = new ReplyReader('anchorBook', symbol, reply);
   const code = r.number();

@@ -30,7 +30,7 @@
   KEYS[6]  book:<S>:state          hash: status (in_sync | out_of_sync), reason ("" | no_snapshot | gap |
                                    crossed), book_update_id, last_seen_u, book_ts_us, buffered, gaps, crossed,
                                    buffer_overflow, gap_from (book id at the last gap), gap_to (the U received)
-                                   [anchor-book-7 also writes anchors, anchor_update_id]
+                                   [anchor-book-11 also writes anchors, anchor_update_id]
   KEYS[7]  book:<S>:buffer         list of encoded diffs kept while out of sync (bounded)
   KEYS[8]  tr:<S>:1s   KEYS[9] tr:<S>:5s   KEYS[10] tr:<S>:buckets   KEYS[11] tr:<S>:state   (trade windows)
 

@@ -11,7 +11,9 @@
   3. The book = the snapshot with the remaining diffs applied (qty 0 removes); it must not be crossed.
   4. Only then: the book keys are replaced, the buffer is cleared, the state becomes in_sync (book id = the last
      remaining u, or L), and ob:<S> gets the top N levels and metrics if newer than the levels there, and best
-     bid/ask, spread and mid if newer than best_update_id.
+     bid/ask, spread and mid if newer than best_update_id. The trade windows are then refreshed without an event
+     time (a REST snapshot does not advance the symbol's event time), so that vwap_minus_mid follows the new mid
+     at once and a later call with nothing new writes nothing.
   A rejected snapshot (codes < 0) changes nothing at all: the live book state, the buffer and ob: stay as they
   were, so the caller can fetch another snapshot (the reply says which lastUpdateId would do).
 
@@ -20,6 +22,7 @@
   KEYS[4]  book:<S>:bids:idx       KEYS[5]  book:<S>:asks:idx
   KEYS[6]  book:<S>:state          (fields: apply-depth-batch-11.lua; here also anchors, anchor_update_id)
   KEYS[7]  book:<S>:buffer
+  KEYS[8]  tr:<S>:1s   KEYS[9] tr:<S>:5s   KEYS[10] tr:<S>:buckets   KEYS[11] tr:<S>:state   (trade windows)
 
   ARGV[1]  N: levels written to ob: (1..20)
   ARGV[2]  L: the snapshot's lastUpdateId
@@ -38,6 +41,7 @@
   Errors: "BOOKARGS <what>" for malformed arguments, raised before any write.
 ]]
 
+--@include trade-windows
 --@include order-book
 
 local ob_key, bids_key, asks_key, bids_idx, asks_idx, state_key, buffer_key =
@@ -137,5 +141,7 @@ if Book.newer(book_id, ob[1] or '') then
   if Book.newer(book_id, ob[2] or '') then Book.best_fields(fields, bp[1], bq[1], ap[1], aq[1], book_id, book_ts) end
   redis.call('HSET', ob_key, unpack(fields))
 end
+
+refresh_trade_windows(ob_key, KEYS[8], KEYS[9], KEYS[10], KEYS[11], '')
 
 return { 1, book_id, #remaining, dropped, '' }
