@@ -15,8 +15,11 @@ import type { RedisClient } from './redis';
 // ob:<SYMBOL>, kept by three Lua scripts, one call per symbol per batch:
 //   lua/apply-depth-batch-11.lua   a depth-stream batch: depth20 snapshots and depth diffs
 //   lua/apply-best-bid-ask-5.lua   a bestBidAsk-stream batch
-//   lua/anchor-book-11.lua          anchoring on a REST depth snapshot plus the diffs buffered while out of sync
+//   lua/anchor-book-11.lua         anchoring on a REST depth snapshot plus the diffs buffered while out of sync
 // Their headers (and lua/includes/order-book.lua) hold the KEYS/ARGV layouts, the rules and the return codes.
+// Each script ends with refresh_trade_windows (lua/includes/trade-windows.lua): the two batch scripts with the
+// batch's newest event time, so the windows decay with the symbol's event time; the anchor without a time (a REST
+// snapshot is no event), so vwap_minus_mid follows the new mid at once.
 //
 // ob:<SYMBOL> fields written here (prices, quantities and ids are exact decimal strings):
 //   best_bid, best_bid_qty, best_ask, best_ask_qty   the newest best bid/ask of any source (bestBidAsk, depth20
@@ -39,6 +42,11 @@ import type { RedisClient } from './redis';
 // book:<S>:state (status in_sync | out_of_sync, reason no_snapshot | gap | crossed, book_update_id, counters) and
 // book:<S>:buffer (diffs kept while out of sync, bounded). Every script is idempotent: a redelivered batch, or
 // any older one, leaves every key byte-identical (so diffs ignored as old are counted in the reply, not in Redis).
+// Ids are compared as decimal strings in Lua (any int64); the zset scores and the crossed check use doubles,
+// exact for prices of at most 15 significant digits (8 decimals below 10^7).
+//
+// Exponents: one symbol's prices must always be formatted at the same exponent (Binance sends -8 for all spot
+// symbols), since the full book is keyed by the exact price string ("1.5" and "1.50" would be two levels).
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {

@@ -48,7 +48,8 @@
                   (final quantity 0), nAskSet ask pairs, nAskDel ask prices, each in first-seen order over the diffs
   Fast path: when the book is in sync and the first diff bridges it (u > book id >= U - 1), every diff applies
   and the book receives exactly the net effect (the same writes, in the same order, as applying the diffs one by
-  one, which the script does otherwise); no level needs parsing in Lua.
+  one, which the script does otherwise); no level needs parsing in Lua. A batch whose newest diff is not newer than
+  the book id (in sync) or last_seen_u (out of sync), i.e. a redelivery, is ignored whole without parsing.
 
   Returns { applied, ignored, buffered, gap, crossed, overflow, status, reason, book_update_id, buffer_length,
             levels_source, depth20_applied, best_written }
@@ -136,7 +137,16 @@ if net and in_sync then
   fast = Book.newer(first_u, book_id) and not Book.newer(U, Book.inc(book_id))
 end
 
-if fast then
+-- A batch whose newest diff was applied or buffered already (a redelivery) is ignored without parsing the rest.
+local all_seen = false
+if D > 0 and not fast then
+  local _, last_u = Book.diff_header(ARGV[8 + D])
+  all_seen = not Book.newer(last_u, in_sync and book_id or seen)
+end
+
+if all_seen then
+  ignored = D
+elseif fast then
   local _, u, ts = Book.diff_header(ARGV[8 + D])
   local i = 9 + D
   local bs, bd, as, ad = net[1], net[2], net[3], net[4]

@@ -6,8 +6,13 @@ import type {
   PriceLevel,
   TradesStreamEvent,
 } from '../../../src/sbe/messages';
+import type { RedisClient } from '../../../src/state/redis';
 import {
   anchorArgs,
+  anchorBook,
+  applyBestBidAskBatch,
+  applyBookBatch,
+  BookScriptError,
   anchorKeys,
   bestBidAskArgs,
   bestBidAskKeys,
@@ -324,5 +329,124 @@ describe('order book: keys and scripts', () => {
       expect(script!.lua).to.not.match(/^--@include/m);
       expect(script!.lua).to.not.match(/\bTIME\b|math\.random/);
     }
+  });
+});
+
+describe('order book: script replies and errors (fake client)', () => {
+  const keys = new Keys({ clusterMode: false });
+
+  function client(reply: () => Promise<unknown>): RedisClient {
+    return { applyDepthBatch: reply, applyBestBidAsk: reply, anchorBook: reply } as unknown as RedisClient;
+  }
+
+  async function rejection(run: () => Promise<unknown>): Promise<unknown> {
+    try {
+      await run();
+    } catch (err) {
+      return err;
+    }
+    throw new Error('expected a rejection');
+  }
+
+  it('an outage is rethrown unchanged (isRetryable must see it)', async () => {
+    const outage = new Error('Connection is closed.');
+    const err = await rejection(() =>
+      applyBookBatch(
+        client(() => Promise.reject(outage)),
+        keys,
+        S,
+        [],
+        { levels: 10 },
+      ),
+    );
+    expect(err).to.equal(outage);
+  });
+
+  it('a refused argument becomes BookScriptError BOOKARGS, another error reply SCRIPT', async () => {
+    const refused = await rejection(() =>
+      anchorBook(
+        client(() => Promise.reject(new Error('BOOKARGS lastUpdateId is not a decimal id: x'))),
+        keys,
+        S,
+        { lastUpdateId: 1n, priceExponent: -2, qtyExponent: -2, bids: [], asks: [], timeUs: 1n },
+        { levels: 10 },
+      ),
+    );
+    expect(refused).to.be.instanceOf(BookScriptError);
+    expect(refused).to.include({ script: 'anchorBook', symbol: S, code: 'BOOKARGS' });
+    expect((refused as Error).message).to.equal(
+      'anchorBook BTCUSDT: BOOKARGS lastUpdateId is not a decimal id: x',
+    );
+    const other = await rejection(() =>
+      applyBestBidAskBatch(
+        client(() => Promise.reject(new Error('ERR user_script:1: boom'))),
+        keys,
+        S,
+        [],
+      ),
+    );
+    expect(other).to.include({ script: 'applyBestBidAsk', code: 'SCRIPT' });
+  });
+
+  it('replies are typed; an unexpected shape is BookScriptError REPLY', async () => {
+    const reply = [3, 1, 0, 0, 1, 0, 'out_of_sync', 'crossed', '9007199254740993', 0, '', 1, 0];
+    expect(
+      await applyBookBatch(
+        client(() => Promise.resolve(reply)),
+        keys,
+        S,
+        [],
+        { levels: 10 },
+      ),
+    ).to.deep.equal({
+      applied: 3,
+      ignored: 1,
+      buffered: 0,
+      gap: false,
+      crossed: true,
+      overflow: 0,
+      status: 'out_of_sync',
+      reason: 'crossed',
+      bookUpdateId: 9007199254740993n,
+      bufferLength: 0,
+      levelsSource: undefined,
+      depth20Applied: true,
+      bestWritten: false,
+    });
+    const bad = await rejection(() =>
+      applyBookBatch(
+        client(() => Promise.resolve([1, 2])),
+        keys,
+        S,
+        [],
+        { levels: 10 },
+      ),
+    );
+    expect(bad).to.include({ code: 'REPLY' });
+    const anchored = await anchorBook(
+      client(() => Promise.resolve([-1, '', 0, 0, '41'])),
+      keys,
+      S,
+      { lastUpdateId: 1n, priceExponent: -2, qtyExponent: -2, bids: [], asks: [], timeUs: 1n },
+      { levels: 10 },
+    );
+    expect(anchored).to.deep.equal({
+      code: -1,
+      outcome: 'too_old',
+      bookUpdateId: undefined,
+      diffsApplied: 0,
+      diffsDropped: 0,
+      neededLastUpdateId: 41n,
+    });
+    const unknown = await rejection(() =>
+      anchorBook(
+        client(() => Promise.resolve([7, '', 0, 0, ''])),
+        keys,
+        S,
+        { lastUpdateId: 1n, priceExponent: -2, qtyExponent: -2, bids: [], asks: [], timeUs: 1n },
+        { levels: 10 },
+      ),
+    );
+    expect(unknown).to.include({ code: 'REPLY' });
   });
 });
