@@ -9,7 +9,7 @@ import { simulate, type SimulatedEvent, type SimulatedStream } from '../replay/s
 import { encodeMessage } from '../sbe/encoder';
 import type { SbeMessage } from '../sbe/messages';
 import { formatDecimal } from '../sbe/decimal';
-import { reduceBatch } from '../state/batch';
+import { groupBySymbol } from '../state/batch';
 import { Keys } from '../state/keys';
 import { createRedisClient } from '../state/redis';
 import { StateWriter } from '../state/writer';
@@ -152,17 +152,16 @@ async function main(): Promise<void> {
     out('\n2. Redis update of one 100-event batch (StateWriter: one script call per symbol, pipelined)');
     const config = parseConfig({ redis: { host: '127.0.0.1', port } });
     const client = createRedisClient(config.redis, { connectionName: 'bench' });
-    const writer = new StateWriter(client, new Keys({ clusterMode: false }), 1000);
+    const writer = new StateWriter(client, new Keys({ clusterMode: false }), {
+      orderBookLevels: 10,
+      diffBufferMaxLength: 1000,
+      deadLetterMaxLen: 1000,
+    });
     for (const [stream, streamEvents] of byStream) {
       await redis.flushall();
       const samples: number[] = [];
       for (let i = 0; i + 100 <= streamEvents.length; i += 100) {
-        const batches = [
-          ...reduceBatch(
-            streamEvents.slice(i, i + 100).map((e) => e.message),
-            10,
-          ).values(),
-        ];
+        const batches = [...groupBySymbol(streamEvents.slice(i, i + 100).map((e) => e.message)).values()];
         const t0 = process.hrtime.bigint();
         await writer.write(batches, []);
         samples.push(Number(process.hrtime.bigint() - t0) / 1e6);

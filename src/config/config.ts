@@ -62,6 +62,8 @@ export interface ProcessingConfig {
   readonly batchDeadlineMs: number;
   readonly redisRetries: number;
   readonly deadLetterMaxLen: number;
+  /** Depth diffs kept per symbol while its book is out of sync (for the re-anchor to replay). */
+  readonly diffBufferMaxLength: number;
 }
 
 export interface AppConfig {
@@ -229,6 +231,7 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
     batchDeadlineMs: processingSection.integer('batch_deadline_ms', 10000, 100, 600000),
     redisRetries: processingSection.integer('redis_retries', 5, 0, 100),
     deadLetterMaxLen: processingSection.integer('dead_letter_max_len', 100000, 100, 100000000),
+    diffBufferMaxLength: processingSection.integer('diff_buffer_max_length', 1000, 10, 1000000),
   };
   processingSection.done();
 

@@ -1,9 +1,8 @@
 import type { Logger } from '../logging/logger';
 import type { DecodedFrame, SbeMessage } from '../sbe/messages';
 import { SbeDecodeError } from '../sbe/errors';
-import { reduceBatch } from '../state/batch';
+import { groupBySymbol, type SymbolEvents } from '../state/batch';
 import type { DeadLetter, WriteResult } from '../state/writer';
-import type { SymbolBatch } from '../state/batch';
 import { backoffDelay } from '../state/retry';
 
 // The per-shard record processor, free of the MultiLang protocol so it can be tested directly:
@@ -22,7 +21,7 @@ export interface InputRecord {
 export type CheckpointFn = (sequenceNumber: string | null) => Promise<string | null>;
 
 export interface BatchWriter {
-  write(batches: Iterable<SymbolBatch>, deadLetters: readonly DeadLetter[]): Promise<WriteResult>;
+  write(groups: Iterable<SymbolEvents>, deadLetters: readonly DeadLetter[]): Promise<WriteResult>;
 }
 
 export interface BatchReport {
@@ -33,7 +32,7 @@ export interface BatchReport {
   readonly millisBehindLatest: number | undefined;
   /** Redis write of the batch, retries included. */
   readonly writeMs: number;
-  /** Decode + reduce + write: the processor's own time for the batch (checkpoint excluded). */
+  /** Decode + group + write: the processor's own time for the batch (checkpoint excluded). */
   readonly handleMs: number;
   readonly result: WriteResult;
   readonly checkpointed: string | undefined;
@@ -41,7 +40,6 @@ export interface BatchReport {
 
 export interface ShardProcessorOptions {
   readonly stream: string;
-  readonly orderBookLevels: number;
   readonly decode: (data: Buffer) => DecodedFrame[];
   readonly writer: BatchWriter;
   /** Writes the batch, retrying as the writer's policy allows; rejects when the batch cannot be stored. */
@@ -116,9 +114,10 @@ export class ShardProcessor {
   ): Promise<BatchReport> {
     const received = process.hrtime.bigint();
     const { messages, deadLetters, frames } = this.decodeRecords(records);
-    const batches = [...reduceBatch(messages, this.options.orderBookLevels).values()];
+    const groups = [...groupBySymbol(messages).values()];
     const started = process.hrtime.bigint();
-    const result = await this.options.writeWithRetry(() => this.options.writer.write(batches, deadLetters));
+    const result = await this.options.writeWithRetry(() => this.options.writer.write(groups, deadLetters));
+    this.reportIntegrity(result);
     const written = process.hrtime.bigint();
     const writeMs = Number(written - started) / 1e6;
     const handleMs = Number(written - received) / 1e6;
@@ -143,6 +142,40 @@ export class ShardProcessor {
     };
     this.options.onBatch?.(report);
     return report;
+  }
+
+  /** Trade-id gaps, depth gaps, crossed books and buffer overflows are logged with their symbol (and counted
+   * in the symbol's state keys by the scripts); a later stage turns them into re-anchor requests. */
+  private reportIntegrity(result: WriteResult): void {
+    const logger = this.options.logger;
+    for (const r of result.symbols) {
+      for (const gap of r.trades?.gaps ?? []) {
+        logger.warn('trade id gap', {
+          shard: this.shardId,
+          symbol: r.symbol,
+          missingFrom: gap.from.toString(),
+          missingTo: gap.to.toString(),
+        });
+      }
+      const depth = r.depth;
+      if (depth?.gap) {
+        logger.warn('depth update id gap: book out of sync', {
+          shard: this.shardId,
+          symbol: r.symbol,
+          bookUpdateId: depth.bookUpdateId?.toString(),
+        });
+      }
+      if (depth?.crossed) {
+        logger.warn('crossed book after update: book out of sync', { shard: this.shardId, symbol: r.symbol });
+      }
+      if (depth !== undefined && depth.overflow > 0) {
+        logger.warn('diff buffer full: oldest buffered diffs dropped', {
+          shard: this.shardId,
+          symbol: r.symbol,
+          dropped: depth.overflow,
+        });
+      }
+    }
   }
 
   /** At shard end the daemon requires a checkpoint at SHARD_END (null) before the status. */

@@ -1,10 +1,12 @@
 import type { Keys } from './keys';
 import type { RedisClient } from './redis';
-import { applyMarketBatchArgs, type SymbolBatch } from './batch';
+import type { SymbolEvents } from './batch';
+import { applyBestBidAskBatch, applyBookBatch, type BestBidAskResult, type DepthBatchResult } from './book';
+import { applyTradeBatch, type TradeBatchResult } from './trades';
 
-// Writes one processRecords batch: one script call per symbol plus the batch's dead letters, issued
-// together (ioredis auto-pipelining puts them in one round trip per node). Every call is idempotent, so the
-// whole write may be retried after a partial failure.
+// Writes one processRecords batch: per symbol one script call per kind of event (trades, best bid/ask,
+// depth), plus the batch's dead letters, all issued together (ioredis auto-pipelining sends them in one
+// round trip per node). Every call is idempotent, so the whole write may be retried after a partial failure.
 
 export interface DeadLetter {
   readonly stream: string;
@@ -18,12 +20,32 @@ export interface DeadLetter {
   readonly approximateArrivalTimestamp: number | undefined;
 }
 
+export interface SymbolWriteResult {
+  readonly symbol: string;
+  readonly trades: TradeBatchResult | undefined;
+  readonly bestBidAsk: BestBidAskResult | undefined;
+  readonly depth: DepthBatchResult | undefined;
+}
+
 export interface WriteResult {
-  readonly tradesApplied: number;
-  readonly bestBidAsksApplied: number;
-  readonly depthSnapshotsApplied: number;
+  readonly symbols: readonly SymbolWriteResult[];
   readonly deadLettersAdded: number;
 }
+
+export interface StateWriterOptions {
+  /** processing.order_book_levels */
+  readonly orderBookLevels: number;
+  /** Bound of each symbol's diff buffer while its book is out of sync. */
+  readonly diffBufferMaxLength: number;
+  /** Approximate cap of each dead-letter stream. */
+  readonly deadLetterMaxLen: number;
+}
+
+/**
+ * Trades per script call: a call holds Redis for ~2 us per trade plus ~100 us, so a 10,000-record poll is split
+ * to keep every call well under a millisecond and inference reads unblocked (~0.6 ms at 250).
+ */
+export const MAX_TRADES_PER_CALL = 250;
 
 /** Dead-letter markers outlive any redelivery window (Kinesis retention is at most 365 days; 7 is ours). */
 const DEAD_LETTER_MARKER_TTL_SECONDS = 7 * 24 * 3600;
@@ -32,56 +54,65 @@ export class StateWriter {
   constructor(
     private readonly client: RedisClient,
     private readonly keys: Keys,
-    private readonly deadLetterMaxLen: number,
+    private readonly options: StateWriterOptions,
   ) {}
 
-  async write(batches: Iterable<SymbolBatch>, deadLetters: readonly DeadLetter[]): Promise<WriteResult> {
-    const applies = [...batches].map((batch) =>
-      this.client.applyMarketBatch(this.keys.orderBook(batch.symbol), ...applyMarketBatchArgs(batch)),
-    );
-    const letters = deadLetters.map((letter) =>
-      this.client.deadLetter(
-        this.keys.deadLetters(letter.stream),
-        this.keys.deadLetterSeen(
-          letter.stream,
-          letter.shardId,
-          letter.sequenceNumber,
-          letter.subSequenceNumber,
-        ),
-        this.keys.deadLetterCounts(letter.stream),
-        String(this.deadLetterMaxLen),
-        String(DEAD_LETTER_MARKER_TTL_SECONDS),
-        letter.errorCode,
-        'shard',
-        letter.shardId,
-        'sequence_number',
-        letter.sequenceNumber,
-        'sub_sequence_number',
-        String(letter.subSequenceNumber),
-        'partition_key',
-        letter.partitionKey,
-        'error',
-        letter.error,
-        'data_base64',
-        letter.dataBase64,
-        'arrival_ms',
-        letter.approximateArrivalTimestamp === undefined ? '' : String(letter.approximateArrivalTimestamp),
-      ),
-    );
-    const [applied, added] = await Promise.all([Promise.all(applies), Promise.all(letters)]);
-    let tradesApplied = 0;
-    let bestBidAsksApplied = 0;
-    let depthSnapshotsApplied = 0;
-    for (const [trade, bba, depth] of applied) {
-      tradesApplied += trade;
-      bestBidAsksApplied += bba;
-      depthSnapshotsApplied += depth;
-    }
-    return {
-      tradesApplied,
-      bestBidAsksApplied,
-      depthSnapshotsApplied,
-      deadLettersAdded: added.reduce((a, b) => a + b, 0),
+  private async writeSymbol(group: SymbolEvents): Promise<SymbolWriteResult> {
+    const bookOptions = {
+      levels: this.options.orderBookLevels,
+      bufferMaxLength: this.options.diffBufferMaxLength,
     };
+    const [trades, bestBidAsk, depth] = await Promise.all([
+      group.trades.length > 0
+        ? applyTradeBatch(this.client, this.keys, group.symbol, group.trades, {
+            maxTradesPerCall: MAX_TRADES_PER_CALL,
+          })
+        : undefined,
+      group.bestBidAsks.length > 0
+        ? applyBestBidAskBatch(this.client, this.keys, group.symbol, group.bestBidAsks)
+        : undefined,
+      group.depth.length > 0
+        ? applyBookBatch(this.client, this.keys, group.symbol, group.depth, bookOptions)
+        : undefined,
+    ]);
+    return { symbol: group.symbol, trades, bestBidAsk, depth };
+  }
+
+  private deadLetter(letter: DeadLetter): Promise<number> {
+    return this.client.deadLetter(
+      this.keys.deadLetters(letter.stream),
+      this.keys.deadLetterSeen(
+        letter.stream,
+        letter.shardId,
+        letter.sequenceNumber,
+        letter.subSequenceNumber,
+      ),
+      this.keys.deadLetterCounts(letter.stream),
+      String(this.options.deadLetterMaxLen),
+      String(DEAD_LETTER_MARKER_TTL_SECONDS),
+      letter.errorCode,
+      'shard',
+      letter.shardId,
+      'sequence_number',
+      letter.sequenceNumber,
+      'sub_sequence_number',
+      String(letter.subSequenceNumber),
+      'partition_key',
+      letter.partitionKey,
+      'error',
+      letter.error,
+      'data_base64',
+      letter.dataBase64,
+      'arrival_ms',
+      letter.approximateArrivalTimestamp === undefined ? '' : String(letter.approximateArrivalTimestamp),
+    );
+  }
+
+  async write(groups: Iterable<SymbolEvents>, deadLetters: readonly DeadLetter[]): Promise<WriteResult> {
+    const [symbols, added] = await Promise.all([
+      Promise.all([...groups].map((group) => this.writeSymbol(group))),
+      Promise.all(deadLetters.map((letter) => this.deadLetter(letter))),
+    ]);
+    return { symbols, deadLettersAdded: added.reduce((a, b) => a + b, 0) };
   }
 }

@@ -7,11 +7,10 @@ import { parseConfig } from '../../src/config/config';
 import { findFreePort } from '../../src/localstack/ports';
 import { startRedisCluster, type RedisCluster } from '../../src/localstack/redis-cluster';
 import { simulate } from '../../src/replay/simulator';
-import { reduceBatch } from '../../src/state/batch';
+import { groupBySymbol } from '../../src/state/batch';
 import { Keys } from '../../src/state/keys';
 import { createRedisClient, type RedisClient } from '../../src/state/redis';
 import { StateWriter } from '../../src/state/writer';
-import { expectedFields } from '../helpers/ob-fields';
 
 // cluster_mode: true against a real three-master Redis Cluster on loopback.
 
@@ -66,24 +65,35 @@ describe('Redis Cluster mode (three real cluster nodes)', function () {
     expect(new Set(symbolSlots).size).to.be.greaterThan(1);
   });
 
-  it('applies batches for symbols on different nodes with the Lua scripts, idempotently', async function () {
-    const writer = new StateWriter(client, keys, 1000);
-    const events = [...simulate({ seed: 11, symbols: SYMBOLS, startTimeUs: 1_760_000_000_000_000n }, 3000)];
-    const batches = [
-      ...reduceBatch(
-        events.map((e) => e.message),
-        10,
-      ).values(),
-    ];
-    await writer.write(batches, []);
-    const first = new Map<string, Record<string, string>>();
-    for (const batch of batches) {
-      const stored = await reader.hgetall(keys.orderBook(batch.symbol));
-      expect(stored, batch.symbol).to.deep.equal(expectedFields(batch));
-      first.set(batch.symbol, stored);
+  it('applies batches for symbols on different nodes with every state script, idempotently', async function () {
+    const writer = new StateWriter(client, keys, {
+      orderBookLevels: 10,
+      diffBufferMaxLength: 1000,
+      deadLetterMaxLen: 1000,
+    });
+    const events = [
+      ...simulate({ seed: 11, symbols: SYMBOLS, startTimeUs: 1_760_000_000_000_000n }, 3000),
+    ].map((e) => e.message);
+    const result = await writer.write(groupBySymbol(events).values(), []);
+    expect(result.symbols).to.have.length(SYMBOLS.length);
+    const state = async () =>
+      Promise.all(
+        SYMBOLS.map(async (s) => [
+          await reader.hgetall(keys.orderBook(s)),
+          await reader.hgetall(keys.tradeWindow(s, 1)),
+          await reader.hgetall(keys.tradeWindow(s, 5)),
+          await reader.hgetall(keys.bookState(s)),
+          await reader.lrange(keys.diffBuffer(s), 0, -1),
+        ]),
+      );
+    const first = await state();
+    for (const [i, symbol] of SYMBOLS.entries()) {
+      const [ob, tr1, , bookState] = first[i]!;
+      expect(ob!, symbol).to.include.keys('last_trade_price', 'best_bid', 'best_ask', 'mid_price', 'bid1_p');
+      expect(tr1!, symbol).to.include.keys('count', 'vwap', 'price_std');
+      expect(bookState!, symbol).to.include({ status: 'out_of_sync' });
     }
-    await writer.write(batches, []); // redelivery
-    for (const batch of batches)
-      expect(await reader.hgetall(keys.orderBook(batch.symbol))).to.deep.equal(first.get(batch.symbol));
+    await writer.write(groupBySymbol(events).values(), []); // redelivery
+    expect(await state()).to.deep.equal(first);
   });
 });

@@ -10,8 +10,13 @@ import {
   type PublishSummary,
   type RecordMode,
 } from '../../src/replay/producer';
-import { formatDecimal } from '../../src/sbe/decimal';
-import { applicationName, STREAM_KINDS } from '../../src/config/config';
+import Redis from 'ioredis';
+import { applicationName, parseConfig, STREAM_KINDS } from '../../src/config/config';
+import { groupBySymbol } from '../../src/state/batch';
+import { Keys } from '../../src/state/keys';
+import { createRedisClient } from '../../src/state/redis';
+import { StateWriter } from '../../src/state/writer';
+import { snapshotKeys, type KeySnapshot } from '../helpers/redis-snapshot';
 import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { createDynamoClient, readLeases } from '../../src/ops/leases';
 import { startPipeline, waitUntil, type Pipeline } from '../helpers/pipeline';
@@ -22,71 +27,32 @@ import { startPipeline, waitUntil, type Pipeline } from '../helpers/pipeline';
 const SYMBOLS = ['BTCUSDT', 'ETHUSDT'];
 const LEVELS = 10;
 
-/** Independent reference: the ob:<SYMBOL> hash the minimal state should hold after these events. */
-function referenceState(events: readonly SimulatedEvent[]): Map<string, Record<string, string>> {
-  const trade = new Map<string, { id: bigint; price: string; ts: bigint }>();
-  const bba = new Map<string, { id: bigint; fields: Record<string, string> }>();
-  const depth = new Map<string, { id: bigint; fields: Record<string, string> }>();
-  for (const { message: m } of events) {
-    if (m.message === 'TradesStreamEvent') {
-      for (const t of m.trades) {
-        const cur = trade.get(m.symbol);
-        if (!cur || t.id > cur.id)
-          trade.set(m.symbol, {
-            id: t.id,
-            price: formatDecimal(t.priceMantissa, m.priceExponent),
-            ts: m.transactTime,
-          });
-      }
-    } else if (m.message === 'BestBidAskStreamEvent') {
-      const cur = bba.get(m.symbol);
-      if (!cur || m.bookUpdateId > cur.id) {
-        bba.set(m.symbol, {
-          id: m.bookUpdateId,
-          fields: {
-            bba_update_id: m.bookUpdateId.toString(),
-            best_bid: formatDecimal(m.bidPriceMantissa, m.priceExponent),
-            best_bid_qty: formatDecimal(m.bidQtyMantissa, m.qtyExponent),
-            best_ask: formatDecimal(m.askPriceMantissa, m.priceExponent),
-            best_ask_qty: formatDecimal(m.askQtyMantissa, m.qtyExponent),
-            spread: formatDecimal(m.askPriceMantissa - m.bidPriceMantissa, m.priceExponent),
-            ts_us: m.eventTime.toString(),
-          },
-        });
-      }
-    } else if (m.message === 'DepthSnapshotStreamEvent') {
-      const cur = depth.get(m.symbol);
-      if (!cur || m.bookUpdateId > cur.id) {
-        const fields: Record<string, string> = {
-          depth20_update_id: m.bookUpdateId.toString(),
-          depth20_ts_us: m.eventTime.toString(),
-        };
-        for (const [side, levels] of [
-          ['bid', m.bids],
-          ['ask', m.asks],
-        ] as const) {
-          for (let i = 0; i < LEVELS; i++) {
-            const level = levels[i];
-            fields[`${side}${i + 1}_p`] = level ? formatDecimal(level.priceMantissa, m.priceExponent) : '';
-            fields[`${side}${i + 1}_q`] = level ? formatDecimal(level.qtyMantissa, m.qtyExponent) : '';
-          }
-        }
-        depth.set(m.symbol, { id: m.bookUpdateId, fields });
-      }
+/**
+ * The state the same events leave when written in process by StateWriter into another database of the same
+ * server: the pipeline (daemon, batching, KPL, redelivery) must not change what the state scripts compute.
+ * The scripts themselves are proven against independent references in book.test.ts and trades.test.ts.
+ */
+async function referenceState(port: number, events: readonly SimulatedEvent[]): Promise<KeySnapshot> {
+  const client = createRedisClient(parseConfig({ redis: { port, db: 1 } }).redis, {
+    connectionName: 'reference',
+  });
+  const reader = new Redis({ port, db: 1 });
+  try {
+    await reader.flushdb();
+    // Stream by stream, as the daemons deliver them (each stream is in order on its shards).
+    for (const stream of ['trade', 'bestbidask', 'depth'] as const) {
+      const messages = events.filter((e) => e.stream === stream).map((e) => e.message);
+      await new StateWriter(client, new Keys({ clusterMode: false }), {
+        orderBookLevels: LEVELS,
+        diffBufferMaxLength: 1000,
+        deadLetterMaxLen: 1000,
+      }).write(groupBySymbol(messages).values(), []);
     }
+    return await snapshotKeys(reader);
+  } finally {
+    client.disconnect();
+    reader.disconnect();
   }
-  const out = new Map<string, Record<string, string>>();
-  for (const symbol of SYMBOLS) {
-    const t = trade.get(symbol);
-    out.set(symbol, {
-      ...(t
-        ? { last_trade_id: t.id.toString(), last_trade_price: t.price, last_trade_ts_us: t.ts.toString() }
-        : {}),
-      ...bba.get(symbol)?.fields,
-      ...depth.get(symbol)?.fields,
-    });
-  }
-  return out;
 }
 
 describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> Redis', function () {
@@ -129,10 +95,9 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
     }
   }
 
-  async function obState(): Promise<Map<string, Record<string, string>>> {
-    const out = new Map<string, Record<string, string>>();
-    for (const symbol of SYMBOLS) out.set(symbol, await pipeline.redis.hgetall(`ob:${symbol}`));
-    return out;
+  /** Every key but the dead letters (which only the pipeline has). */
+  async function obState(): Promise<KeySnapshot> {
+    return snapshotKeys(pipeline.redis, '[^d]*');
   }
 
   before(async function () {
@@ -172,9 +137,9 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
     expect(summary.events).to.equal(events.length);
     await waitForCheckpoints(summary, 150_000);
     const elapsed = (Date.now() - started) / 1000;
-    const expected = referenceState(events);
-    const actual = await obState();
-    for (const symbol of SYMBOLS) expect(actual.get(symbol), symbol).to.deep.equal(expected.get(symbol));
+    const expected = await referenceState(pipeline.stack.redisPort, events);
+    expect(Object.keys(expected)).to.include.members(SYMBOLS.map((s) => `ob:${s}`));
+    expect(await obState()).to.deep.equal(expected);
     // Not an assertion: the figure for the closing note (includes daemon start-up and lease taking).
     process.stderr.write(
       `      e2e: ${events.length} events in ${summary.records} records, all checkpointed ${elapsed.toFixed(1)} s after publishing began\n`,
@@ -214,9 +179,7 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
     expect(fields.shard).to.equal(poison.ShardId);
     expect(fields.error_code).to.equal('SCHEMA_MISMATCH');
     expect(await pipeline.redis.hgetall(`dlq:{${stream}}:counts`)).to.deep.equal({ SCHEMA_MISMATCH: '1' });
-    const expected = referenceState(more);
-    const actual = await obState();
-    for (const symbol of SYMBOLS) expect(actual.get(symbol), symbol).to.deep.equal(expected.get(symbol));
+    expect(await obState()).to.deep.equal(await referenceState(pipeline.stack.redisPort, more));
   });
 
   it('leaves Redis unchanged when a restarted daemon redelivers everything from TRIM_HORIZON', async function () {

@@ -10,8 +10,12 @@ import { startRedisServer } from '../../src/localstack/redis-server';
 import { simulate } from '../../src/replay/simulator';
 import { encodeFrames } from '../../src/sbe/encoder';
 import type { SbeMessage } from '../../src/sbe/messages';
-import { reduceBatch } from '../../src/state/batch';
-import { expectedFields } from '../helpers/ob-fields';
+import { parseConfig } from '../../src/config/config';
+import { groupBySymbol } from '../../src/state/batch';
+import { Keys } from '../../src/state/keys';
+import { createRedisClient } from '../../src/state/redis';
+import { StateWriter } from '../../src/state/writer';
+import { snapshotKeys } from '../helpers/redis-snapshot';
 import { repoRoot } from '../helpers/paths';
 
 // The real record-processor child (`node dist/src/cli/main.js --config <yaml> process --stream trade`) driven over
@@ -261,10 +265,22 @@ describe('record processor child over the MultiLang protocol', function () {
 
     expect(await daemon.next()).to.deep.equal({ action: 'checkpoint', sequenceNumber: seq[2] });
     // The checkpoint comes only after Redis acknowledged: the state is already there.
-    const reduced = reduceBatch(events, LEVELS);
-    for (const symbol of SYMBOLS) {
-      expect(await redis.hgetall(`ob:${symbol}`), symbol).to.deep.equal(expectedFields(reduced.get(symbol)!));
-    }
+    // Differential check: the child left exactly the state the same events leave when written in process
+    // (db 1 of the same server); the scripts themselves are proven against references elsewhere.
+    const client = createRedisClient(parseConfig({ redis: { port: redisPort, db: 1 } }).redis, {
+      connectionName: 'reference-writer',
+    });
+    await new StateWriter(client, new Keys({ clusterMode: false }), {
+      orderBookLevels: LEVELS,
+      diffBufferMaxLength: 1000,
+      deadLetterMaxLen: 1000,
+    }).write(groupBySymbol(events).values(), []);
+    client.disconnect();
+    const reference = new Redis({ host: '127.0.0.1', port: redisPort, db: 1 });
+    const expected = await snapshotKeys(reference);
+    reference.disconnect();
+    expect(Object.keys(expected)).to.include.members(SYMBOLS.map((s) => `ob:${s}`));
+    expect(await snapshotKeys(redis, '[^d]*'), 'state outside the dead letters').to.deep.equal(expected);
     daemon.send({ action: 'checkpoint', sequenceNumber: seq[2], subSequenceNumber: 0, error: null });
     expect(await daemon.next()).to.deep.equal({ action: 'status', responseFor: 'processRecords' });
 
@@ -285,7 +301,7 @@ describe('record processor child over the MultiLang protocol', function () {
     });
     expect(entry.error).to.match(/schema/);
     expect(await redis.hgetall(`dlq:{${STREAM}}:counts`)).to.deep.equal({ SCHEMA_MISMATCH: '1' });
-    const stateAfterFirst = await Promise.all(SYMBOLS.map((s) => redis.hgetall(`ob:${s}`)));
+    const stateAfterFirst = await snapshotKeys(redis);
 
     // Redelivery of the same batch (e.g. after a restart); the first checkpoint is throttled and retried.
     daemon.send(processRecords);
@@ -299,7 +315,7 @@ describe('record processor child over the MultiLang protocol', function () {
     expect(await daemon.next()).to.deep.equal({ action: 'checkpoint', sequenceNumber: seq[2] });
     daemon.send({ action: 'checkpoint', sequenceNumber: seq[2], subSequenceNumber: 0, error: null });
     expect(await daemon.next()).to.deep.equal({ action: 'status', responseFor: 'processRecords' });
-    expect(await Promise.all(SYMBOLS.map((s) => redis.hgetall(`ob:${s}`)))).to.deep.equal(stateAfterFirst);
+    expect(await snapshotKeys(redis)).to.deep.equal(stateAfterFirst);
     expect(await redis.xlen(`dlq:{${STREAM}}`)).to.equal(1);
     expect(await redis.hgetall(`dlq:{${STREAM}}:counts`)).to.deep.equal({ SCHEMA_MISMATCH: '1' });
 

@@ -46,11 +46,11 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
   });
   const redis = createRedisClient(config.redis, { connectionName: `processor:${kind}:${process.pid}` });
   redis.on('error', (err: Error) => logger.warn('redis connection error', { error: err.message }));
-  const writer = new StateWriter(
-    redis,
-    new Keys({ clusterMode: config.redis.clusterMode }),
-    config.processing.deadLetterMaxLen,
-  );
+  const writer = new StateWriter(redis, new Keys({ clusterMode: config.redis.clusterMode }), {
+    orderBookLevels: config.processing.orderBookLevels,
+    diffBufferMaxLength: config.processing.diffBufferMaxLength,
+    deadLetterMaxLen: config.processing.deadLetterMaxLen,
+  });
 
   let exiting = false;
   const exit = (code: number) => {
@@ -64,7 +64,6 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
 
   const processor = new ShardProcessor({
     stream,
-    orderBookLevels: config.processing.orderBookLevels,
     decode: decodeFrames,
     writer,
     logger,

@@ -105,6 +105,7 @@ describe('config', () => {
           batchDeadlineMs: 10000,
           redisRetries: 5,
           deadLetterMaxLen: 100000,
+          diffBufferMaxLength: 1000,
         },
         health: { host: '0.0.0.0', port: 8082 },
         metrics: { enablePrometheus: true, prometheusPort: 9091 },

@@ -11,15 +11,10 @@ import { silentLogger } from '../../../src/logging/logger';
 import { decodeFrames } from '../../../src/sbe/decoder';
 import { encodeFrames } from '../../../src/sbe/encoder';
 import type { BestBidAskStreamEvent, TradesStreamEvent } from '../../../src/sbe/messages';
-import type { SymbolBatch } from '../../../src/state/batch';
+import type { SymbolEvents } from '../../../src/state/batch';
 import type { DeadLetter, WriteResult } from '../../../src/state/writer';
 
-const RESULT: WriteResult = {
-  tradesApplied: 1,
-  bestBidAsksApplied: 1,
-  depthSnapshotsApplied: 0,
-  deadLettersAdded: 1,
-};
+const RESULT: WriteResult = { symbols: [], deadLettersAdded: 1 };
 const SHARD = 'shardId-000000000007';
 
 function trade(symbol: string, id: bigint, priceMantissa: bigint): TradesStreamEvent {
@@ -71,7 +66,7 @@ async function flush(): Promise<void> {
 
 interface Harness {
   processor: ShardProcessor;
-  write: sinon.SinonStub<[Iterable<SymbolBatch>, readonly DeadLetter[]], Promise<WriteResult>>;
+  write: sinon.SinonStub<[Iterable<SymbolEvents>, readonly DeadLetter[]], Promise<WriteResult>>;
   checkpoint: sinon.SinonStub<[string | null], Promise<string | null>>;
   sleep: sinon.SinonStub<[number], Promise<void>>;
   onBatch: sinon.SinonSpy;
@@ -79,7 +74,7 @@ interface Harness {
 
 function harness(overrides: Partial<ShardProcessorOptions> = {}): Harness {
   const write = sinon
-    .stub<[Iterable<SymbolBatch>, readonly DeadLetter[]], Promise<WriteResult>>()
+    .stub<[Iterable<SymbolEvents>, readonly DeadLetter[]], Promise<WriteResult>>()
     .resolves(RESULT);
   const writer: BatchWriter = { write };
   const checkpoint = sinon.stub<[string | null], Promise<string | null>>().resolves(null);
@@ -87,7 +82,6 @@ function harness(overrides: Partial<ShardProcessorOptions> = {}): Harness {
   const onBatch = sinon.spy();
   const processor = new ShardProcessor({
     stream: 'market-sbe-trade',
-    orderBookLevels: 5,
     decode: decodeFrames,
     writer,
     writeWithRetry: (w) => w(),
@@ -126,9 +120,10 @@ describe('kcl/ShardProcessor', () => {
       const [batchesArg, letters] = h.write.firstCall.args;
       const batches = [...batchesArg];
       expect(batches.map((b) => b.symbol)).to.deep.equal(['BTCUSDT', 'ETHUSDT']);
-      expect(batches[0]!.trade).to.deep.equal({ id: 12n, price: '60002.00', timeUs: 1_700_000_000_000_000n });
-      expect(batches[0]!.counts.TradesStreamEvent).to.equal(3);
-      expect(batches[1]!.bestBidAsk?.bookUpdateId).to.equal(5n);
+      // Every decoded event reaches the writer, grouped by symbol, in arrival order.
+      expect(batches[0]!.trades.flatMap((t) => t.trades.map((x) => x.id))).to.deep.equal([10n, 12n, 11n]);
+      expect(batches[0]!.bestBidAsks).to.have.length(0);
+      expect(batches[1]!.bestBidAsks.map((b) => b.bookUpdateId)).to.deep.equal([5n]);
 
       expect(letters).to.have.length(2);
       const first = letters[0]!;
