@@ -5,11 +5,12 @@ import Redis from 'ioredis';
 import { parseConfig } from '../config/config';
 import { findFreePort } from '../localstack/ports';
 import { startRedisServer } from '../localstack/redis-server';
-import { simulate, type SimulatedEvent, type SimulatedStream } from '../replay/simulator';
+import { MarketSimulator, type SimulatedEvent, type SimulatedStream } from '../replay/simulator';
 import { encodeMessage } from '../sbe/encoder';
 import type { SbeMessage } from '../sbe/messages';
 import { formatDecimal } from '../sbe/decimal';
 import { groupBySymbol } from '../state/batch';
+import { anchorBook, type RestDepthSnapshot } from '../state/book';
 import { Keys } from '../state/keys';
 import { createRedisClient } from '../state/redis';
 import { StateWriter } from '../state/writer';
@@ -98,12 +99,28 @@ async function main(): Promise<void> {
   );
   const redis = new Redis({ port, host: '127.0.0.1' });
   try {
-    const events = [
-      ...simulate(
-        { seed: 3, symbols: ['BTCUSDT', 'ETHUSDT'], startTimeUs: 1_760_000_000_000_000n },
-        totalEvents,
-      ),
-    ];
+    const symbols = ['BTCUSDT', 'ETHUSDT'];
+    const startTimeUs = 1_760_000_000_000_000n;
+    const simulator = new MarketSimulator({ seed: 3, symbols, startTimeUs });
+    // The REST snapshots the books are anchored on before the run, so depth diffs take the in-sync path.
+    const snapshots: RestDepthSnapshot[] = symbols.map((symbol) => ({
+      ...simulator.depthSnapshot(symbol, 5000),
+      priceExponent: -8,
+      qtyExponent: -8,
+      timeUs: startTimeUs,
+    }));
+    const events: SimulatedEvent[] = [];
+    for (let i = 0; i < totalEvents; i++) events.push(simulator.next());
+    const keys = new Keys({ clusterMode: false });
+    const anchorClient = createRedisClient(parseConfig({ redis: { host: '127.0.0.1', port } }).redis, {
+      connectionName: 'bench-anchor',
+    });
+    const anchorAll = async () => {
+      for (const [i, symbol] of symbols.entries()) {
+        const result = await anchorBook(anchorClient, keys, symbol, snapshots[i]!, { levels: 10 });
+        if (result.outcome !== 'anchored') throw new Error(`anchoring ${symbol} failed: ${result.outcome}`);
+      }
+    };
     const byStream = new Map<SimulatedStream, SimulatedEvent[]>();
     for (const e of events) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e]);
     out(
@@ -121,6 +138,7 @@ async function main(): Promise<void> {
       let rss = 0;
       for (let round = 0; round < rounds; round++) {
         await redis.flushall();
+        await anchorAll();
         const driver = new KclDriver(cli, configFile, stream);
         await driver.initialize('shardId-000000000000');
         const records: DriverRecord[] = streamEvents.map((e, i) => ({
@@ -149,16 +167,20 @@ async function main(): Promise<void> {
     }
 
     // 2. One batch's Redis update, in process.
-    out('\n2. Redis update of one 100-event batch (StateWriter: one script call per symbol, pipelined)');
+    out(
+      '\n2. Redis update of one 100-event batch, two symbols (StateWriter: one script call per symbol, pipelined)',
+    );
     const config = parseConfig({ redis: { host: '127.0.0.1', port } });
     const client = createRedisClient(config.redis, { connectionName: 'bench' });
-    const writer = new StateWriter(client, new Keys({ clusterMode: false }), {
+    const writer = new StateWriter(client, keys, {
       orderBookLevels: 10,
       diffBufferMaxLength: 1000,
       deadLetterMaxLen: 1000,
     });
     for (const [stream, streamEvents] of byStream) {
       await redis.flushall();
+      await anchorAll();
+      await redis.config('RESETSTAT');
       const samples: number[] = [];
       for (let i = 0; i + 100 <= streamEvents.length; i += 100) {
         const batches = [...groupBySymbol(streamEvents.slice(i, i + 100).map((e) => e.message)).values()];
@@ -167,11 +189,14 @@ async function main(): Promise<void> {
         samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
       }
       const s = summarize(samples);
+      const server = scriptServerTime(await redis.info('commandstats'));
       out(
-        `   ${stream.padEnd(11)} p50 ${s.p50.toFixed(3)} ms  p99 ${s.p99.toFixed(3)} ms  (${s.count} batches)`,
+        `   ${stream.padEnd(11)} round trip p50 ${s.p50.toFixed(3)} ms  p99 ${s.p99.toFixed(3)} ms  (${s.count} batches); ` +
+          `Redis server time per script call ${server.toFixed(0)} us (mean, INFO commandstats)`,
       );
     }
     client.disconnect();
+    anchorClient.disconnect();
 
     // 3. The seed's way, same events, same Redis, same run.
     out("\n3. baseline: the seed's way (one awaited HSET per field), same events");
@@ -192,6 +217,17 @@ async function main(): Promise<void> {
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Mean server time of script calls (EVALSHA, and EVAL for first loads) since the last CONFIG RESETSTAT. */
+function scriptServerTime(info: string): number {
+  let calls = 0;
+  let usec = 0;
+  for (const match of info.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+),usec=(\d+)/g)) {
+    calls += Number(match[1]);
+    usec += Number(match[2]);
+  }
+  return calls === 0 ? 0 : usec / calls;
 }
 
 function readRssMb(pid: number | undefined): number {
