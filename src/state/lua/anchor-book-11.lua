@@ -86,16 +86,7 @@ elseif not in_sync and seen ~= '' and Book.newer(seen, L) then
 end
 
 -- 3. The new book in memory: price -> qty per side, in first-seen order (deterministic writes).
-local qty = { {}, {} }
-local order = { {}, {} }
-local function set(side, p, q)
-  local m = qty[side]
-  if m[p] == nil then
-    local o = order[side]
-    o[#o + 1] = p
-  end
-  m[p] = q
-end
+local qty, order, set = Book.new_overlay()
 for i = 5, #ARGV, 2 do
   local p, q = ARGV[i], ARGV[i + 1]
   if not string.find(p, '^%d+%.?%d*$') or not string.find(q, '^%d+%.?%d*$') then

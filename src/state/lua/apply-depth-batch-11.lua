@@ -158,16 +158,7 @@ elseif fast then
   wrote_levels = true
 else
   -- Applied diffs go into an overlay (price -> final qty, first-seen order), written once after the loop.
-  local overlay = { {}, {} }
-  local order = { {}, {} }
-  local function set(side, p, q)
-    local m = overlay[side]
-    if m[p] == nil then
-      local o = order[side]
-      o[#o + 1] = p
-    end
-    m[p] = q
-  end
+  local overlay, order, set = Book.new_overlay()
   local prev_u = nil
   for i = 9, 8 + D do
     local s = ARGV[i]

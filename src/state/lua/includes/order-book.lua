@@ -33,6 +33,21 @@
 ]]
 
 local Book = {}
+
+-- Per side (1 bids, 2 asks) a map price -> qty that remembers the first-seen order of its prices, so the
+-- writes that follow happen in a deterministic order. Returns the maps, the orders and the setter.
+function Book.new_overlay()
+  local qty, order = { {}, {} }, { {}, {} }
+  local function set(side, p, q)
+    local m = qty[side]
+    if m[p] == nil then
+      local o = order[side]
+      o[#o + 1] = p
+    end
+    m[p] = q
+  end
+  return qty, order, set
+end
 do
   local byte, char, rep, sub, find, match, fmt = string.byte, string.char, string.rep, string.sub, string.find,
     string.match, string.format
