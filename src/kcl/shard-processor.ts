@@ -169,7 +169,9 @@ export class ShardProcessor {
         logger.warn('crossed book after update: book out of sync', { shard: this.shardId, symbol: r.symbol });
       }
       if (depth !== undefined && depth.overflow > 0) {
-        logger.warn('diff buffer full: oldest buffered diffs dropped', {
+        // A book never anchored overflows its buffer continuously until a re-anchor runs: not news.
+        const level = depth.reason === 'no_snapshot' ? 'debug' : 'warn';
+        logger.log(level, 'diff buffer full: oldest buffered diffs dropped', {
           shard: this.shardId,
           symbol: r.symbol,
           dropped: depth.overflow,
