@@ -60,6 +60,21 @@ export class Keys {
     return `px:${this.tag(symbol)}`;
   }
 
+  /** The served ML feature vector (seed contract: feat:<SYMBOL>), TTL 120 s, written whole in one step. */
+  features(symbol: string): string {
+    return `feat:${this.tag(symbol)}`;
+  }
+
+  /** Capped stream of every feature vector written, exactly as served. */
+  featureHistory(symbol: string): string {
+    return `feat:${this.tag(symbol)}:history`;
+  }
+
+  /** Per-symbol lease of the feature writer: which sidecar computes the symbol's ticks (value = sidecar id). */
+  featureLease(symbol: string): string {
+    return `feat:${this.tag(symbol)}:lease`;
+  }
+
   /** Dead-letter stream of a Kinesis stream: poison records kept with their sequence number and error. */
   deadLetters(stream: string): string {
     return `dlq:{${stream}}`;
