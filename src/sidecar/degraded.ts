@@ -54,7 +54,7 @@ export function chooseVector(
   if (lastGood === undefined || goodTs === undefined || tickMs - goodTs > policy.maxReserveAgeMs) {
     return { mode: 'low-completeness', vector: { ...computed, feature_ts: tickMs }, computedCompleteness };
   }
-  const goodAge = numberField(lastGood, 'data_age_ms') ?? 0;
+  const goodAge = Math.max(0, numberField(lastGood, 'data_age_ms') ?? 0);
   const goodCompleteness = numberField(lastGood, 'completeness') ?? 1;
   return {
     mode: 'reserved-last-good',

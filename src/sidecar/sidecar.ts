@@ -137,7 +137,7 @@ export class FeatureSidecar {
     if (!(this.tickBudget > 0 && this.tickBudget <= 1)) {
       throw new RangeError(`tickBudget must be in (0, 1], got ${this.tickBudget}`);
     }
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? (() => Date.now());
     this.timers = options.timers ?? globalTimers;
     this.store = options.store ?? new RedisFeatureStore(options.client, options.keys);
     this.retries = options.retries ?? 5;
