@@ -6,8 +6,10 @@
 //
 // Replay to a watermark: for a vector with src_last_trade_id = L and src_book_update_id = U, the scratch state
 // holds exactly the trades with id <= L (a trade event is split when a live call applied only part of it) and
-// the book events (bestBidAsk, depth20, depth diffs) whose (last) update id is <= U, applied in log order per
-// stream. Every script is idempotent and decides by id, and every script that moves the mid refreshes the
+// the book events (bestBidAsk, depth20, depth diffs) of the log-order prefix whose (last) update id is <= U or
+// whose event time is <= the served src_event_time_us (depth diffs buffered while the book is out of sync move
+// no book id, only T), applied in log order per stream. Known inexactness: a book stream lagging the trade
+// stream live has events with time <= T not yet applied, which the replay applies (a false mismatch). Every script is idempotent and decides by id, and every script that moves the mid refreshes the
 // windows, so the state depends on that set of events, not on how the streams interleaved live. Limits: events
 // that carry no id past the watermarks (none today) are not represented; a book event live that was ignored as
 // old is ignored in the replay too; the scratch book is never REST-anchored (as in live, until the re-anchor
@@ -129,7 +131,7 @@ class WatermarkReplay {
     this.lastBook = -1n;
   }
 
-  async advanceTo(tradeWatermark: bigint, bookWatermark: bigint): Promise<void> {
+  async advanceTo(tradeWatermark: bigint, bookWatermark: bigint, eventTimeUs: bigint): Promise<void> {
     if (tradeWatermark < this.lastTrade || bookWatermark < this.lastBook) await this.reset();
     this.lastTrade = tradeWatermark;
     this.lastBook = bookWatermark;
@@ -137,7 +139,9 @@ class WatermarkReplay {
     while (this.bookAt < this.book.length) {
       const m = this.book[this.bookAt];
       const id = m === undefined ? undefined : bookId(m);
-      if (m === undefined || id === undefined || id > bookWatermark) break;
+      if (m === undefined || id === undefined) break;
+      // Depth diffs buffered while the book is out of sync advance no book id, only T: take them by time.
+      if (id > bookWatermark && m.eventTime > eventTimeUs) break;
       batch.push(m);
       this.bookAt++;
     }
@@ -179,7 +183,11 @@ export async function verifyServedVectors(options: VerifyOptions): Promise<Verif
   const replay = new WatermarkReplay(options.events, options.symbol, options.scratch, writer);
   const results: VectorResult[] = [];
   for (const vector of options.served) {
-    await replay.advanceTo(idOf(vector.fields.src_last_trade_id), idOf(vector.fields.src_book_update_id));
+    await replay.advanceTo(
+      idOf(vector.fields.src_last_trade_id),
+      idOf(vector.fields.src_book_update_id),
+      idOf(vector.fields.src_event_time_us),
+    );
     const snapshot = await readSnapshot(options.scratch, options.keys, options.symbol);
     const asOf = Number(vector.fields.feature_ts);
     const recomputed = computeFeatures(snapshot, Number.isFinite(asOf) ? asOf : 0);
