@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import { startRedisServer } from '../../src/localstack/redis-server';
 import { FeatureSidecar, type TickResult } from '../../src/sidecar/sidecar';
 import { FEATURE_TTL_MS } from '../../src/sidecar/store';
 import { Keys } from '../../src/state/keys';
+import { repoRoot } from '../helpers/paths';
 import { createRedisClient, type RedisClient } from '../../src/state/redis';
 
 // A fleet of three FeatureSidecars (the real readSnapshot and computeFeatures, real timers) against one real
@@ -217,6 +219,75 @@ describe('feature sidecar fleet against a real Redis', function () {
   it('a cleanly stopped lease holder releases its lease: the next tick is taken over', async () => {
     const { gapMs } = await handOver(true);
     expect(gapMs).to.be.at.most(2 * INTERVAL);
+  });
+
+  describe('CLI (registerSidecar, registerFeaturesShow on a bare program)', () => {
+    // The commands as main.ts wires them, in a child process: `sidecar` runs until SIGTERM, `features show`.
+    const driver =
+      "const { Command } = require('commander');" +
+      `const m = require(${JSON.stringify(path.join(repoRoot, 'dist/src/cli/commands/sidecar.js'))});` +
+      "const p = new Command().option('-c, --config <file>');" +
+      "m.registerSidecar(p); m.registerFeaturesShow(p.command('features'));" +
+      "p.parseAsync(process.argv.slice(1), { from: 'user' }).catch((e) => { process.stderr.write(String(e)); process.exit(1); });";
+
+    function run(args: string[]) {
+      const child = spawn(process.execPath, ['-e', driver, '--', ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      return { child, exited, out: () => stdout, err: () => stderr };
+    }
+
+    it('sidecar serves feat:<S> until SIGTERM, then releases its lease; features show prints it', async () => {
+      const configFile = path.join(tmpDir, 'sidecar.yaml');
+      const logFile = path.join(tmpDir, 'sidecar.log');
+      fs.writeFileSync(
+        configFile,
+        `redis:\n  port: ${port}\nprocessing:\n  symbols: [BTCUSDT]\n  feature_update_interval_seconds: 1\n` +
+          `logging:\n  level: info\n  file: ${logFile}\n`,
+      );
+      const sidecar = run(['-c', configFile, 'sidecar', '--id', 'cli-sidecar', '--history-max-len', '50']);
+      try {
+        await waitFor(
+          'feat:BTCUSDT from the CLI sidecar',
+          async () => (await redis.exists(keys.features('BTCUSDT'))) === 1,
+          20000,
+        );
+        expect(await redis.get(keys.featureLease('BTCUSDT'))).to.equal('cli-sidecar');
+
+        const json = run(['-c', configFile, 'features', 'show', 'btcusdt', '--json']);
+        expect(await json.exited, json.err()).to.equal(0);
+        const view = JSON.parse(json.out()) as {
+          symbol: string;
+          ageMs: number;
+          ttlMs: number;
+          leaseHolder: string;
+          vector: Record<string, string>;
+        };
+        expect(view).to.include({ symbol: 'BTCUSDT', leaseHolder: 'cli-sidecar' });
+        expect(view.ageMs).to.be.within(0, 5000);
+        expect(view.ttlMs).to.be.within(1, FEATURE_TTL_MS);
+        expect(Object.keys(view.vector)).to.have.length(vectorSize);
+
+        const table = run(['-c', configFile, 'features', 'show', 'BTCUSDT']);
+        expect(await table.exited, table.err()).to.equal(0);
+        expect(table.out()).to.match(/^feat:BTCUSDT {2}age=\d+ ms {2}ttl=\d+ ms {2}lease=cli-sidecar\n/);
+        expect(table.out()).to.match(/\n {2}feature_ts +\d+\n/);
+
+        const missing = run(['-c', configFile, 'features', 'show', 'ETHUSDT']);
+        expect(await missing.exited).to.equal(1);
+        expect(missing.out()).to.contain('feat:ETHUSDT: no feature vector');
+      } finally {
+        sidecar.child.kill('SIGTERM');
+      }
+      expect(await sidecar.exited, sidecar.err()).to.equal(0);
+      expect(await redis.exists(keys.featureLease('BTCUSDT'))).to.equal(0);
+      expect(fs.readFileSync(logFile, 'utf8')).to.contain('feature sidecar stopped');
+    });
   });
 
   describe('scripts', () => {
