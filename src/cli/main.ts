@@ -3,9 +3,11 @@
 import { Command } from 'commander';
 import { registerCheckpoints } from './commands/checkpoints';
 import { registerDecode } from './commands/decode';
+import { registerFeaturesVerify } from '../features/verify';
 import { registerKcl } from './commands/kcl';
 import { registerProcess } from './commands/process';
 import { registerReplay } from './commands/replay';
+import { registerFeaturesShow, registerSidecar } from './commands/sidecar';
 import { registerStack } from './commands/stack';
 import { registerWatch } from './commands/watch';
 
@@ -27,6 +29,12 @@ export function buildProgram(): Command {
   registerProcess(program);
   registerCheckpoints(program);
   registerWatch(program);
+  registerSidecar(program);
+  const features = program
+    .command('features')
+    .description('the ML feature vectors: show the served one, verify parity');
+  registerFeaturesShow(features);
+  registerFeaturesVerify(features);
   return program;
 }
 

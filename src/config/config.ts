@@ -64,6 +64,8 @@ export interface ProcessingConfig {
   readonly deadLetterMaxLen: number;
   /** Depth diffs kept per symbol while its book is out of sync (for the re-anchor to replay). */
   readonly diffBufferMaxLength: number;
+  /** Approximate cap of each feat:<SYMBOL>:history stream (vectors as served). */
+  readonly featureHistoryMaxLen: number;
 }
 
 export interface AppConfig {
@@ -232,6 +234,7 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
     redisRetries: processingSection.integer('redis_retries', 5, 0, 100),
     deadLetterMaxLen: processingSection.integer('dead_letter_max_len', 100000, 100, 100000000),
     diffBufferMaxLength: processingSection.integer('diff_buffer_max_length', 1000, 10, 1000000),
+    featureHistoryMaxLen: processingSection.integer('feature_history_max_len', 3600, 10, 10000000),
   };
   processingSection.done();
 

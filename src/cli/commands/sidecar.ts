@@ -29,13 +29,15 @@ export function registerSidecar(program: Command): void {
     .option('--id <id>', 'sidecar id, the lease value (default: <hostname>-<pid>)')
     .option(
       '--history-max-len <n>',
-      'approximate length cap of feat:<SYMBOL>:history',
-      String(DEFAULT_HISTORY_MAX_LEN),
+      `approximate length cap of feat:<SYMBOL>:history (default: processing.feature_history_max_len, ${DEFAULT_HISTORY_MAX_LEN})`,
     )
-    .action(async (options: { id?: string; historyMaxLen: string }, command: Command) => {
+    .action(async (options: { id?: string; historyMaxLen?: string }, command: Command) => {
       const config = loadConfig(command.optsWithGlobals<{ config?: string }>().config, process.env);
       const sidecarId = options.id ?? `${os.hostname()}-${process.pid}`;
-      const historyMaxLen = positiveInteger('--history-max-len', options.historyMaxLen);
+      const historyMaxLen =
+        options.historyMaxLen === undefined
+          ? config.processing.featureHistoryMaxLen
+          : positiveInteger('--history-max-len', options.historyMaxLen);
       const logger = createLogger({
         level: config.logging.level,
         file: config.logging.file,

@@ -106,6 +106,7 @@ describe('config', () => {
           redisRetries: 5,
           deadLetterMaxLen: 100000,
           diffBufferMaxLength: 1000,
+          featureHistoryMaxLen: 3600,
         },
         health: { host: '0.0.0.0', port: 8082 },
         metrics: { enablePrometheus: true, prometheusPort: 9091 },
