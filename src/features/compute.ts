@@ -183,7 +183,14 @@ export const FEATURE_DEFINITIONS: readonly FeatureDefinition[] = [
 export const FEATURE_NAMES: readonly string[] = FEATURE_DEFINITIONS.map((d) => d.name);
 
 /** Input watermarks (decimal strings, "" when unknown): the exact state the vector was computed from. */
-export const WATERMARK_FIELDS = ['src_event_time_us', 'src_last_trade_id', 'src_book_update_id'] as const;
+export const WATERMARK_FIELDS = [
+  'src_event_time_us',
+  'src_last_trade_id',
+  'src_book_update_id',
+  'src_bba_update_id',
+  'src_depth20_update_id',
+  'src_diff_update_id',
+] as const;
 
 const DECIMAL = /^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
 const UNSIGNED_INTEGER = /^\d+$/;
@@ -363,6 +370,11 @@ export function computeFeatures(snapshot: StateSnapshot, asOfMs: number): Featur
     ob.depth20_update_id,
     snapshot.bookState.book_update_id,
   );
+  // Per input stream, the newest event applied (each stream's ids increase in stream order), so a replay of the
+  // event log can reach exactly this state: bestBidAsk, depth20 snapshots, depth diffs (applied or buffered).
+  vector.src_bba_update_id = maxId(ob.bba_update_id);
+  vector.src_depth20_update_id = maxId(ob.depth20_update_id);
+  vector.src_diff_update_id = maxId(snapshot.bookState.last_seen_u, snapshot.bookState.book_update_id);
   return vector;
 }
 

@@ -4,16 +4,14 @@
 // served feature_ts, and every field is compared (strings and schema_version exactly, numbers to 1e-9
 // relative).
 //
-// Replay to a watermark: for a vector with src_last_trade_id = L and src_book_update_id = U, the scratch state
-// holds exactly the trades with id <= L (a trade event is split when a live call applied only part of it) and
-// the book events (bestBidAsk, depth20, depth diffs) of the log-order prefix whose (last) update id is <= U or
-// whose event time is <= the served src_event_time_us (depth diffs buffered while the book is out of sync move
-// no book id, only T), applied in log order per stream. Known inexactness: a book stream lagging the trade
-// stream live has events with time <= T not yet applied, which the replay applies (a false mismatch). Every script is idempotent and decides by id, and every script that moves the mid refreshes the
-// windows, so the state depends on that set of events, not on how the streams interleaved live. Limits: events
-// that carry no id past the watermarks (none today) are not represented; a book event live that was ignored as
-// old is ignored in the replay too; the scratch book is never REST-anchored (as in live, until the re-anchor
-// issue). Watermarks that go backwards restart the replay from an empty scratch database.
+// Replay to watermarks: a vector carries, per input stream, the newest event id its state had applied
+// (src_last_trade_id; src_bba_update_id; src_depth20_update_id; src_diff_update_id, the last diff applied or
+// buffered). Ids increase in stream order within each stream, so the scratch state gets exactly each stream's
+// prefix up to its watermark (a trade event is split when a live call applied only part of it). Every script is
+// idempotent and decides by id, and every script that moves the mid refreshes the windows, so the state depends
+// on that set of events, not on how the streams interleaved live (property-tested in state.test.ts). Limits: a
+// book event live ignored as old is ignored in the replay too; the scratch book is never REST-anchored (as in
+// live, until the re-anchor issue). Watermarks that go backwards restart the replay from an empty database.
 //
 // Event log: a text file, one SBE frame per line in hex (an optional 0x; blank lines and lines starting with #
 // skipped), in stream order, e.g. the output of the replay tooling; or the simulator with a seed and a count.
@@ -99,15 +97,45 @@ function bookId(m: SbeMessage): bigint | undefined {
 }
 
 /** Replays one symbol's events into a scratch database up to watermarks; restartable. */
+interface BookWatermarks {
+  readonly bba: bigint;
+  readonly depth20: bigint;
+  readonly diff: bigint;
+}
+
+/** One input stream's events and how far the replay has applied them. */
+class StreamCursor<T extends SbeMessage> {
+  private at = 0;
+  constructor(
+    private readonly events: readonly T[],
+    private readonly idOf: (event: T) => bigint,
+  ) {}
+
+  reset(): void {
+    this.at = 0;
+  }
+
+  /** The next events whose id is <= watermark (stream order = id order). */
+  take(watermark: bigint, into: SbeMessage[]): void {
+    while (this.at < this.events.length) {
+      const event = this.events[this.at]!;
+      if (this.idOf(event) > watermark) break;
+      into.push(event);
+      this.at++;
+    }
+  }
+}
+
+/** Replays one symbol's events into a scratch database up to per-stream watermarks; restartable. */
 class WatermarkReplay {
   private trades: TradesStreamEvent[] = [];
-  private book: SbeMessage[] = [];
+  private readonly bba: StreamCursor<SbeMessage>;
+  private readonly depth20: StreamCursor<SbeMessage>;
+  private readonly diffs: StreamCursor<SbeMessage>;
   private tradeAt = 0;
   /** Trades of the event at tradeAt already applied (a live call may have applied part of an event). */
   private tradePartial = 0;
-  private bookAt = 0;
-  private lastTrade = -1n;
-  private lastBook = -1n;
+  private last: { trade: bigint; book: BookWatermarks } | undefined;
 
   constructor(
     events: Iterable<SbeMessage>,
@@ -115,36 +143,46 @@ class WatermarkReplay {
     private readonly client: RedisClient,
     private readonly writer: StateWriter,
   ) {
+    const bba: SbeMessage[] = [];
+    const depth20: SbeMessage[] = [];
+    const diffs: SbeMessage[] = [];
     for (const m of events) {
       if (m.symbol !== symbol) continue;
       if (m.message === 'TradesStreamEvent') this.trades.push(m);
-      else this.book.push(m);
+      else if (m.message === 'BestBidAskStreamEvent') bba.push(m);
+      else if (m.message === 'DepthSnapshotStreamEvent') depth20.push(m);
+      else diffs.push(m);
     }
+    this.bba = new StreamCursor(bba, (m) => bookId(m) ?? 0n);
+    this.depth20 = new StreamCursor(depth20, (m) => bookId(m) ?? 0n);
+    this.diffs = new StreamCursor(diffs, (m) => bookId(m) ?? 0n);
   }
 
   private async reset(): Promise<void> {
     await this.client.flushdb();
     this.tradeAt = 0;
     this.tradePartial = 0;
-    this.bookAt = 0;
-    this.lastTrade = -1n;
-    this.lastBook = -1n;
+    this.bba.reset();
+    this.depth20.reset();
+    this.diffs.reset();
   }
 
-  async advanceTo(tradeWatermark: bigint, bookWatermark: bigint, eventTimeUs: bigint): Promise<void> {
-    if (tradeWatermark < this.lastTrade || bookWatermark < this.lastBook) await this.reset();
-    this.lastTrade = tradeWatermark;
-    this.lastBook = bookWatermark;
-    const batch: SbeMessage[] = [];
-    while (this.bookAt < this.book.length) {
-      const m = this.book[this.bookAt];
-      const id = m === undefined ? undefined : bookId(m);
-      if (m === undefined || id === undefined) break;
-      // Depth diffs buffered while the book is out of sync advance no book id, only T: take them by time.
-      if (id > bookWatermark && m.eventTime > eventTimeUs) break;
-      batch.push(m);
-      this.bookAt++;
+  async advanceTo(tradeWatermark: bigint, book: BookWatermarks): Promise<void> {
+    const last = this.last;
+    if (
+      last !== undefined &&
+      (tradeWatermark < last.trade ||
+        book.bba < last.book.bba ||
+        book.depth20 < last.book.depth20 ||
+        book.diff < last.book.diff)
+    ) {
+      await this.reset();
     }
+    this.last = { trade: tradeWatermark, book };
+    const batch: SbeMessage[] = [];
+    this.bba.take(book.bba, batch);
+    this.depth20.take(book.depth20, batch);
+    this.diffs.take(book.diff, batch);
     while (this.tradeAt < this.trades.length) {
       const m = this.trades[this.tradeAt];
       if (m === undefined) break;
@@ -183,11 +221,11 @@ export async function verifyServedVectors(options: VerifyOptions): Promise<Verif
   const replay = new WatermarkReplay(options.events, options.symbol, options.scratch, writer);
   const results: VectorResult[] = [];
   for (const vector of options.served) {
-    await replay.advanceTo(
-      idOf(vector.fields.src_last_trade_id),
-      idOf(vector.fields.src_book_update_id),
-      idOf(vector.fields.src_event_time_us),
-    );
+    await replay.advanceTo(idOf(vector.fields.src_last_trade_id), {
+      bba: idOf(vector.fields.src_bba_update_id),
+      depth20: idOf(vector.fields.src_depth20_update_id),
+      diff: idOf(vector.fields.src_diff_update_id),
+    });
     const snapshot = await readSnapshot(options.scratch, options.keys, options.symbol);
     const asOf = Number(vector.fields.feature_ts);
     const recomputed = computeFeatures(snapshot, Number.isFinite(asOf) ? asOf : 0);

@@ -117,6 +117,9 @@ describe('computeFeatures', () => {
       'src_event_time_us',
       'src_last_trade_id',
       'src_book_update_id',
+      'src_bba_update_id',
+      'src_depth20_update_id',
+      'src_diff_update_id',
     ]);
     expect(new Set(FEATURE_NAMES).size).to.equal(FEATURE_DEFINITIONS.length);
     expect(FEATURE_NAMES).to.include.members(['ret_1s', 'ret_5s', 'ret_10s', 'feature_ts', 'completeness']);
