@@ -2,7 +2,7 @@
 # `npm run local`: the whole pipeline on this machine, on simulated market data.
 #   set-up (packages, npm, build, KCL jars) -> local stack (kinesis-mock, dynalite, redis-server)
 #   -> one real KCL MultiLangDaemon per stream -> replay of the built-in market simulator
-#   -> a live view of Redis and the shard checkpoints. Ctrl-C stops everything it started.
+#   -> the feature sidecar -> a live view of Redis, the feature vectors and the shard checkpoints. Ctrl-C stops everything it started.
 #
 # Environment: LOCAL_DURATION (seconds; default: run until Ctrl-C), LOCAL_RATE (events/s, default 2000),
 # STACK_SHARDS (e.g. trade:2,depth:1), CONFIG_FILE (default config/local.yaml).
@@ -44,6 +44,11 @@ for kind in trade bestbidask depth; do
   pids+=($!)
   echo "local: KCL daemon for $kind started (pid $!, log .local/logs/kcl-$kind.log)"
 done
+
+# The feature sidecar (one per ECS task in production): feat:<SYMBOL> every 2 s, fleet-safe.
+"${cli[@]}" sidecar --id local-sidecar-1 > "$logs/sidecar.out" 2>&1 &
+pids+=($!)
+echo "local: feature sidecar started (pid $!); aggregator features show BTCUSDT prints the vector"
 
 replay_args=(replay --source simulator --rate "$rate")
 [[ -n "$duration" ]] && replay_args+=(--duration "$duration")

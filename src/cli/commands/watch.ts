@@ -50,6 +50,25 @@ export function registerWatch(program: Command): void {
               `  ${keys.orderBook(symbol).padEnd(14)} last_trade_price=${trade ?? '-'} (id ${tradeId ?? '-'})  ` +
                 `best_bid=${bid ?? '-'} best_ask=${ask ?? '-'} spread=${spread ?? '-'} (update ${bookId ?? '-'})`,
             );
+            const [featureTs, completeness, dataAge, ret1s, spreadBp] = await redis
+              .hmget(
+                keys.features(symbol),
+                'feature_ts',
+                'completeness',
+                'data_age_ms',
+                'ret_1s',
+                'spread_bp',
+              )
+              .catch(() => [] as Array<string | null>);
+            const [tr1Count, tr1Volume] = await redis
+              .hmget(keys.tradeWindow(symbol, 1), 'count', 'volume')
+              .catch(() => [] as Array<string | null>);
+            lines.push(
+              `  ${''.padEnd(14)} tr 1s: count=${tr1Count ?? '-'} volume=${tr1Volume ?? '-'}   ` +
+                (featureTs == null
+                  ? 'feat: (no vector yet)'
+                  : `feat: age ${Date.now() - Number(featureTs)} ms completeness=${completeness} data_age_ms=${dataAge} ret_1s=${ret1s} spread_bp=${spreadBp}`),
+            );
           }
           for (const kind of STREAM_KINDS) {
             const stream = config.aws.kinesis.streams[kind];
