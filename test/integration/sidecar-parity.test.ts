@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +17,8 @@ import { groupBySymbol } from '../../src/state/batch';
 import { Keys } from '../../src/state/keys';
 import { createRedisClient, type RedisClient } from '../../src/state/redis';
 import { StateWriter } from '../../src/state/writer';
+import { encodeMessage } from '../../src/sbe/encoder';
+import { repoRoot } from '../helpers/paths';
 
 // Training/serving parity: known events replayed into Redis, the sidecar ticking between chunks, and every
 // served vector (feat:<S>:history) recomputed offline from the event log by the verifier: they agree.
@@ -24,6 +27,12 @@ const SYMBOL = 'BTCUSDT';
 const INTERVAL_MS = 2000;
 const WRITER = { orderBookLevels: 10, diffBufferMaxLength: 1000, deadLetterMaxLen: 1000 };
 
+function makeEvents() {
+  return [...simulate({ seed: 21, symbols: [SYMBOL], startTimeUs: 1_760_000_000_000_000n }, 6000)].map(
+    (e) => e.message,
+  );
+}
+
 describe('feature parity: sidecar vectors = offline recomputation from the event log', function () {
   this.timeout(60_000);
   let dir: string;
@@ -31,10 +40,12 @@ describe('feature parity: sidecar vectors = offline recomputation from the event
   let live: RedisClient;
   let scratch: RedisClient;
   let reader: Redis;
+  let port: number;
+  let events: ReturnType<typeof makeEvents>;
 
   before(async function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-parity-'));
-    const port = await findFreePort();
+    port = await findFreePort();
     server = await startRedisServer({ port, logFile: path.join(dir, 'redis.log') });
     live = createRedisClient(parseConfig({ redis: { port } }).redis, { connectionName: 'live' });
     scratch = createRedisClient(parseConfig({ redis: { port, db: 1 } }).redis, { connectionName: 'scratch' });
@@ -51,9 +62,7 @@ describe('feature parity: sidecar vectors = offline recomputation from the event
 
   it('every served vector is reproduced field by field', async function () {
     const keys = new Keys({ clusterMode: false });
-    const events = [
-      ...simulate({ seed: 21, symbols: [SYMBOL], startTimeUs: 1_760_000_000_000_000n }, 6000),
-    ].map((e) => e.message);
+    events = makeEvents();
     const writer = new StateWriter(live, keys, WRITER);
     let tickMs = 0;
     const sidecar = new FeatureSidecar({
@@ -101,5 +110,48 @@ describe('feature parity: sidecar vectors = offline recomputation from the event
       .map((r) => `${r.id}: ${JSON.stringify(r.mismatches)}`);
     expect(problems, problems.join('\n')).to.deep.equal([]);
     expect(summary.vectors).to.equal(served.length);
+  });
+
+  it('aggregator features verify: exit 0 on the served history, exit 1 naming the field of a tampered vector', function () {
+    const log = path.join(dir, 'events.hex');
+    fs.writeFileSync(log, events.map((m) => encodeMessage(m).toString('hex')).join('\n') + '\n');
+    const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+    const verify = () =>
+      spawnSync(
+        process.execPath,
+        [
+          cli,
+          'features',
+          'verify',
+          '--symbol',
+          SYMBOL,
+          '--redis-url',
+          `redis://127.0.0.1:${port}/0`,
+          '--scratch-url',
+          `redis://127.0.0.1:${port}/2`,
+          '--events',
+          log,
+        ],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
+    const ok = verify();
+    expect(ok.status, ok.stderr + ok.stdout).to.equal(0);
+    return (async () => {
+      const [last] = await reader.xrevrange(`feat:${SYMBOL}:history`, '+', '-', 'COUNT', 1);
+      const fields = last![1];
+      const tampered: string[] = [];
+      for (let i = 0; i + 1 < fields.length; i += 2) {
+        const name = fields[i]!;
+        let value = fields[i + 1]!;
+        if (name === 'feature_ts') value = String(Number(value) + INTERVAL_MS);
+        if (name === 'volume_1s') value = String(Number(value) + 1);
+        tampered.push(name, value);
+      }
+      const nextTs = tampered[tampered.indexOf('feature_ts') + 1]!;
+      await reader.xadd(`feat:${SYMBOL}:history`, `${nextTs}-0`, ...tampered);
+      const bad = verify();
+      expect(bad.status, bad.stderr + bad.stdout).to.equal(1);
+      expect(bad.stdout).to.contain('volume_1s');
+    })();
   });
 });
