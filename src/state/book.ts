@@ -344,6 +344,22 @@ function pushLevels(
   }
 }
 
+/** A diff's levels as exact strings [price, qty, price, qty, ...] per side, formatted once per diff (both the
+ * diff's script string and the batch's net effect need them). */
+const formatted = new WeakMap<DepthDiffStreamEvent, { bids: string[]; asks: string[] }>();
+function formattedLevels(diff: DepthDiffStreamEvent): { bids: string[]; asks: string[] } {
+  let levels = formatted.get(diff);
+  if (levels === undefined) {
+    const bids: string[] = [];
+    const asks: string[] = [];
+    pushLevels(bids, diff.symbol, diff.bids, diff.priceExponent, diff.qtyExponent);
+    pushLevels(asks, diff.symbol, diff.asks, diff.priceExponent, diff.qtyExponent);
+    levels = { bids, asks };
+    formatted.set(diff, levels);
+  }
+  return levels;
+}
+
 /**
  * One diff as the scripts' string: "U u eventTimeUs nBids bidPrice bidQty ... askPrice askQty ..."
  * (the ARGV of apply-depth-batch-11.lua and the entries of book:<S>:buffer).
@@ -355,15 +371,15 @@ export function encodeDiff(diff: DepthDiffStreamEvent): string {
       `depth diff U=${diff.firstBookUpdateId} u=${diff.lastBookUpdateId} eventTime=${diff.eventTime}`,
     );
   }
-  const parts = [
+  const levels = formattedLevels(diff);
+  return [
     diff.firstBookUpdateId.toString(),
     diff.lastBookUpdateId.toString(),
     diff.eventTime.toString(),
     String(diff.bids.length),
-  ];
-  pushLevels(parts, diff.symbol, diff.bids, diff.priceExponent, diff.qtyExponent);
-  pushLevels(parts, diff.symbol, diff.asks, diff.priceExponent, diff.qtyExponent);
-  return parts.join(' ');
+    ...levels.bids,
+    ...levels.asks,
+  ].join(' ');
 }
 
 /** "nBids bidPrice bidQty ... askPrice askQty ..." of a depth20 snapshot's top `levels` levels per side. */
@@ -403,12 +419,10 @@ export function netEffect(diffs: readonly DepthDiffStreamEvent[]): { counts: str
   for (const side of ['bids', 'asks'] as const) {
     const final = new Map<string, string | undefined>(); // price -> qty, undefined = removed
     for (const diff of diffs) {
-      for (const level of diff[side]) {
-        const price = formatDecimal(level.priceMantissa, diff.priceExponent);
-        final.set(
-          price,
-          level.qtyMantissa === 0n ? undefined : formatDecimal(level.qtyMantissa, diff.qtyExponent),
-        );
+      const strings = formattedLevels(diff)[side];
+      const levels = diff[side];
+      for (let i = 0; i < levels.length; i++) {
+        final.set(strings[2 * i]!, levels[i]!.qtyMantissa === 0n ? undefined : strings[2 * i + 1]!);
       }
     }
     const removed: string[] = [];
