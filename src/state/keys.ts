@@ -89,4 +89,53 @@ export class Keys {
   deadLetterCounts(stream: string): string {
     return `dlq:{${stream}}:counts`;
   }
+  /**
+   * Marker that a re-anchor of the symbol is in progress (set by the build, cleared by the swap). Value: the
+   * snapshot's lastUpdateId. Expires with the temporary state.
+   */
+  reanchorFlag(symbol: string): string {
+    return `reanchor:${this.tag(symbol)}`;
+  }
+
+  /**
+   * The temporary state of a re-anchor, built from REST snapshots and swapped in by lua/reanchor-swap-26.lua:
+   * the seed's names with `new:` after the prefix (`ob:new:<S>`, `book:new:<S>:bids`, ...), same hash tag and so
+   * the same slot as the live keys. Every one expires 600 s after the build, so an abandoned attempt cleans up.
+   */
+  temporary(symbol: string): TemporaryKeys {
+    const t = `new:${this.tag(symbol)}`;
+    return {
+      orderBook: `ob:${t}`,
+      bids: `book:${t}:bids`,
+      asks: `book:${t}:asks`,
+      bidsIndex: `book:${t}:bids:idx`,
+      asksIndex: `book:${t}:asks:idx`,
+      bookState: `book:${t}:state`,
+      tradeWindow1s: `tr:${t}:1s`,
+      tradeWindow5s: `tr:${t}:5s`,
+      tradeBuckets: `tr:${t}:buckets`,
+      tradeState: `tr:${t}:state`,
+      priceHistory: `px:${t}`,
+      features: `feat:${t}`,
+    };
+  }
+}
+
+/** The names of a symbol's temporary re-anchor state (Keys.temporary). */
+export interface TemporaryKeys {
+  /** ob:new:<S>: last_trade_* of the REST trades (written by the trade script); never renamed over ob:<S>. */
+  readonly orderBook: string;
+  readonly bids: string;
+  readonly asks: string;
+  readonly bidsIndex: string;
+  readonly asksIndex: string;
+  /** book:new:<S>:state: last_update_id, snapshot_ts_us, bids, asks (level counts), complete = 1 (written last). */
+  readonly bookState: string;
+  readonly tradeWindow1s: string;
+  readonly tradeWindow5s: string;
+  readonly tradeBuckets: string;
+  readonly tradeState: string;
+  readonly priceHistory: string;
+  /** feat:new:<S>: optional; swapped over feat:<S> when present. */
+  readonly features: string;
 }
