@@ -96,7 +96,7 @@ export type SimFault =
   | { readonly kind: 'crossed' }
   /** Depth: the first two bids swapped; trades: the first two swapped. */
   | { readonly kind: 'unsorted' }
-  /** Depth: the first bid level repeated. */
+  /** Depth: the second bid level replaced by a copy of the first. */
   | { readonly kind: 'duplicate' }
   /** Depth: one more level per side than asked; trades: one more trade. */
   | { readonly kind: 'tooMany' }
@@ -194,7 +194,7 @@ function depthReply(
     bids[0] = [asks[0][0], bids[0][1]];
   if (fault?.kind === 'unsorted' && bids.length >= 2)
     bids.splice(0, 2, bids[1] as [string, string], bids[0] as [string, string]);
-  if (fault?.kind === 'duplicate' && bids[0] !== undefined) bids.splice(1, 0, bids[0]);
+  if (fault?.kind === 'duplicate' && bids[0] !== undefined && bids.length >= 2) bids[1] = bids[0];
   const body: Record<string, unknown> = { lastUpdateId: Number(book.lastUpdateId), bids, asks };
   if (fault?.kind === 'missingLastUpdateId') delete body.lastUpdateId;
   return { status: 200, body: JSON.stringify(body) };
