@@ -1,6 +1,7 @@
 import type { Result } from 'ioredis';
 import { isRetryable } from '../state/errors';
 import type { Keys } from '../state/keys';
+import { temporaryKeyList } from './build';
 import type { RedisClient } from '../state/redis';
 
 // Re-anchoring, step 2: the ONE atomic swap of the temporary state (src/reanchor/build.ts) into the live state,
@@ -70,7 +71,6 @@ export class ReanchorSwapError extends Error {
 
 /** KEYS of reanchor-swap-26.lua, in its header's order. Pure. */
 export function swapKeys(keys: Keys, symbol: string): string[] {
-  const t = keys.temporary(symbol);
   return [
     keys.orderBook(symbol),
     keys.bookLevels(symbol, 'bids'),
@@ -86,18 +86,7 @@ export function swapKeys(keys: Keys, symbol: string): string[] {
     keys.priceHistory(symbol),
     keys.features(symbol),
     keys.reanchorFlag(symbol),
-    t.orderBook,
-    t.bids,
-    t.asks,
-    t.bidsIndex,
-    t.asksIndex,
-    t.bookState,
-    t.tradeWindow1s,
-    t.tradeWindow5s,
-    t.tradeBuckets,
-    t.tradeState,
-    t.priceHistory,
-    t.features,
+    ...temporaryKeyList(keys.temporary(symbol)),
   ];
 }
 
