@@ -64,15 +64,7 @@ end
 local seen = st[3] or ''
 
 -- 2. The buffered diffs after the snapshot, and whether they chain from it.
-local remaining, dropped = {}, 0
-for _, entry in ipairs(redis.call('LRANGE', buffer_key, 0, -1)) do
-  local U, u, ts, count, pos = Book.diff_header(entry)
-  if Book.newer(u, L) then
-    remaining[#remaining + 1] = { entry, U, u, ts, count, pos }
-  else
-    dropped = dropped + 1
-  end
-end
+local remaining, dropped = Book.buffered_after(buffer_key, L)
 if #remaining > 0 then
   local first = remaining[1]
   if Book.newer(first[2], Book.inc(L)) then return { -1, st[2] or '', 0, 0, Book.dec(first[2]) } end

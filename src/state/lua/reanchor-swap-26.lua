@@ -110,15 +110,7 @@ end
 if expected ~= '' and expected ~= L then return reject(-3) end
 
 -- The buffered diffs after the snapshot, and whether they chain from it.
-local remaining, dropped = {}, 0
-for _, entry in ipairs(redis.call('LRANGE', buffer_key, 0, -1)) do
-  local U, u, ts, count, pos = Book.diff_header(entry)
-  if Book.newer(u, L) then
-    remaining[#remaining + 1] = { entry, U, u, ts, count, pos }
-  else
-    dropped = dropped + 1
-  end
-end
+local remaining, dropped = Book.buffered_after(buffer_key, L)
 local seen = st[3] or ''
 if #remaining > 0 then
   if Book.newer(remaining[1][2], Book.inc(L)) then return reject(-4, Book.dec(remaining[1][2])) end

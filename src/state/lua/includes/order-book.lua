@@ -34,6 +34,21 @@
 
 local Book = {}
 
+-- The buffered diffs whose u is newer than snapshot id L, in buffer order, each as
+-- { entry, U, u, ts, count, pos }, and how many were dropped as covered by the snapshot (u <= L).
+function Book.buffered_after(buffer_key, L)
+  local remaining, dropped = {}, 0
+  for _, entry in ipairs(redis.call('LRANGE', buffer_key, 0, -1)) do
+    local U, u, ts, count, pos = Book.diff_header(entry)
+    if Book.newer(u, L) then
+      remaining[#remaining + 1] = { entry, U, u, ts, count, pos }
+    else
+      dropped = dropped + 1
+    end
+  end
+  return remaining, dropped
+end
+
 -- Per side (1 bids, 2 asks) a map price -> qty that remembers the first-seen order of its prices, so the
 -- writes that follow happen in a deterministic order. Returns the maps, the orders and the setter.
 function Book.new_overlay()
