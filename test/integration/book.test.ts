@@ -29,6 +29,7 @@ import { Keys } from '../../src/state/keys';
 import { createRedisClient, loadScriptSources } from '../../src/state/redis';
 import type { RedisClient } from '../../src/state/redis';
 import { ReferenceBook, referenceMid, referenceSpread } from '../helpers/book-reference';
+import { messagesBySymbol } from '../helpers/messages';
 
 // The order-book scripts (apply-depth-batch-11, apply-best-bid-ask-5, anchor-book-7) against a real redis-server,
 // compared with an independent in-memory reference (test/helpers/book-reference.ts), and, where the simulator
@@ -239,16 +240,6 @@ function expectBatchResult(
   });
 }
 
-function groupBySymbol(messages: readonly SbeMessage[]): Map<string, SbeMessage[]> {
-  const out = new Map<string, SbeMessage[]>();
-  for (const m of messages) {
-    const list = out.get(m.symbol) ?? [];
-    list.push(m);
-    out.set(m.symbol, list);
-  }
-  return out;
-}
-
 describe('order book against a real Redis', function () {
   this.timeout(120000);
 
@@ -383,7 +374,7 @@ describe('order book against a real Redis', function () {
         let redeliveries = 0;
 
         const deliver = async (batch: Batch, label: string) => {
-          for (const [symbol, messages] of groupBySymbol(batch.messages)) {
+          for (const [symbol, messages] of messagesBySymbol(batch.messages)) {
             const ref = refs.get(symbol)!;
             if (batch.stream === 'depth') {
               await depthBoth(symbol, messages, ref, label, bufferMax);

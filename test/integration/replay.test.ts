@@ -15,6 +15,7 @@ import type { SimulatedEvent, SimulatedStream } from '../../src/replay/simulator
 import { decodeFrames } from '../../src/sbe/decoder';
 import type { SbeMessage } from '../../src/sbe/messages';
 import { repoRoot } from '../helpers/paths';
+import { messagesBySymbol } from '../helpers/messages';
 
 // Publishes simulated events into kinesis-mock in each record mode and reads every shard back with GetRecords:
 // exactly the published events must arrive, each symbol on one shard, in publication order.
@@ -81,16 +82,6 @@ async function readStream(client: KinesisClient, stream: string): Promise<ShardC
   return out;
 }
 
-function bySymbol(messages: readonly SbeMessage[]): Map<string, SbeMessage[]> {
-  const out = new Map<string, SbeMessage[]>();
-  for (const m of messages) {
-    const list = out.get(m.symbol) ?? [];
-    list.push(m);
-    out.set(m.symbol, list);
-  }
-  return out;
-}
-
 describe('replay into kinesis-mock (integration)', function () {
   this.timeout(180000);
   let mock: KinesisMockHandle | undefined;
@@ -146,13 +137,13 @@ describe('replay into kinesis-mock (integration)', function () {
       for (const stream of ['trade', 'bestbidask', 'depth'] as SimulatedStream[]) {
         const shards = await readStream(client!, names[stream]);
         expect(shards).to.have.length(SHARDS[stream]);
-        const published = bySymbol(events.filter((e) => e.stream === stream).map((e) => e.message));
+        const published = messagesBySymbol(events.filter((e) => e.stream === stream).map((e) => e.message));
         const seen = new Set<string>();
         let total = 0;
         for (const shard of shards) {
           total += shard.messages.length;
           expect(shard.records).to.equal(summary.shards[names[stream]]?.[shard.shardId]?.records ?? 0);
-          for (const [symbol, got] of bySymbol(shard.messages)) {
+          for (const [symbol, got] of messagesBySymbol(shard.messages)) {
             expect(seen.has(symbol), `${symbol} on two shards of ${names[stream]}`).to.equal(false);
             seen.add(symbol);
             expect(got, `${names[stream]} ${shard.shardId} ${symbol}`).to.deep.equal(published.get(symbol));
