@@ -68,6 +68,35 @@ export interface ProcessingConfig {
   readonly featureHistoryMaxLen: number;
 }
 
+export interface ReanchorRestConfig {
+  /** A Binance-compatible REST base URL (https://data-api.binance.vision; the simulated exchange locally). */
+  readonly baseUrl: string;
+  /** Levels per side of GET /api/v3/depth (1..5000). */
+  readonly depthLimit: number;
+  /** Trades of GET /api/v3/trades (1..1000). */
+  readonly tradesLimit: number;
+  readonly timeoutMs: number;
+  /** Retries of one REST request inside the client (timeouts, 5xx, 429 with a short Retry-After). */
+  readonly maxRetries: number;
+  readonly weightPerMinute: number;
+}
+
+export interface ReanchorConfig {
+  /** Run a re-anchor listener in each sidecar and let processors and sidecars request re-anchors. */
+  readonly enabled: boolean;
+  readonly rest: ReanchorRestConfig;
+  /** Attempts (REST, build, swap) of one re-anchor before it is given up and counted as failed. */
+  readonly maxAttempts: number;
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  /** A request a listener left unacknowledged this long (it died) is claimed by another listener. */
+  readonly claimIdleMs: number;
+  /** The sidecar requests a re-anchor when a symbol's book data is older than this, or out of sync this long. */
+  readonly staleAfterSeconds: number;
+  /** Automatic requests (processor, sidecar) for one symbol are at most one per this interval per process. */
+  readonly requestIntervalSeconds: number;
+}
+
 export interface AppConfig {
   readonly serviceName: string;
   /** Absolute path of the file this config came from ('' when built from defaults only). */
@@ -76,6 +105,7 @@ export interface AppConfig {
   readonly kcl: KclConfig;
   readonly redis: RedisConfig;
   readonly processing: ProcessingConfig;
+  readonly reanchor: ReanchorConfig;
   readonly health: { readonly host: string; readonly port: number };
   readonly metrics: { readonly enablePrometheus: boolean; readonly prometheusPort: number };
   readonly logging: { readonly level: LogLevel; readonly file: string | undefined };
@@ -238,6 +268,35 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
   };
   processingSection.done();
 
+  const reanchorSection = root.section('reanchor');
+  const restSection = reanchorSection.section('rest');
+  const rest: ReanchorRestConfig = {
+    baseUrl: restSection.string('base_url', 'https://data-api.binance.vision'),
+    depthLimit: restSection.integer('depth_limit', 1000, 1, 5000),
+    tradesLimit: restSection.integer('trades_limit', 1000, 1, 1000),
+    timeoutMs: restSection.integer('timeout_ms', 5000, 100, 120000),
+    maxRetries: restSection.integer('max_retries', 3, 0, 20),
+    weightPerMinute: restSection.integer('weight_per_minute', 6000, 1, 1000000),
+  };
+  restSection.done();
+  if (!/^https?:\/\/[^/]+\/?$/.test(rest.baseUrl)) {
+    throw new ConfigError(
+      'reanchor.rest.base_url',
+      `expected http(s)://host[:port], got ${JSON.stringify(rest.baseUrl)}`,
+    );
+  }
+  const reanchor: ReanchorConfig = {
+    enabled: reanchorSection.boolean('enabled', true),
+    rest,
+    maxAttempts: reanchorSection.integer('max_attempts', 5, 1, 100),
+    backoffBaseMs: reanchorSection.integer('backoff_base_ms', 500, 0, 600000),
+    backoffMaxMs: reanchorSection.integer('backoff_max_ms', 10000, 0, 600000),
+    claimIdleMs: reanchorSection.integer('claim_idle_ms', 30000, 100, 3600000),
+    staleAfterSeconds: reanchorSection.integer('stale_after_seconds', 30, 1, 86400),
+    requestIntervalSeconds: reanchorSection.integer('request_interval_seconds', 30, 1, 86400),
+  };
+  reanchorSection.done();
+
   const healthSection = root.section('health');
   const health = {
     host: healthSection.string('host', '0.0.0.0'),
@@ -268,6 +327,7 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
     kcl,
     redis,
     processing,
+    reanchor,
     health,
     metrics,
     logging,

@@ -7,7 +7,9 @@ import { parseTradeBatchReply, tradeBatchArgs, type FlatTrade } from '../state/t
 
 // Re-anchoring, step 1: the symbol's temporary state (Keys.temporary: ob:new:<S>, book:new:<S>:*, tr:new:<S>:*,
 // px:new:<S>), built from REST snapshots while the live state keeps serving readers. Nothing here touches a live
-// key except the flag reanchor:<S>; lua/reanchor-swap-26.lua (src/reanchor/swap.ts) swaps the result in.
+// key; lua/reanchor-swap-26.lua (src/reanchor/swap.ts) swaps the result in. The caller holds reanchor:<S>
+// (src/reanchor/coordination.ts) from before the REST snapshot until the swap, so the depth script keeps the diffs
+// the swap must replay.
 //
 // - The full book: the REST depth snapshot's levels written in chunks (HSET + ZADD of at most `chunkLevels` levels
 //   each, ~0.2 ms per call at 500), so no call blocks Redis for long even for 5000 levels per side. The state hash
@@ -17,9 +19,9 @@ import { parseTradeBatchReply, tradeBatchArgs, type FlatTrade } from '../state/t
 //   trades are applied on the copy with the live trade script (apply-trade-batch-6.lua on the temporary keys, in
 //   calls of at most 250 trades): ids not above the copied last_trade_id are skipped, so the result is the live
 //   state merged with the newer REST trades, deduplicated by trade id.
-// - Every temporary key and the flag expire TEMPORARY_TTL_SECONDS after the build: an abandoned attempt cleans up.
+// - Every temporary key expires TEMPORARY_TTL_SECONDS after the build: an abandoned attempt cleans up.
 
-/** TTL of every temporary key (and of reanchor:<S>). */
+/** TTL of every temporary key. */
 export const TEMPORARY_TTL_SECONDS = 600;
 /** Levels per side written by one call (HSET + ZADD). */
 export const DEFAULT_CHUNK_LEVELS = 500;
@@ -126,8 +128,8 @@ export async function discardTemporaryState(client: RedisClient, keys: Keys, sym
 }
 
 /**
- * Builds the symbol's temporary state from a REST depth snapshot and REST trades (replacing any earlier attempt's)
- * and sets reanchor:<S> to the snapshot's lastUpdateId. Every call is short; readers are never blocked for long.
+ * Builds the symbol's temporary state from a REST depth snapshot and REST trades (replacing any earlier attempt's).
+ * Every call is short; readers are never blocked for long.
  */
 export async function buildTemporaryState(
   client: RedisClient,
@@ -152,7 +154,6 @@ export async function buildTemporaryState(
   const ttl = String(TEMPORARY_TTL_SECONDS);
 
   await client.del(...all);
-  await client.set(keys.reanchorFlag(symbol), depth.lastUpdateId.toString(), 'EX', TEMPORARY_TTL_SECONDS);
 
   // The trade windows: a copy of the live trade state, then the REST trades on top.
   const live: Array<[string, string]> = [

@@ -90,11 +90,27 @@ export class Keys {
     return `dlq:{${stream}}:counts`;
   }
   /**
-   * Marker that a re-anchor of the symbol is in progress (set by the build, cleared by the swap). Value: the
-   * snapshot's lastUpdateId. Expires with the temporary state.
+   * The per-symbol re-anchor lock, fleet-wide: SET NX EX 300 by the listener that runs the re-anchor (value: its
+   * attempt token `<listener>|<request id>`), renewed while it runs, deleted by the swap or on release. While it
+   * exists the depth script keeps the diffs it applies in book:<S>:buffer, so the swap can replay them.
    */
   reanchorFlag(symbol: string): string {
     return `reanchor:${this.tag(symbol)}`;
+  }
+
+  /** A request that arrived while the symbol's re-anchor was running (coalesced): hash, see reanchor-acquire. */
+  reanchorPending(symbol: string): string {
+    return `reanchor:${this.tag(symbol)}:pending`;
+  }
+
+  /** Re-anchor counters and the last outcome of a symbol (hash; what `aggregator reanchor --status` shows). */
+  reanchorStats(symbol: string): string {
+    return `reanchor:${this.tag(symbol)}:stats`;
+  }
+
+  /** The durable stream of re-anchor requests, consumed by the listeners' consumer group (one per fleet). */
+  reanchorRequests(): string {
+    return 'reanchor:requests';
   }
 
   /**

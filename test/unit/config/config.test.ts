@@ -108,6 +108,23 @@ describe('config', () => {
           diffBufferMaxLength: 1000,
           featureHistoryMaxLen: 3600,
         },
+        reanchor: {
+          enabled: true,
+          rest: {
+            baseUrl: 'https://data-api.binance.vision',
+            depthLimit: 1000,
+            tradesLimit: 1000,
+            timeoutMs: 5000,
+            maxRetries: 3,
+            weightPerMinute: 6000,
+          },
+          maxAttempts: 5,
+          backoffBaseMs: 500,
+          backoffMaxMs: 10000,
+          claimIdleMs: 30000,
+          staleAfterSeconds: 30,
+          requestIntervalSeconds: 30,
+        },
         health: { host: '0.0.0.0', port: 8082 },
         metrics: { enablePrometheus: true, prometheusPort: 9091 },
         logging: { level: 'info', file: undefined },
@@ -175,6 +192,7 @@ describe('config', () => {
       expect(applicationName(config, 'bestbidask')).to.equal('bitcoin-aggregator-local-bestbidask');
       expect(config.redis).to.include({ host: '127.0.0.1', port: 6390, clusterMode: false });
       expect(config.processing.symbols).to.deep.equal(['BTCUSDT', 'ETHUSDT']);
+      expect(config.reanchor.rest.baseUrl).to.equal('http://127.0.0.1:8091');
       // A relative log file is resolved against the config file's directory, not the working directory.
       expect(config.logging.file).to.equal(path.join(repoRoot, '.local', 'logs', 'processor.log'));
     });
@@ -431,6 +449,21 @@ describe('config', () => {
         'logging.level',
         doc('logging', 'level', 'trace'),
         'config key logging.level: expected one of error, warn, info, debug, got string "trace"',
+      ],
+      [
+        'reanchor.rest.base_url',
+        { reanchor: { rest: { base_url: 'ftp://example.com' } } },
+        'config key reanchor.rest.base_url: expected http(s)://host[:port], got "ftp://example.com"',
+      ],
+      [
+        'reanchor.rest.depth_limit',
+        { reanchor: { rest: { depth_limit: 5001 } } },
+        'config key reanchor.rest.depth_limit: expected an integer in 1..5000, got number 5001',
+      ],
+      [
+        'reanchor.max_attempts',
+        { reanchor: { max_attempts: 0 } },
+        'config key reanchor.max_attempts: expected an integer in 1..100, got number 0',
       ],
     ];
     for (const [name, document, message] of cases) {

@@ -1,0 +1,289 @@
+import type { Logger } from '../logging/logger';
+import type { Keys } from '../state/keys';
+import type { RedisClient } from '../state/redis';
+import { acquireLock, attemptToken, LOCK_TTL_SECONDS, releaseLock, renewLock } from './lock';
+import type { ReanchorReport, Reanchorer } from './reanchorer';
+import {
+  ensureRequestGroup,
+  parseRequest,
+  REANCHOR_GROUP,
+  requestReanchor,
+  type ReceivedRequest,
+} from './requests';
+
+// The re-anchor listener (one per sidecar): a consumer of the group `reanchor-listeners` on reanchor:requests.
+// For each request it takes the symbol's lock (lock.ts) or coalesces the request into the running re-anchor, runs
+// the re-anchor (reanchorer.ts) while renewing the lock and keeping its stream entry claimed, releases the lock,
+// queues one follow-up when requests arrived after the snapshot was taken, and only then acknowledges the entry.
+// A listener that dies leaves its entry pending: after claimIdleMs another listener claims it (XAUTOCLAIM), takes
+// the lock over (same request id) and runs the re-anchor again from the start. Entries are handled one at a time.
+
+export interface ListenerOptions {
+  /** For the lock, stats and acknowledgements. */
+  readonly client: RedisClient;
+  /** A connection of its own for the blocking XREADGROUP. */
+  readonly blockingClient: RedisClient;
+  readonly keys: Keys;
+  readonly symbols: readonly string[];
+  /** Consumer name in the group, and the first half of the lock token. */
+  readonly listenerId: string;
+  readonly reanchorer: Reanchorer;
+  readonly logger: Logger;
+  readonly claimIdleMs: number;
+  /** How long one XREADGROUP blocks (default 1000 ms): also the stop latency. */
+  readonly blockMs?: number;
+  /** Lock renewal and entry re-claim period while a re-anchor runs (default claimIdleMs / 3). */
+  readonly renewEveryMs?: number;
+  readonly lockTtlSeconds?: number;
+}
+
+export interface ListenerStats {
+  received: number;
+  claimed: number;
+  invalid: number;
+  unknownSymbol: number;
+  coalesced: number;
+  takenOver: number;
+  swapped: number;
+  failed: number;
+  lockLost: number;
+  followUps: number;
+  errors: number;
+}
+
+export type HandledOutcome =
+  | { readonly kind: 'invalid' | 'unknown-symbol' | 'coalesced' }
+  | { readonly kind: 'ran'; readonly report: ReanchorReport; readonly followUp: boolean };
+
+type StreamEntry = [id: string, fields: string[]];
+
+export class ReanchorListener {
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private readonly counters: ListenerStats = {
+    received: 0,
+    claimed: 0,
+    invalid: 0,
+    unknownSymbol: 0,
+    coalesced: 0,
+    takenOver: 0,
+    swapped: 0,
+    failed: 0,
+    lockLost: 0,
+    followUps: 0,
+    errors: 0,
+  };
+  private readonly listeners: Array<(request: ReceivedRequest, outcome: HandledOutcome) => void> = [];
+
+  constructor(private readonly options: ListenerOptions) {
+    if (options.listenerId === '' || options.listenerId.includes('|')) {
+      throw new RangeError(`listenerId must be non-empty without "|", got ${JSON.stringify(options.listenerId)}`);
+    }
+  }
+
+  get id(): string {
+    return this.options.listenerId;
+  }
+
+  stats(): Readonly<ListenerStats> {
+    return { ...this.counters };
+  }
+
+  /** Called after each handled entry (for metrics and tests). */
+  onHandled(listener: (request: ReceivedRequest, outcome: HandledOutcome) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async start(): Promise<void> {
+    if (this.running) throw new Error('the re-anchor listener is already running');
+    await ensureRequestGroup(this.options.client, this.options.keys);
+    this.running = true;
+    this.options.logger.info('re-anchor listener started', {
+      listenerId: this.id,
+      group: REANCHOR_GROUP,
+      claimIdleMs: this.options.claimIdleMs,
+    });
+    this.loop = this.run();
+  }
+
+  /** Stops after the entry in hand (a running re-anchor finishes first). */
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+    this.loop = undefined;
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (this.running) {
+      try {
+        await this.pollOnce();
+        failures = 0;
+      } catch (err) {
+        this.counters.errors++;
+        failures++;
+        const delay = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
+        this.options.logger.warn('re-anchor listener: redis call failed; retrying', {
+          error: (err as Error).message,
+          retryInMs: delay,
+        });
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  /** Claims entries left by dead listeners, else reads new ones (blocking up to blockMs), and handles them. */
+  async pollOnce(): Promise<number> {
+    const { keys, blockingClient } = this.options;
+    const stream = keys.reanchorRequests();
+    const claimed = (await this.options.client.xautoclaim(
+      stream,
+      REANCHOR_GROUP,
+      this.id,
+      this.options.claimIdleMs,
+      '0-0',
+      'COUNT',
+      10,
+    )) as [string, StreamEntry[], string[]?];
+    let entries = (claimed[1] ?? []).filter((e): e is StreamEntry => Array.isArray(e) && e[1] !== null);
+    if (entries.length > 0) {
+      this.counters.claimed += entries.length;
+      this.options.logger.warn('re-anchor listener claimed requests of a listener that stopped', {
+        listenerId: this.id,
+        ids: entries.map((e) => e[0]),
+      });
+    } else {
+      const read = (await blockingClient.xreadgroup(
+        'GROUP',
+        REANCHOR_GROUP,
+        this.id,
+        'COUNT',
+        10,
+        'BLOCK',
+        this.options.blockMs ?? 1000,
+        'STREAMS',
+        stream,
+        '>',
+      )) as Array<[string, StreamEntry[]]> | null;
+      entries = read?.[0]?.[1] ?? [];
+    }
+    for (const [id, fields] of entries) {
+      this.counters.received++;
+      await this.handle(id, fields);
+    }
+    return entries.length;
+  }
+
+  private async ack(id: string): Promise<void> {
+    await this.options.client.xack(this.options.keys.reanchorRequests(), REANCHOR_GROUP, id);
+  }
+
+  private emit(request: ReceivedRequest, outcome: HandledOutcome): void {
+    for (const listener of this.listeners) listener(request, outcome);
+  }
+
+  /** Handles one entry; acknowledges it once its re-anchor ended (or it was coalesced or invalid). */
+  async handle(id: string, fields: string[]): Promise<HandledOutcome> {
+    const { client, keys, logger } = this.options;
+    let request: ReceivedRequest;
+    try {
+      request = parseRequest(id, fields);
+    } catch (err) {
+      this.counters.invalid++;
+      logger.warn('re-anchor request dropped: malformed entry', { id, error: (err as Error).message, fields });
+      await this.ack(id);
+      return { kind: 'invalid' };
+    }
+    if (!this.options.symbols.includes(request.symbol)) {
+      this.counters.unknownSymbol++;
+      logger.warn('re-anchor request dropped: symbol not configured', { id, symbol: request.symbol });
+      await this.ack(id);
+      const outcome: HandledOutcome = { kind: 'unknown-symbol' };
+      this.emit(request, outcome);
+      return outcome;
+    }
+    const ttl = this.options.lockTtlSeconds ?? LOCK_TTL_SECONDS;
+    const token = attemptToken(this.id, id);
+    const lock = await acquireLock(client, keys, request.symbol, token, request, ttl);
+    if (lock.outcome === 'coalesced') {
+      this.counters.coalesced++;
+      logger.info('re-anchor request coalesced into the running re-anchor', {
+        id,
+        symbol: request.symbol,
+        reason: request.reason,
+        holder: lock.holder,
+      });
+      await this.ack(id);
+      const outcome: HandledOutcome = { kind: 'coalesced' };
+      this.emit(request, outcome);
+      return outcome;
+    }
+    if (lock.outcome === 'taken-over') {
+      this.counters.takenOver++;
+      logger.warn('re-anchor taken over from a listener that stopped', {
+        id,
+        symbol: request.symbol,
+        previousHolder: lock.holder,
+      });
+    }
+    logger.info('re-anchor started', {
+      id,
+      symbol: request.symbol,
+      reason: request.reason,
+      source: request.source,
+      detail: request.detail,
+      listenerId: this.id,
+    });
+
+    // While it runs: renew the lock and reset the entry's idle time, so nobody claims a live re-anchor.
+    let holder = true;
+    const renewEveryMs = this.options.renewEveryMs ?? Math.max(50, Math.floor(this.options.claimIdleMs / 3));
+    const renew = async (): Promise<void> => {
+      try {
+        holder = await renewLock(client, keys, request.symbol, token, ttl);
+        await client.xclaim(keys.reanchorRequests(), REANCHOR_GROUP, this.id, 0, id, 'JUSTID');
+        if (!holder) logger.warn('re-anchor lock lost while running', { id, symbol: request.symbol });
+      } catch (err) {
+        logger.warn('re-anchor lock renewal failed', { id, symbol: request.symbol, error: (err as Error).message });
+      }
+    };
+    const timer = setInterval(() => void renew(), renewEveryMs);
+    let report: ReanchorReport;
+    try {
+      report = await this.options.reanchorer.run(request.symbol, () => holder);
+    } finally {
+      clearInterval(timer);
+    }
+    if (report.outcome === 'swapped') this.counters.swapped++;
+    else if (report.outcome === 'failed') this.counters.failed++;
+    else this.counters.lockLost++;
+
+    const released = await releaseLock(client, keys, request.symbol, token);
+    // A coalesced request is covered when it came before the snapshot was requested; otherwise (or when this
+    // re-anchor failed) one follow-up request stands for all of them.
+    const covered =
+      report.snapshotRequestedMs !== undefined &&
+      released.pendingLatestMs !== undefined &&
+      released.pendingLatestMs < report.snapshotRequestedMs;
+    const followUp = released.pendingCount > 0 && !covered;
+    if (followUp) {
+      this.counters.followUps++;
+      const followUpId = await requestReanchor(client, keys, {
+        symbol: request.symbol,
+        reason: 'coalesced',
+        source: 'listener',
+        detail: `${released.pendingCount} request(s) during ${id}, newest: ${released.pendingReason}`,
+      });
+      logger.info('re-anchor follow-up queued for requests that arrived during it', {
+        id,
+        followUpId,
+        symbol: request.symbol,
+        coalesced: released.pendingCount,
+      });
+    }
+    await this.ack(id);
+    const outcome: HandledOutcome = { kind: 'ran', report, followUp };
+    this.emit(request, outcome);
+    return outcome;
+  }
+}
