@@ -6,6 +6,7 @@ import { registerDecode } from './commands/decode';
 import { registerFeaturesVerify } from '../features/verify';
 import { registerKcl } from './commands/kcl';
 import { registerProcess } from './commands/process';
+import { registerReanchor } from './commands/reanchor';
 import { registerReplay } from './commands/replay';
 import { registerFeaturesShow, registerSidecar } from './commands/sidecar';
 import { registerStack } from './commands/stack';
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerCheckpoints(program);
   registerWatch(program);
   registerSidecar(program);
+  registerReanchor(program);
   const features = program
     .command('features')
     .description('the ML feature vectors: show the served one, verify parity');

@@ -48,6 +48,17 @@ export interface ShardProcessorOptions {
   readonly checkpointRetries?: number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly onBatch?: (report: BatchReport) => void;
+  /**
+   * A symbol's state can no longer be trusted (trade-id gap, depth gap, crossed book): the caller queues a
+   * re-anchor request. Called after the batch was stored; must not throw (the batch is checkpointed anyway).
+   */
+  readonly onIntegrityIssue?: (issue: IntegrityIssue) => void;
+}
+
+export interface IntegrityIssue {
+  readonly symbol: string;
+  readonly reason: 'trade_gap' | 'depth_gap' | 'crossed';
+  readonly detail: string;
 }
 
 /** Error names of a checkpoint reply that mean "try again"; ShutdownException means the lease is gone. */
@@ -145,9 +156,16 @@ export class ShardProcessor {
   }
 
   /** Trade-id gaps, depth gaps, crossed books and buffer overflows are logged with their symbol (and counted
-   * in the symbol's state keys by the scripts); a later stage turns them into re-anchor requests. */
+   * in the symbol's state keys by the scripts); the first three are handed to onIntegrityIssue (re-anchor). */
   private reportIntegrity(result: WriteResult): void {
     const logger = this.options.logger;
+    const issue = (value: IntegrityIssue): void => {
+      try {
+        this.options.onIntegrityIssue?.(value);
+      } catch (err) {
+        logger.error('could not report an integrity issue', { ...value, error: (err as Error).message });
+      }
+    };
     for (const r of result.symbols) {
       for (const gap of r.trades?.gaps ?? []) {
         logger.warn('trade id gap', {
@@ -157,6 +175,14 @@ export class ShardProcessor {
           missingTo: gap.to.toString(),
         });
       }
+      const firstGap = r.trades?.gaps[0];
+      if (firstGap !== undefined) {
+        issue({
+          symbol: r.symbol,
+          reason: 'trade_gap',
+          detail: `trade ids ${firstGap.from}..${firstGap.to} missing`,
+        });
+      }
       const depth = r.depth;
       if (depth?.gap) {
         logger.warn('depth update id gap: book out of sync', {
@@ -164,9 +190,11 @@ export class ShardProcessor {
           symbol: r.symbol,
           bookUpdateId: depth.bookUpdateId?.toString(),
         });
+        issue({ symbol: r.symbol, reason: 'depth_gap', detail: `book id ${depth.bookUpdateId ?? ''}` });
       }
       if (depth?.crossed) {
         logger.warn('crossed book after update: book out of sync', { shard: this.shardId, symbol: r.symbol });
+        issue({ symbol: r.symbol, reason: 'crossed', detail: `book id ${depth.bookUpdateId ?? ''}` });
       }
       if (depth !== undefined && depth.overflow > 0) {
         // A book never anchored overflows its buffer continuously until a re-anchor runs: not news.

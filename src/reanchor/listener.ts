@@ -59,6 +59,7 @@ type StreamEntry = [id: string, fields: string[]];
 
 export class ReanchorListener {
   private running = false;
+  private groupReady = false;
   private loop: Promise<void> | undefined;
   private readonly counters: ListenerStats = {
     received: 0,
@@ -77,7 +78,9 @@ export class ReanchorListener {
 
   constructor(private readonly options: ListenerOptions) {
     if (options.listenerId === '' || options.listenerId.includes('|')) {
-      throw new RangeError(`listenerId must be non-empty without "|", got ${JSON.stringify(options.listenerId)}`);
+      throw new RangeError(
+        `listenerId must be non-empty without "|", got ${JSON.stringify(options.listenerId)}`,
+      );
     }
   }
 
@@ -96,7 +99,6 @@ export class ReanchorListener {
 
   async start(): Promise<void> {
     if (this.running) throw new Error('the re-anchor listener is already running');
-    await ensureRequestGroup(this.options.client, this.options.keys);
     this.running = true;
     this.options.logger.info('re-anchor listener started', {
       listenerId: this.id,
@@ -122,6 +124,7 @@ export class ReanchorListener {
       } catch (err) {
         this.counters.errors++;
         failures++;
+        if ((err as Error).message.startsWith('NOGROUP')) this.groupReady = false; // the stream was deleted
         const delay = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
         this.options.logger.warn('re-anchor listener: redis call failed; retrying', {
           error: (err as Error).message,
@@ -136,6 +139,11 @@ export class ReanchorListener {
   async pollOnce(): Promise<number> {
     const { keys, blockingClient } = this.options;
     const stream = keys.reanchorRequests();
+    if (!this.groupReady) {
+      // Here rather than in start(): a Redis that is down at start-up is retried by the loop, not fatal.
+      await ensureRequestGroup(this.options.client, keys);
+      this.groupReady = true;
+    }
     const claimed = (await this.options.client.xautoclaim(
       stream,
       REANCHOR_GROUP,
@@ -190,7 +198,11 @@ export class ReanchorListener {
       request = parseRequest(id, fields);
     } catch (err) {
       this.counters.invalid++;
-      logger.warn('re-anchor request dropped: malformed entry', { id, error: (err as Error).message, fields });
+      logger.warn('re-anchor request dropped: malformed entry', {
+        id,
+        error: (err as Error).message,
+        fields,
+      });
       await this.ack(id);
       return { kind: 'invalid' };
     }
@@ -244,7 +256,11 @@ export class ReanchorListener {
         await client.xclaim(keys.reanchorRequests(), REANCHOR_GROUP, this.id, 0, id, 'JUSTID');
         if (!holder) logger.warn('re-anchor lock lost while running', { id, symbol: request.symbol });
       } catch (err) {
-        logger.warn('re-anchor lock renewal failed', { id, symbol: request.symbol, error: (err as Error).message });
+        logger.warn('re-anchor lock renewal failed', {
+          id,
+          symbol: request.symbol,
+          error: (err as Error).message,
+        });
       }
     };
     const timer = setInterval(() => void renew(), renewEveryMs);

@@ -80,7 +80,10 @@ export class Reanchorer {
 
   /** Backoff before attempt n + 1 (n >= 1 failed attempts): min(max, base x 2^(n-1)), jittered to [50 %, 100 %]. */
   backoffMs(failedAttempts: number): number {
-    const ceiling = Math.min(this.options.backoffMaxMs, this.options.backoffBaseMs * 2 ** (failedAttempts - 1));
+    const ceiling = Math.min(
+      this.options.backoffMaxMs,
+      this.options.backoffBaseMs * 2 ** (failedAttempts - 1),
+    );
     return Math.round(ceiling * (0.5 + this.rng() * 0.5));
   }
 
@@ -160,7 +163,13 @@ export class Reanchorer {
       if (!('stage' in failure)) return finish('swapped', failure);
       failures.push(failure);
       await client.hincrby(stats, 'attempt_failures', 1);
-      await client.hset(stats, 'last_failure', describeFailure(failure), 'last_failure_ms', String(this.now()));
+      await client.hset(
+        stats,
+        'last_failure',
+        describeFailure(failure),
+        'last_failure_ms',
+        String(this.now()),
+      );
       if (failure.stage === 'lock-lost') return finish('lock-lost');
       if (attempts < this.options.maxAttempts) {
         const delay = this.backoffMs(attempts);

@@ -10,6 +10,7 @@ import { Keys } from '../../state/keys';
 import { createRedisClient } from '../../state/redis';
 import { withRetry } from '../../state/retry';
 import { StateWriter } from '../../state/writer';
+import { requestReanchor, RequestThrottle } from '../../reanchor/requests';
 
 // `aggregator process --stream <kind>`: the child the KCL MultiLangDaemon starts for each shard lease.
 // Speaks the MultiLang protocol on stdin/stdout and nothing else on stdout.
@@ -46,7 +47,9 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
   });
   const redis = createRedisClient(config.redis, { connectionName: `processor:${kind}:${process.pid}` });
   redis.on('error', (err: Error) => logger.warn('redis connection error', { error: err.message }));
-  const writer = new StateWriter(redis, new Keys({ clusterMode: config.redis.clusterMode }), {
+  const keys = new Keys({ clusterMode: config.redis.clusterMode });
+  const throttle = new RequestThrottle(config.reanchor.requestIntervalSeconds * 1000);
+  const writer = new StateWriter(redis, keys, {
     orderBookLevels: config.processing.orderBookLevels,
     diffBufferMaxLength: config.processing.diffBufferMaxLength,
     deadLetterMaxLen: config.processing.deadLetterMaxLen,
@@ -86,6 +89,15 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
         handleMs: report.handleMs,
         checkpoint: report.checkpointed,
       }),
+    onIntegrityIssue: (issue) => {
+      if (!config.reanchor.enabled || !throttle.allow(issue.symbol, Date.now())) return;
+      requestReanchor(redis, keys, { ...issue, source: 'processor' }).then(
+        (id) => logger.info('re-anchor requested', { ...issue, requestId: id }),
+        (err: unknown) =>
+          // The sidecar's monitor requests it too (the book stays out of sync), so this is not the only chance.
+          logger.error('could not queue a re-anchor request', { ...issue, error: (err as Error).message }),
+      );
+    },
   });
 
   const recordProcessor = toKclRecordProcessor(processor, { logger, fatal: () => exit(1) });

@@ -7,6 +7,7 @@ import { createLogger } from '../../logging/logger';
 import { FeatureSidecar } from '../../sidecar/sidecar';
 import { Keys } from '../../state/keys';
 import { createRedisClient } from '../../state/redis';
+import { startReanchorService, type ReanchorService } from '../../reanchor/service';
 
 // `aggregator sidecar`: the feature sidecar (one per ECS task; the tasks share the symbols through per-symbol
 // leases in Redis). Runs until SIGTERM/SIGINT, then finishes its in-flight tick and releases its leases.
@@ -57,11 +58,23 @@ export function registerSidecar(program: Command): void {
         logger,
       });
       sidecar.start();
+      let reanchor: ReanchorService | undefined;
+      if (config.reanchor.enabled) {
+        reanchor = await startReanchorService({
+          config,
+          client: redis,
+          keys: new Keys({ clusterMode: config.redis.clusterMode }),
+          logger,
+          listenerId: sidecarId.replace(/\|/g, '_'),
+          watchedSymbols: () => sidecar.heldSymbols(),
+        });
+      }
       const signal = await new Promise<string>((resolve) => {
         process.once('SIGTERM', () => resolve('SIGTERM'));
         process.once('SIGINT', () => resolve('SIGINT'));
       });
       logger.info('stopping the feature sidecar', { signal });
+      await reanchor?.stop();
       await sidecar.stop();
       redis.disconnect();
       await new Promise<void>((resolve) => {

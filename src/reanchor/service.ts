@@ -1,0 +1,101 @@
+import type { AppConfig } from '../config/config';
+import type { Logger } from '../logging/logger';
+import { RestClient } from '../rest/client';
+import type { Keys } from '../state/keys';
+import type { RedisClient } from '../state/redis';
+import { ReanchorListener } from './listener';
+import { ReanchorMonitor } from './monitor';
+import { Reanchorer, type SnapshotSource } from './reanchorer';
+
+// The sidecar's re-anchor half, built from the config: the listener (consumer of reanchor:requests) and the
+// monitor that requests re-anchors for the symbols this sidecar serves (checked every monitorEveryMs).
+
+export interface ReanchorService {
+  readonly listener: ReanchorListener;
+  readonly monitor: ReanchorMonitor;
+  stop(): Promise<void>;
+}
+
+export interface ReanchorServiceOptions {
+  readonly config: AppConfig;
+  readonly client: RedisClient;
+  readonly keys: Keys;
+  readonly logger: Logger;
+  readonly listenerId: string;
+  /** Symbols the monitor watches (the sidecar's feature leases). */
+  readonly watchedSymbols: () => readonly string[];
+  readonly monitorEveryMs?: number;
+  /** Default: a RestClient on reanchor.rest. */
+  readonly source?: SnapshotSource;
+}
+
+export function restClientFor(config: AppConfig): RestClient {
+  const rest = config.reanchor.rest;
+  return new RestClient({
+    baseUrl: rest.baseUrl,
+    timeoutMs: rest.timeoutMs,
+    maxRetries: rest.maxRetries,
+    weightPerMinute: rest.weightPerMinute,
+  });
+}
+
+export async function startReanchorService(options: ReanchorServiceOptions): Promise<ReanchorService> {
+  const { config, client, keys, logger } = options;
+  const reanchorer = new Reanchorer({
+    client,
+    keys,
+    source: options.source ?? restClientFor(config),
+    logger,
+    depthLimit: config.reanchor.rest.depthLimit,
+    tradesLimit: config.reanchor.rest.tradesLimit,
+    levels: config.processing.orderBookLevels,
+    maxAttempts: config.reanchor.maxAttempts,
+    backoffBaseMs: config.reanchor.backoffBaseMs,
+    backoffMaxMs: config.reanchor.backoffMaxMs,
+  });
+  const blockingClient = client.duplicate();
+  blockingClient.on('error', (err: Error) =>
+    logger.warn('redis connection error (re-anchor listener)', { error: err.message }),
+  );
+  const listener = new ReanchorListener({
+    client,
+    blockingClient,
+    keys,
+    symbols: config.processing.symbols,
+    listenerId: options.listenerId,
+    reanchorer,
+    logger,
+    claimIdleMs: config.reanchor.claimIdleMs,
+  });
+  const monitor = new ReanchorMonitor({
+    client,
+    keys,
+    symbols: options.watchedSymbols,
+    staleAfterMs: config.reanchor.staleAfterSeconds * 1000,
+    requestIntervalMs: config.reanchor.requestIntervalSeconds * 1000,
+    logger,
+  });
+  await listener.start();
+  let checking: Promise<unknown> | undefined;
+  const timer = setInterval(() => {
+    if (checking) return;
+    checking = monitor
+      .checkOnce()
+      .catch((err: unknown) =>
+        logger.warn('re-anchor monitor: redis call failed', { error: (err as Error).message }),
+      )
+      .finally(() => {
+        checking = undefined;
+      });
+  }, options.monitorEveryMs ?? 1000);
+  return {
+    listener,
+    monitor,
+    async stop() {
+      clearInterval(timer);
+      await checking;
+      await listener.stop();
+      blockingClient.disconnect();
+    },
+  };
+}
