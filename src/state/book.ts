@@ -13,7 +13,7 @@ import type { RedisClient } from './redis';
 
 // The order-book hot state: the full diff-based book per symbol (Binance's sync procedure) and the live hash
 // ob:<SYMBOL>, kept by three Lua scripts, one call per symbol per batch:
-//   lua/apply-depth-batch-11.lua   a depth-stream batch: depth20 snapshots and depth diffs
+//   lua/apply-depth-batch-12.lua   a depth-stream batch: depth20 snapshots and depth diffs
 //   lua/apply-best-bid-ask-5.lua   a bestBidAsk-stream batch
 //   lua/anchor-book-11.lua         anchoring on a REST depth snapshot plus the diffs buffered while out of sync
 // Their headers (and lua/includes/order-book.lua) hold the KEYS/ARGV layouts, the rules and the return codes.
@@ -40,7 +40,8 @@ import type { RedisClient } from './redis';
 //
 // The full book: book:<S>:bids / :asks (hash price -> qty), :bids:idx / :asks:idx (zset price by value),
 // book:<S>:state (status in_sync | out_of_sync, reason no_snapshot | gap | crossed, book_update_id, counters) and
-// book:<S>:buffer (diffs kept while out of sync, bounded). Every script is idempotent: a redelivered batch, or
+// book:<S>:buffer (diffs kept while out of sync, and while in sync when reanchor:<S> exists so that the re-anchor
+// swap can replay them; bounded). Every script is idempotent: a redelivered batch, or
 // any older one, leaves every key byte-identical (so diffs ignored as old are counted in the reply, not in Redis).
 // Ids are compared as decimal strings in Lua (any int64); the zset scores and the crossed check use doubles,
 // exact for prices of at most 15 significant digits (8 decimals below 10^7).
@@ -62,6 +63,7 @@ declare module 'ioredis' {
       tradeWindow5sKey: string,
       tradeBucketsKey: string,
       tradeStateKey: string,
+      reanchorFlagKey: string,
       ...args: string[]
     ): Result<unknown[], Context>;
     applyBestBidAsk(
@@ -107,13 +109,15 @@ export interface DepthBatchResult {
   readonly applied: number;
   /** Diffs ignored: already applied or buffered (u <= book id, or <= the last buffered u), e.g. redeliveries. */
   readonly ignored: number;
-  /** Diffs appended to the buffer (the book was, or went, out of sync). */
+  /** Diffs appended to the buffer without being applied (the book was, or went, out of sync). */
   readonly buffered: number;
+  /** Diffs applied AND appended to the buffer, for the swap to replay (in sync while reanchor:<S> exists). */
+  readonly kept: number;
   /** This call detected a gap (U > book id + 1) and took the book out of sync. */
   readonly gap: boolean;
   /** This call left the book crossed (best bid >= best ask) and took it out of sync. */
   readonly crossed: boolean;
-  /** Buffered diffs dropped by the bound in this call (a re-anchor then needs a newer snapshot). */
+  /** Buffered or kept diffs dropped by the bound in this call (a re-anchor then needs a newer snapshot). */
   readonly overflow: number;
   readonly status: BookStatus;
   readonly reason: BookReason;
@@ -290,9 +294,12 @@ function windowKeys(keys: Keys, symbol: string): string[] {
   ];
 }
 
-/** KEYS of apply-depth-batch-11.lua (the book keys, then the trade-window keys), all of one hash slot. */
+/**
+ * KEYS of apply-depth-batch-12.lua (the book keys, the trade-window keys, then the re-anchor flag reanchor:<S>), all
+ * of one hash slot.
+ */
 export function depthBatchKeys(keys: Keys, symbol: string): string[] {
-  return [...bookKeys(keys, symbol), ...windowKeys(keys, symbol)];
+  return [...bookKeys(keys, symbol), ...windowKeys(keys, symbol), keys.reanchorFlag(symbol)];
 }
 
 /** KEYS of apply-best-bid-ask-5.lua. */
@@ -300,9 +307,9 @@ export function bestBidAskKeys(keys: Keys, symbol: string): string[] {
   return [keys.orderBook(symbol), ...windowKeys(keys, symbol)];
 }
 
-/** KEYS of anchor-book-11.lua (the same as apply-depth-batch-11.lua's). */
+/** KEYS of anchor-book-11.lua (apply-depth-batch-12.lua's first 11: no re-anchor flag). */
 export function anchorKeys(keys: Keys, symbol: string): string[] {
-  return depthBatchKeys(keys, symbol);
+  return [...bookKeys(keys, symbol), ...windowKeys(keys, symbol)];
 }
 
 function checkOptions(symbol: string, options: BookOptions): number {
@@ -362,7 +369,7 @@ function formattedLevels(diff: DepthDiffStreamEvent): { bids: string[]; asks: st
 
 /**
  * One diff as the scripts' string: "U u eventTimeUs nBids bidPrice bidQty ... askPrice askQty ..."
- * (the ARGV of apply-depth-batch-11.lua and the entries of book:<S>:buffer).
+ * (the ARGV of apply-depth-batch-12.lua and the entries of book:<S>:buffer).
  */
 export function encodeDiff(diff: DepthDiffStreamEvent): string {
   if (diff.firstBookUpdateId > diff.lastBookUpdateId || diff.firstBookUpdateId < 0n || diff.eventTime < 0n) {
@@ -442,7 +449,7 @@ export function netEffect(diffs: readonly DepthDiffStreamEvent[]): { counts: str
 }
 
 /**
- * ARGV of apply-depth-batch-11.lua for one symbol's messages of a depth-stream batch: the newest depth20 snapshot
+ * ARGV of apply-depth-batch-12.lua for one symbol's messages of a depth-stream batch: the newest depth20 snapshot
  * (top `levels`), the diffs sorted by u ascending with duplicates (same u) removed, and, when they chain
  * (each U <= previous u + 1), their net effect for the script's fast path. Messages of other kinds are not this
  * script's and are skipped.
@@ -618,10 +625,10 @@ export async function applyBookBatch(
   options: BookOptions,
 ): Promise<DepthBatchResult> {
   const args = depthBatchArgs(symbol, messages, options);
-  const [ob, bids, asks, bidsIdx, asksIdx, state, buffer, tr1, tr5, buckets, trState] = depthBatchKeys(
+  const [ob, bids, asks, bidsIdx, asksIdx, state, buffer, tr1, tr5, buckets, trState, flag] = depthBatchKeys(
     keys,
     symbol,
-  ) as [string, string, string, string, string, string, string, string, string, string, string];
+  ) as [string, string, string, string, string, string, string, string, string, string, string, string];
   const reply = await call('applyDepthBatch', symbol, () =>
     client.applyDepthBatch(
       ob,
@@ -635,6 +642,7 @@ export async function applyBookBatch(
       tr5,
       buckets,
       trState,
+      flag,
       ...args,
     ),
   );
@@ -650,10 +658,14 @@ export async function applyBookBatch(
   const bookUpdateId = r.id();
   const bufferLength = r.number();
   const source = r.oneOf(['', 'book', 'depth20'] as const);
+  const depth20Applied = r.flag();
+  const bestWritten = r.flag();
+  const kept = r.number();
   return {
     applied,
     ignored,
     buffered,
+    kept,
     gap,
     crossed,
     overflow,
@@ -662,8 +674,8 @@ export async function applyBookBatch(
     bookUpdateId,
     bufferLength,
     levelsSource: source === '' ? undefined : source,
-    depth20Applied: r.flag(),
-    bestWritten: r.flag(),
+    depth20Applied,
+    bestWritten,
   };
 }
 

@@ -35,7 +35,7 @@ export interface WriteResult {
 export interface StateWriterOptions {
   /** processing.order_book_levels */
   readonly orderBookLevels: number;
-  /** Bound of each symbol's diff buffer while its book is out of sync. */
+  /** Bound of each symbol's diff buffer (kept while its book is out of sync or a re-anchor of it runs). */
   readonly diffBufferMaxLength: number;
   /** Approximate cap of each dead-letter stream. */
   readonly deadLetterMaxLen: number;

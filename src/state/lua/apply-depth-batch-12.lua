@@ -12,6 +12,15 @@
                                            normal), book id = u
                   after the batch's applied diffs: best bid >= best ask -> crossed: out_of_sync (reason crossed),
                   crossed + 1 (checked once per batch, on the book after its last applied diff)
+    in sync, re-anchor running (KEYS[12] reanchor:<S> exists, checked once when the call starts in sync):
+                  every diff applied (fast path and slow path alike) is ALSO appended to book:<S>:buffer, kept
+                  for the swap (reanchor-swap-26.lua replays the diffs with u > its snapshot's lastUpdateId, so no
+                  diff between the snapshot and the swap is lost); in u order, a diff that opens a gap and the rest
+                  of the batch follow them as above. Ignored diffs (u <= book id, e.g. a redelivery) are not kept,
+                  so nothing is kept twice. Same bound and overflow counting as below.
+    in sync, no re-anchor (KEYS[12] absent) and a buffer left (state buffered > 0 or the list non-empty, e.g.
+                  kept by an abandoned re-anchor): the buffer is deleted and buffered = 0 before anything is
+                  appended, so an old attempt's diffs cannot leak into the next re-anchor (which would see a gap).
     out of sync (also before the first anchor: reason no_snapshot):
                   u > last_seen_u       -> appended to book:<S>:buffer (its encoded string), last_seen_u = u
                   else                  -> ignored (already buffered or applied)
@@ -31,8 +40,9 @@
                                    crossed), book_update_id, last_seen_u, book_ts_us, buffered, gaps, crossed,
                                    buffer_overflow, gap_from (book id at the last gap), gap_to (the U received)
                                    [anchor-book-11 also writes anchors, anchor_update_id]
-  KEYS[7]  book:<S>:buffer         list of encoded diffs kept while out of sync (bounded)
+  KEYS[7]  book:<S>:buffer         list of encoded diffs kept while out of sync or a re-anchor runs (bounded)
   KEYS[8]  tr:<S>:1s   KEYS[9] tr:<S>:5s   KEYS[10] tr:<S>:buckets   KEYS[11] tr:<S>:state   (trade windows)
+  KEYS[12] reanchor:<S>            the re-anchor flag (only its existence is read; never written here)
 
   ARGV[1]  N: levels written to ob: (processing.order_book_levels, 1..20)
   ARGV[2]  buffer bound (diffs), >= 1
@@ -52,13 +62,15 @@
   the book id (in sync) or last_seen_u (out of sync), i.e. a redelivery, is ignored whole without parsing.
 
   Returns { applied, ignored, buffered, gap, crossed, overflow, status, reason, book_update_id, buffer_length,
-            levels_source, depth20_applied, best_written }
+            levels_source, depth20_applied, best_written, kept }
     applied / ignored / buffered   diffs of this call applied to the book / ignored / appended to the buffer
+                                   without being applied (applied + ignored + buffered = the diffs of the call)
     gap, crossed                   1 when this call detected a gap / a crossed book, else 0
     overflow                       buffered diffs dropped by the bound in this call
     status, reason, book_update_id, buffer_length   the book state after the call
     levels_source                  "book" | "depth20" | "" (ob: levels unchanged)
     depth20_applied, best_written  1 / 0
+    kept                           applied diffs of this call also appended to the buffer (re-anchor running)
   Errors: "BOOKARGS <what>" for malformed arguments, raised before any write.
 ]]
 
@@ -67,6 +79,7 @@
 
 local ob_key, bids_key, asks_key, bids_idx, asks_idx, state_key, buffer_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local flag_key = KEYS[12]
 
 local n = tonumber(ARGV[1])
 local buffer_max = tonumber(ARGV[2])
@@ -96,6 +109,15 @@ local crossed = tonumber(st[8] or '0')
 local overflow = tonumber(st[9] or '0')
 local gap_from, gap_to = st[10] or '', st[11] or ''
 if in_sync and book_id == '' then in_sync = false; reason = 'no_snapshot' end
+
+-- In sync: keep the applied diffs while a re-anchor runs, else drop a buffer left behind. One EXISTS answers both
+-- (the flag is named twice, so it counts 2): 0 neither, 1 buffer only, 2 flag only, 3 both.
+local keeping, clearing = false, false
+if in_sync then
+  local e = redis.call('EXISTS', flag_key, flag_key, buffer_key)
+  keeping = e >= 2
+  clearing = not keeping and (e == 1 or buffered > 0)
+end
 
 -- The depth20 snapshot (its levels are parsed before any write).
 local ob = redis.call('HMGET', ob_key, 'book_update_id', 'best_update_id', 'depth20_update_id')
@@ -127,7 +149,7 @@ elseif #ARGV ~= 8 + D then
   Book.bad_args('expected ' .. D .. ' diffs, got ' .. (#ARGV - 8) .. ' arguments after ARGV[8]')
 end
 
-local applied, ignored, gap_now, crossed_now, overflow_now = 0, 0, 0, 0, 0
+local applied, ignored, gap_now, crossed_now, overflow_now, kept = 0, 0, 0, 0, 0, 0
 local pending = {}
 local wrote_levels = false
 
@@ -156,6 +178,10 @@ elseif fast then
   book_id, seen, book_ts = u, u, ts
   applied = D
   wrote_levels = true
+  if keeping then
+    for k = 9, 8 + D do pending[#pending + 1] = ARGV[k] end
+    kept = D
+  end
 else
   -- Applied diffs go into an overlay (price -> final qty, first-seen order), written once after the loop.
   local overlay, order, set = Book.new_overlay()
@@ -184,6 +210,10 @@ else
         seen = u
         book_ts = ts
         applied = applied + 1
+        if keeping then
+          pending[#pending + 1] = s
+          kept = kept + 1
+        end
       end
     elseif Book.newer(u, seen) then
       pending[#pending + 1] = s
@@ -215,6 +245,10 @@ if wrote_levels then
   end
 end
 
+if clearing then
+  redis.call('DEL', buffer_key)
+  buffered = 0
+end
 if appended > 0 then
   Book.chunked('RPUSH', buffer_key, pending, 1, appended, 500)
   local len = redis.call('LLEN', buffer_key)
@@ -275,5 +309,5 @@ if #fields > 0 then redis.call('HSET', ob_key, unpack(fields)) end
 
 refresh_trade_windows(ob_key, KEYS[8], KEYS[9], KEYS[10], KEYS[11], batch_time)
 
-return { applied, ignored, appended, gap_now, crossed_now, overflow_now, status, reason, book_id, buffered, source,
-  d20_applied, best_written }
+return { applied, ignored, appended - kept, gap_now, crossed_now, overflow_now, status, reason, book_id, buffered,
+  source, d20_applied, best_written, kept }

@@ -310,7 +310,11 @@ describe('order book: keys and scripts', () => {
       'tr:BTCUSDT:5s',
       'tr:BTCUSDT:buckets',
       'tr:BTCUSDT:state',
+      'reanchor:BTCUSDT',
     ]);
+    expect(anchorKeys(new Keys({ clusterMode: false }), S)).to.deep.equal(
+      depthBatchKeys(new Keys({ clusterMode: false }), S).slice(0, 11),
+    );
   });
 
   it('the scripts are discovered with as many keys as the builders give, includes expanded', () => {
@@ -389,7 +393,7 @@ describe('order book: script replies and errors (fake client)', () => {
   });
 
   it('replies are typed; an unexpected shape is BookScriptError REPLY', async () => {
-    const reply = [3, 1, 0, 0, 1, 0, 'out_of_sync', 'crossed', '9007199254740993', 0, '', 1, 0];
+    const reply = [3, 1, 0, 0, 1, 0, 'out_of_sync', 'crossed', '9007199254740993', 2, '', 1, 0, 2];
     expect(
       await applyBookBatch(
         client(() => Promise.resolve(reply)),
@@ -402,13 +406,14 @@ describe('order book: script replies and errors (fake client)', () => {
       applied: 3,
       ignored: 1,
       buffered: 0,
+      kept: 2,
       gap: false,
       crossed: true,
       overflow: 0,
       status: 'out_of_sync',
       reason: 'crossed',
       bookUpdateId: 9007199254740993n,
-      bufferLength: 0,
+      bufferLength: 2,
       levelsSource: undefined,
       depth20Applied: true,
       bestWritten: false,
