@@ -5,13 +5,15 @@
 #   -> the feature sidecar -> a live view of Redis, the feature vectors and the shard checkpoints. Ctrl-C stops everything it started.
 #
 # Environment: LOCAL_DURATION (seconds; default: run until Ctrl-C), LOCAL_RATE (events/s, default 2000),
-# STACK_SHARDS (e.g. trade:2,depth:1), CONFIG_FILE (default config/local.yaml).
+# STACK_SHARDS (e.g. trade:2,depth:1), CONFIG_FILE (default config/local.yaml), LOCAL_REST_PORT (the replay's simulated
+# exchange REST API, default 8091 = reanchor.rest.base_url of config/local.yaml; 0 = a free port).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export CONFIG_FILE="${CONFIG_FILE:-$root/config/local.yaml}"
 rate="${LOCAL_RATE:-2000}"
 duration="${LOCAL_DURATION:-}"
+rest_port="${LOCAL_REST_PORT:-8091}"
 logs="$root/.local/logs"
 cli=(node "$root/dist/src/cli/main.js" --config "$CONFIG_FILE")
 started_at=$(date +%s.%N)
@@ -50,11 +52,27 @@ done
 pids+=($!)
 echo "local: feature sidecar started (pid $!); aggregator features show BTCUSDT prints the vector"
 
-replay_args=(replay --source simulator --rate "$rate")
-[[ -n "$duration" ]] && replay_args+=(--duration "$duration")
+# The replay also serves the simulated exchange's REST API (snapshots consistent with what it published); a bounded
+# run keeps it up a few seconds after the last event so that late re-anchors still get an answer.
+replay_args=(replay --source simulator --rate "$rate" --rest-port "$rest_port")
+[[ -n "$duration" ]] && replay_args+=(--duration "$duration" --rest-linger 5)
+: > "$logs/replay.log" # emptied before the start, so that the URL read below is this run's
 "${cli[@]}" "${replay_args[@]}" > "$logs/replay-summary.json" 2> "$logs/replay.log" &
-pids+=($!)
+replay_pid=$!
+pids+=("$replay_pid")
 echo "local: replaying the market simulator at $rate events/s (log .local/logs/replay.log)"
+rest_url=""
+for _ in $(seq 1 100); do
+  rest_url=$(sed -n 's/^replay: serving the simulated exchange REST API at //p' "$logs/replay.log" 2>/dev/null | head -1)
+  [[ -n "$rest_url" ]] && break
+  kill -0 "$replay_pid" 2>/dev/null || break
+  sleep 0.1
+done
+if [[ -n "$rest_url" ]]; then
+  echo "local: simulated exchange REST API at $rest_url (e.g. curl '$rest_url/api/v3/depth?symbol=BTCUSDT&limit=5')"
+else
+  echo "local: the simulated exchange REST API is not up (port $rest_port); see .local/logs/replay.log" >&2
+fi
 echo "local: processor logs .local/logs/processor.log; Redis: redis-cli -p $(grep -A3 '^redis:' "$CONFIG_FILE" | awk '/port:/{print $2}')"
 
 watch_args=(watch --interval 2 --since "$started_ms")

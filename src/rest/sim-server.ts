@@ -308,7 +308,7 @@ export async function startSimExchangeServer(opts: SimExchangeServerOptions): Pr
   });
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://${host}:${port}`,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     faults,
     requests,
     stop: async () => {

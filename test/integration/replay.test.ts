@@ -1,6 +1,9 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import { expect } from 'chai';
 import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from '@aws-sdk/client-kinesis';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
@@ -12,13 +15,16 @@ import { createKinesisClient, publishEvents, putRecordsWith } from '../../src/re
 import type { PublishSummary, RecordMode } from '../../src/replay/producer';
 import { simulate } from '../../src/replay/simulator';
 import type { SimulatedEvent, SimulatedStream } from '../../src/replay/simulator';
+import { RestClient } from '../../src/rest/client';
 import { decodeFrames } from '../../src/sbe/decoder';
-import type { SbeMessage } from '../../src/sbe/messages';
+import type { PriceLevel, SbeMessage } from '../../src/sbe/messages';
+import type { RestDepthSnapshot } from '../../src/state/book';
 import { repoRoot } from '../helpers/paths';
 import { messagesBySymbol } from '../helpers/messages';
 
 // Publishes simulated events into kinesis-mock in each record mode and reads every shard back with GetRecords:
-// exactly the published events must arrive, each symbol on one shard, in publication order.
+// exactly the published events must arrive, each symbol on one shard, in publication order. Then the built CLI
+// replays with --rest-port: the simulated exchange's REST snapshot taken mid-run must bridge the published diffs.
 
 const REGION = 'us-east-1';
 const EVENTS = 3000;
@@ -36,6 +42,33 @@ function streamNames(mode: RecordMode): Record<SimulatedStream, string> {
 function shardMap(mode: RecordMode): Record<string, number> {
   const names = streamNames(mode);
   return { [names.trade]: SHARDS.trade, [names.bestbidask]: SHARDS.bestbidask, [names.depth]: SHARDS.depth };
+}
+
+/** A valid /api/v3/depth snapshot: bids strictly descending, asks strictly ascending, not crossed. */
+function expectValidSnapshot(snap: RestDepthSnapshot, limit: number): void {
+  expect(snap.lastUpdateId > 0n).to.equal(true);
+  expect(snap.bids.length).to.be.within(1, limit);
+  expect(snap.asks.length).to.be.within(1, limit);
+  for (let i = 1; i < snap.bids.length; i++)
+    expect(snap.bids[i]!.priceMantissa < snap.bids[i - 1]!.priceMantissa, `bids[${i}]`).to.equal(true);
+  for (let i = 1; i < snap.asks.length; i++)
+    expect(snap.asks[i]!.priceMantissa > snap.asks[i - 1]!.priceMantissa, `asks[${i}]`).to.equal(true);
+  expect(snap.bids[0]!.priceMantissa < snap.asks[0]!.priceMantissa, 'best bid < best ask').to.equal(true);
+}
+
+/** Price -> qty of one side, with the qty-0 levels of a diff removing a level. */
+function applyLevels(side: Map<bigint, bigint>, levels: readonly PriceLevel[]): void {
+  for (const l of levels) {
+    if (l.qtyMantissa === 0n) side.delete(l.priceMantissa);
+    else side.set(l.priceMantissa, l.qtyMantissa);
+  }
+}
+
+function topLevels(side: Map<bigint, bigint>, n: number, descending: boolean): PriceLevel[] {
+  return [...side.entries()]
+    .sort((a, b) => (a[0] === b[0] ? 0 : a[0] < b[0] === descending ? 1 : -1))
+    .slice(0, n)
+    .map(([priceMantissa, qtyMantissa]) => ({ priceMantissa, qtyMantissa }));
 }
 
 interface ShardContent {
@@ -159,6 +192,142 @@ describe('replay into kinesis-mock (integration)', function () {
       }
     });
   }
+
+  it('replay --rest-port serves a REST snapshot that bridges the published depth diffs (built CLI)', async function () {
+    const names = {
+      trade: 'replay-rest-trade',
+      bestbidask: 'replay-rest-bestbidask',
+      depth: 'replay-rest-depth',
+    };
+    await createStreams(mock!.endpoint, REGION, {
+      [names.trade]: 1,
+      [names.bestbidask]: 1,
+      [names.depth]: 1,
+    });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-replay-rest-'));
+    const configFile = path.join(dir, 'config.yaml');
+    fs.writeFileSync(
+      configFile,
+      `aws:\n  region: ${REGION}\n  kinesis:\n    endpoint: "${mock!.endpoint}"\n    streams:\n` +
+        `      trade: ${names.trade}\n      bestbidask: ${names.bestbidask}\n      depth: ${names.depth}\n`,
+    );
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'),
+        '--config',
+        configFile,
+        'replay',
+        '--source',
+        'simulator',
+        '--symbols',
+        'BTCUSDT,ETHUSDT',
+        '--seed',
+        '7',
+        '--rate',
+        '3000',
+        '--duration',
+        '4',
+        '--rest-port',
+        '0',
+        '--rest-linger',
+        '3',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const lines = readline.createInterface({ input: child.stderr });
+    const waitFor = (what: string, test: () => boolean, timeoutMs: number): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const started = Date.now();
+        const poll = (): void => {
+          if (test()) resolve();
+          else if (Date.now() - started > timeoutMs || child.exitCode !== null)
+            reject(new Error(`no ${what} after ${Date.now() - started} ms; stderr:\n${stderr}`));
+          else setTimeout(poll, 20);
+        };
+        poll();
+      });
+    lines.on('line', (line) => (stderr += `${line}\n`));
+    try {
+      // The summary only comes at the end: the URL is read from stderr while the replay runs.
+      const urlPattern = /^replay: serving the simulated exchange REST API at (http:\/\/127\.0\.0\.1:\d+)$/m;
+      await waitFor('REST URL on stderr', () => urlPattern.test(stderr), 30_000);
+      const restUrl = urlPattern.exec(stderr)![1]!;
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(child.exitCode, 'still replaying').to.equal(null);
+      const rest = new RestClient({ baseUrl: restUrl, maxRetries: 0 });
+      const top = await rest.getDepth('BTCUSDT', 100);
+      expectValidSnapshot(top, 100);
+      // The whole book (the simulator keeps at most 160 levels a side), to replay the published diffs onto it.
+      const full = await rest.getDepth('BTCUSDT', 1000);
+      expectValidSnapshot(full, 1000);
+      expect(full.lastUpdateId >= top.lastUpdateId).to.equal(true);
+      expect(child.exitCode, 'still replaying after the snapshots').to.equal(null);
+
+      // Publishing ends (summary on stdout); the REST API stays up for the linger, its state frozen.
+      await waitFor('summary on stdout', () => stdout.endsWith('\n'), 30_000);
+      const summary = JSON.parse(stdout) as PublishSummary & { restUrl: string };
+      expect(summary.restUrl).to.equal(restUrl);
+      expect(summary.stoppedBy).to.equal('duration');
+      expect(child.exitCode, 'lingering').to.equal(null);
+      const lingering = await rest.getDepth('BTCUSDT', 1000);
+      expectValidSnapshot(lingering, 1000);
+      expect((await rest.getDepth('BTCUSDT', 1000)).lastUpdateId).to.equal(lingering.lastUpdateId);
+      expect((await rest.getTrades('ETHUSDT', 10)).length).to.be.greaterThan(0);
+
+      expect(await exited, stderr).to.equal(0);
+      expect(stderr).to.match(/replay: REST API closed/);
+      expect(stdout.split('\n'), 'stdout: the summary line only').to.deep.equal([stdout.trimEnd(), '']);
+      let refused: unknown;
+      await fetch(`${restUrl}/api/v3/depth?symbol=BTCUSDT&limit=5`).catch((err: unknown) => (refused = err));
+      expect(refused, 'the REST server is closed at the end').to.be.instanceOf(Error);
+
+      // Consistency with what was published: the mid-run snapshot bridges the BTCUSDT diffs that follow it, and
+      // the book built from it matches every later depth20 event of the stream.
+      const depth = (await readStream(client!, names.depth)).flatMap((s) => s.messages);
+      const btc = depth.filter((m) => m.symbol === 'BTCUSDT');
+      const bids = new Map<bigint, bigint>(full.bids.map((l) => [l.priceMantissa, l.qtyMantissa]));
+      const asks = new Map<bigint, bigint>(full.asks.map((l) => [l.priceMantissa, l.qtyMantissa]));
+      let bookId = full.lastUpdateId;
+      let bridged = false;
+      let compared = 0;
+      for (const m of btc) {
+        if (m.message === 'DepthDiffStreamEvent') {
+          if (m.lastBookUpdateId <= full.lastUpdateId) continue;
+          if (!bridged) {
+            expect(m.firstBookUpdateId <= full.lastUpdateId + 1n, 'first diff after the snapshot').to.equal(
+              true,
+            );
+            bridged = true;
+          } else {
+            expect(m.firstBookUpdateId, 'contiguous diffs').to.equal(bookId + 1n);
+          }
+          applyLevels(bids, m.bids);
+          applyLevels(asks, m.asks);
+          bookId = m.lastBookUpdateId;
+        } else if (m.message === 'DepthSnapshotStreamEvent' && bridged && m.bookUpdateId === bookId) {
+          expect(topLevels(bids, m.bids.length, true), `bids at ${bookId}`).to.deep.equal(m.bids);
+          expect(topLevels(asks, m.asks.length, false), `asks at ${bookId}`).to.deep.equal(m.asks);
+          compared++;
+        }
+      }
+      expect(bridged, 'a published diff follows the snapshot').to.equal(true);
+      expect(compared).to.be.greaterThan(10);
+      // Everything published is covered by the REST state served afterwards.
+      expect(lingering.lastUpdateId >= bookId).to.equal(true);
+      figures.push(
+        `replay --rest-port: ${summary.events} events, snapshot at ${full.lastUpdateId} bridged, ` +
+          `${compared} depth20 events matched`,
+      );
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('fails fast and names the log when a port is taken', async function () {
     const blocker = net.createServer();

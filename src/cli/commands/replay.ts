@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/config';
 import type { AppConfig } from '../../config/config';
@@ -15,12 +17,19 @@ import {
 import type { PublishSummary, RecordMode } from '../../replay/producer';
 import { MarketSimulator } from '../../replay/simulator';
 import type { SimulatedEvent } from '../../replay/simulator';
+import { SimulatedExchange, startSimExchangeServer } from '../../rest/sim-server';
+import type { SimExchangeServer } from '../../rest/sim-server';
 
 // `aggregator replay`: publishes simulated or recorded (CSV) market events to the configured Kinesis streams.
 // stdout carries exactly one line, the final summary as JSON; progress and errors go to stderr.
-// Exit codes: 0 done; 2 bad options or config (nothing published); 1 publishing stopped on an error. A bad CSV row
-// stops the replay at that row (exit 1) instead of being skipped: a skipped trade would leave a trade-id gap that
-// downstream reads as data loss. Rows before it have been published; the count is reported on stderr.
+// With --rest-port the simulator runs inside a SimulatedExchange whose Binance-compatible REST endpoints
+// (/api/v3/depth, /api/v3/trades) are served for as long as the replay runs, plus --rest-linger seconds after the
+// last event was published (the summary is printed before lingering). The exchange is what produces the published
+// events, and its REST state covers every event handed out, so a snapshot bridges the published diffs that follow.
+// Exit codes: 0 done; 2 bad options or config, or the REST port cannot be served (nothing published); 1 publishing
+// stopped on an error. A bad CSV row stops the replay at that row (exit 1) instead of being skipped: a skipped trade
+// would leave a trade-id gap that downstream reads as data loss. Rows before it have been published; the count is
+// reported on stderr.
 
 export class ReplayUsageError extends Error {
   constructor(message: string) {
@@ -43,6 +52,18 @@ export interface RawReplayOptions {
   recordMode?: string;
   endpoint?: string;
   startTimeUs?: string;
+  restPort?: string;
+  restHost?: string;
+  restLinger?: string;
+}
+
+/** Where the simulated exchange's REST API is served (--rest-port). */
+export interface RestServing {
+  /** 0 = a free port chosen by the kernel. */
+  readonly port: number;
+  readonly host: string;
+  /** How long to keep serving after the last event was published. */
+  readonly lingerMs: number;
 }
 
 export interface SimulatorSource {
@@ -50,6 +71,8 @@ export interface SimulatorSource {
   readonly symbols: readonly string[];
   readonly seed: number;
   readonly startTimeUs: bigint;
+  /** Serve the simulated exchange's REST API while replaying; undefined = no REST server. */
+  readonly rest: RestServing | undefined;
 }
 
 export interface CsvSource {
@@ -71,6 +94,8 @@ export interface ReplayPlan {
 }
 
 const SYMBOL_PATTERN = /^[A-Z0-9]{2,20}$/;
+const HOSTNAME_PATTERN =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 function positiveInteger(option: string, text: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
@@ -83,6 +108,25 @@ function nonNegativeNumber(option: string, text: string): number {
   if (!/^\d+(\.\d+)?$/.test(text))
     throw new ReplayUsageError(`${option} expects a number >= 0, got "${text}"`);
   return Number(text);
+}
+
+function restServing(raw: RawReplayOptions): RestServing | undefined {
+  if (raw.restPort === undefined) {
+    if (raw.restHost !== undefined) throw new ReplayUsageError('--rest-host needs --rest-port');
+    if (raw.restLinger !== undefined) throw new ReplayUsageError('--rest-linger needs --rest-port');
+    return undefined;
+  }
+  if (!/^\d{1,5}$/.test(raw.restPort) || Number(raw.restPort) > 65535) {
+    throw new ReplayUsageError(
+      `--rest-port expects a port number 0..65535 (0 = a free port), got "${raw.restPort}"`,
+    );
+  }
+  const host = raw.restHost ?? '127.0.0.1';
+  if (net.isIP(host) === 0 && !HOSTNAME_PATTERN.test(host)) {
+    throw new ReplayUsageError(`--rest-host expects a host name or IP address, got "${host}"`);
+  }
+  const lingerSeconds = raw.restLinger === undefined ? 0 : nonNegativeNumber('--rest-linger', raw.restLinger);
+  return { port: Number(raw.restPort), host, lingerMs: lingerSeconds * 1000 };
 }
 
 function symbolList(option: string, text: string): string[] {
@@ -127,9 +171,10 @@ export function planReplay(raw: RawReplayOptions, config: AppConfig, nowUs: () =
       symbols: raw.symbols === undefined ? config.processing.symbols : symbolList('--symbols', raw.symbols),
       seed,
       startTimeUs,
+      rest: restServing(raw),
     };
   } else if (sourceKind === 'csv') {
-    forbid(raw, 'csv', ['symbols', 'seed', 'startTimeUs']);
+    forbid(raw, 'csv', ['symbols', 'seed', 'startTimeUs', 'restPort', 'restHost', 'restLinger']);
     if (raw.file === undefined) throw new ReplayUsageError('--source csv needs --file <path>');
     try {
       fs.accessSync(raw.file, fs.constants.R_OK);
@@ -182,8 +227,8 @@ export function planReplay(raw: RawReplayOptions, config: AppConfig, nowUs: () =
   };
 }
 
-function* simulatorEvents(src: SimulatorSource): Generator<SimulatedEvent, void, undefined> {
-  const sim = new MarketSimulator({ seed: src.seed, symbols: src.symbols, startTimeUs: src.startTimeUs });
+/** Endless events of a MarketSimulator or of the SimulatedExchange wrapping one (the same sequence). */
+function* simulatorEvents(sim: { next(): SimulatedEvent }): Generator<SimulatedEvent, void, undefined> {
   for (;;) yield sim.next();
 }
 
@@ -195,6 +240,32 @@ async function* csvEvents(src: CsvSource): AsyncGenerator<SimulatedEvent, void, 
 
 /** Runs a plan: publishes, prints the summary line on stdout. Returns the exit code. */
 export async function runReplay(plan: ReplayPlan, env: NodeJS.ProcessEnv): Promise<number> {
+  const src = plan.source;
+  let source: Iterable<SimulatedEvent> | AsyncIterable<SimulatedEvent>;
+  let server: SimExchangeServer | undefined;
+  if (src.kind === 'simulator') {
+    const options = { seed: src.seed, symbols: src.symbols, startTimeUs: src.startTimeUs };
+    if (src.rest === undefined) {
+      source = simulatorEvents(new MarketSimulator(options));
+    } else {
+      // The exchange produces the published events: its REST state covers everything handed out.
+      const exchange = new SimulatedExchange(options);
+      source = simulatorEvents(exchange);
+      try {
+        server = await startSimExchangeServer({ port: src.rest.port, host: src.rest.host, exchange });
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        process.stderr.write(
+          `aggregator replay: cannot serve the REST API on ${src.rest.host}:${src.rest.port}: ` +
+            `${code === 'EADDRINUSE' ? 'the port is already in use' : (err as Error).message}\n`,
+        );
+        return 2;
+      }
+      process.stderr.write(`replay: serving the simulated exchange REST API at ${server.url}\n`);
+    }
+  } else {
+    source = csvEvents(src);
+  }
   // A local emulator ignores credentials but the SDK needs some: fall back to dummies only for an endpoint.
   const credentials =
     plan.endpoint !== undefined && env.AWS_ACCESS_KEY_ID === undefined && env.AWS_PROFILE === undefined
@@ -202,25 +273,40 @@ export async function runReplay(plan: ReplayPlan, env: NodeJS.ProcessEnv): Promi
       : undefined;
   const client = createKinesisClient({ region: plan.region, endpoint: plan.endpoint, credentials });
   const abort = new AbortController();
+  let published = false;
   const onSignal = (): void => {
-    process.stderr.write('replay: stopping (flushing what was accepted)\n');
+    if (abort.signal.aborted) return;
+    process.stderr.write(
+      published ? 'replay: stopping\n' : 'replay: stopping (flushing what was accepted)\n',
+    );
     abort.abort();
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const source = plan.source.kind === 'simulator' ? simulatorEvents(plan.source) : csvEvents(plan.source);
-    const summary: PublishSummary = await publishEvents(source, {
-      streams: plan.streams,
-      putRecords: putRecordsWith(client),
-      recordMode: plan.recordMode,
-      eventsPerSecond: plan.eventsPerSecond,
-      maxEvents: plan.maxEvents,
-      durationMs: plan.durationMs,
-      progress: process.stderr,
-      signal: abort.signal,
-    });
+    let summary: PublishSummary & { restUrl?: string };
+    try {
+      summary = await publishEvents(source, {
+        streams: plan.streams,
+        putRecords: putRecordsWith(client),
+        recordMode: plan.recordMode,
+        eventsPerSecond: plan.eventsPerSecond,
+        maxEvents: plan.maxEvents,
+        durationMs: plan.durationMs,
+        progress: process.stderr,
+        signal: abort.signal,
+      });
+    } finally {
+      client.destroy();
+    }
+    published = true;
+    if (server !== undefined) summary = { ...summary, restUrl: server.url };
     process.stdout.write(`${JSON.stringify(summary)}\n`);
+    const lingerMs = src.kind === 'simulator' ? (src.rest?.lingerMs ?? 0) : 0;
+    if (server !== undefined && lingerMs > 0 && !abort.signal.aborted) {
+      process.stderr.write(`replay: serving the REST API for ${lingerMs / 1000} s more\n`);
+      await sleep(lingerMs, undefined, { signal: abort.signal }).catch(() => undefined);
+    }
     return 0;
   } catch (err) {
     if (err instanceof PublishAbortedError) {
@@ -236,7 +322,10 @@ export async function runReplay(plan: ReplayPlan, env: NodeJS.ProcessEnv): Promi
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
-    client.destroy();
+    if (server !== undefined) {
+      await server.stop();
+      process.stderr.write('replay: REST API closed\n');
+    }
   }
 }
 
@@ -256,6 +345,15 @@ export function registerReplay(program: Command): void {
     .option('--record-mode <mode>', 'kpl | concat | single (default: kpl)')
     .option('--endpoint <url>', 'Kinesis endpoint (overrides aws.kinesis.endpoint)')
     .option('--start-time-us <n>', 'simulated start time, us since the epoch (default: now)')
+    .option(
+      '--rest-port <port>',
+      "serve the simulator's REST API (/api/v3/depth, /api/v3/trades) on this port, 0 = free",
+    )
+    .option('--rest-host <host>', 'address the REST API listens on (default: 127.0.0.1)')
+    .option(
+      '--rest-linger <seconds>',
+      'keep serving the REST API this long after the last event (default: 0)',
+    )
     .exitOverride((err) => {
       // commander's usage errors exit 1; ours are 2 like every bad option. Help/version stay 0.
       process.exit(err.exitCode === 0 ? 0 : 2);

@@ -37,6 +37,7 @@ describe('replay/cli options', () => {
         symbols: ['BTCUSDT', 'ETHUSDT'],
         seed: 1,
         startTimeUs: 1_700_000_000_000_000n,
+        rest: undefined,
       },
       maxEvents: undefined,
       durationMs: undefined,
@@ -59,6 +60,9 @@ describe('replay/cli options', () => {
         recordMode: 'single',
         endpoint: 'http://localhost:9999/',
         startTimeUs: '1600000000000000',
+        restPort: '8091',
+        restHost: 'localhost',
+        restLinger: '2.5',
       },
       CONFIG,
       NOW,
@@ -68,6 +72,7 @@ describe('replay/cli options', () => {
       symbols: ['SOLUSDT'],
       seed: 42,
       startTimeUs: 1_600_000_000_000_000n,
+      rest: { port: 8091, host: 'localhost', lingerMs: 2500 },
     });
     expect(plan).to.include({
       maxEvents: 5000,
@@ -78,6 +83,59 @@ describe('replay/cli options', () => {
     });
     const csv = planReplay({ source: 'csv', file: CSV, format: 'tardis' }, CONFIG, NOW);
     expect(csv.source).to.deep.equal({ kind: 'csv', file: CSV, format: 'tardis', symbol: undefined });
+  });
+
+  it('--rest-port: host 127.0.0.1 and no linger by default, 0 for a free port, IP addresses as hosts', () => {
+    const rest = (raw: RawReplayOptions): unknown => {
+      const { source } = planReplay(raw, CONFIG, NOW);
+      return source.kind === 'simulator' ? source.rest : 'not a simulator source';
+    };
+    expect(rest({ restPort: '8091' })).to.deep.equal({ port: 8091, host: '127.0.0.1', lingerMs: 0 });
+    expect(rest({ restPort: '0', restLinger: '0' })).to.deep.equal({
+      port: 0,
+      host: '127.0.0.1',
+      lingerMs: 0,
+    });
+    expect(rest({ restPort: '65535', restHost: '0.0.0.0', restLinger: '10' })).to.deep.equal({
+      port: 65535,
+      host: '0.0.0.0',
+      lingerMs: 10000,
+    });
+    expect(rest({ restPort: '1', restHost: '::1' })).to.deep.equal({ port: 1, host: '::1', lingerMs: 0 });
+    expect(rest({ restPort: '1', restHost: 'sim-exchange.local' })).to.include({
+      host: 'sim-exchange.local',
+    });
+  });
+
+  it('refuses bad --rest-* options with a message naming the option', () => {
+    expect(usageError({ restPort: '65536' })).to.equal(
+      '--rest-port expects a port number 0..65535 (0 = a free port), got "65536"',
+    );
+    expect(usageError({ restPort: '-1' })).to.equal(
+      '--rest-port expects a port number 0..65535 (0 = a free port), got "-1"',
+    );
+    expect(usageError({ restPort: 'http' })).to.match(/^--rest-port expects a port number/);
+    expect(usageError({ restPort: '' })).to.match(/^--rest-port expects a port number/);
+    expect(usageError({ restPort: '8091', restHost: 'http://127.0.0.1' })).to.equal(
+      '--rest-host expects a host name or IP address, got "http://127.0.0.1"',
+    );
+    expect(usageError({ restPort: '8091', restHost: '' })).to.match(/^--rest-host expects/);
+    expect(usageError({ restPort: '8091', restHost: 'a b' })).to.match(/^--rest-host expects/);
+    expect(usageError({ restPort: '8091', restLinger: '-1' })).to.equal(
+      '--rest-linger expects a number >= 0, got "-1"',
+    );
+    expect(usageError({ restPort: '8091', restLinger: 'forever' })).to.match(/^--rest-linger expects/);
+    expect(usageError({ restHost: '127.0.0.1' })).to.equal('--rest-host needs --rest-port');
+    expect(usageError({ restLinger: '5' })).to.equal('--rest-linger needs --rest-port');
+    expect(usageError({ source: 'csv', file: CSV, restPort: '8091' })).to.equal(
+      '--rest-port does not apply to --source csv',
+    );
+    expect(usageError({ source: 'csv', file: CSV, restHost: '127.0.0.1' })).to.equal(
+      '--rest-host does not apply to --source csv',
+    );
+    expect(usageError({ source: 'csv', file: CSV, restLinger: '1' })).to.equal(
+      '--rest-linger does not apply to --source csv',
+    );
   });
 
   it('refuses bad options with a message naming the option', () => {
@@ -126,6 +184,9 @@ describe('replay/cli options', () => {
       '--record-mode',
       '--endpoint',
       '--start-time-us',
+      '--rest-port',
+      '--rest-host',
+      '--rest-linger',
     ]);
   });
 });

@@ -9,6 +9,7 @@ import type {
 } from '../../../src/sbe/messages';
 import { MarketSimulator, Prng, SimulatorOptionsError, simulate } from '../../../src/replay/simulator';
 import type { SimulatedEvent, SimulatorOptions } from '../../../src/replay/simulator';
+import { SimulatedExchange } from '../../../src/rest/sim-server';
 
 const START = 1_700_000_000_000_000n;
 const OPTS: SimulatorOptions = { seed: 7, symbols: ['BTCUSDT', 'ETHUSDT'], startTimeUs: START };
@@ -302,6 +303,13 @@ describe('replay/simulator', () => {
     const snaps: DepthSnapshotStreamEvent[] = ofType(events, 'DepthSnapshotStreamEvent');
     const bestBid = snaps[0]!.bids[0]!.priceMantissa;
     expect(bestBid > 900_000n && bestBid < 1_100_000n, String(bestBid)).to.equal(true);
+  });
+
+  it('a SimulatedExchange (replay --rest-port) hands out the same events as the bare simulator', () => {
+    const exchange = new SimulatedExchange(OPTS);
+    const fromExchange: SimulatedEvent[] = [];
+    for (let i = 0; i < 5000; i++) fromExchange.push(exchange.next());
+    expect(fromExchange).to.deep.equal([...simulate(OPTS, 5000)]);
   });
 
   it('rejects options it cannot honour, naming the option', () => {
