@@ -97,7 +97,7 @@ export class ReanchorListener {
     this.listeners.push(listener);
   }
 
-  async start(): Promise<void> {
+  start(): void {
     if (this.running) throw new Error('the re-anchor listener is already running');
     this.running = true;
     this.options.logger.info('re-anchor listener started', {

@@ -39,7 +39,7 @@ export function restClientFor(config: AppConfig): RestClient {
   });
 }
 
-export async function startReanchorService(options: ReanchorServiceOptions): Promise<ReanchorService> {
+export function startReanchorService(options: ReanchorServiceOptions): ReanchorService {
   const { config, client, keys, logger } = options;
   const reanchorer = new Reanchorer({
     client,
@@ -75,7 +75,7 @@ export async function startReanchorService(options: ReanchorServiceOptions): Pro
     requestIntervalMs: config.reanchor.requestIntervalSeconds * 1000,
     logger,
   });
-  await listener.start();
+  listener.start();
   let checking: Promise<unknown> | undefined;
   const timer = setInterval(() => {
     if (checking) return;

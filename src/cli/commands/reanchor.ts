@@ -102,7 +102,7 @@ export function registerReanchor(program: Command): void {
               id,
               id,
               1,
-            )) as unknown[];
+            ));
             const acked = pendingIds.length === 0 && (await redis.exists(keys.reanchorFlag(symbol))) === 0;
             const status = await readReanchorStatus(redis, keys, symbol);
             if (acked && (swapped !== before[0] || failed !== before[1])) {

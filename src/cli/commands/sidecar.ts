@@ -60,7 +60,7 @@ export function registerSidecar(program: Command): void {
       sidecar.start();
       let reanchor: ReanchorService | undefined;
       if (config.reanchor.enabled) {
-        reanchor = await startReanchorService({
+        reanchor = startReanchorService({
           config,
           client: redis,
           keys: new Keys({ clusterMode: config.redis.clusterMode }),
