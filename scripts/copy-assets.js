@@ -19,4 +19,16 @@ function copyTree(fromDir, toDir) {
   }
 }
 
+// A renamed script (apply-depth-batch-11 -> -12) must not survive in dist: both would register one command.
+function removeStale(fromDir, toDir) {
+  if (!fs.existsSync(toDir)) return;
+  for (const entry of fs.readdirSync(toDir, { withFileTypes: true })) {
+    const from = path.join(fromDir, entry.name);
+    const to = path.join(toDir, entry.name);
+    if (entry.isDirectory()) removeStale(from, to);
+    else if (exts.has(path.extname(entry.name)) && !fs.existsSync(from)) fs.rmSync(to);
+  }
+}
+
+removeStale(path.join(root, 'src'), path.join(root, 'dist', 'src'));
 copyTree(path.join(root, 'src'), path.join(root, 'dist', 'src'));

@@ -20,7 +20,7 @@
   KEYS[1]  ob:<S>
   KEYS[2]  book:<S>:bids           KEYS[3]  book:<S>:asks
   KEYS[4]  book:<S>:bids:idx       KEYS[5]  book:<S>:asks:idx
-  KEYS[6]  book:<S>:state          (fields: apply-depth-batch-11.lua; here also anchors, anchor_update_id)
+  KEYS[6]  book:<S>:state          (fields: apply-depth-batch-12.lua; here also anchors, anchor_update_id)
   KEYS[7]  book:<S>:buffer
   KEYS[8]  tr:<S>:1s   KEYS[9] tr:<S>:5s   KEYS[10] tr:<S>:buckets   KEYS[11] tr:<S>:state   (trade windows)
 

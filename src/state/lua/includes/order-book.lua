@@ -1,5 +1,5 @@
 --[[
-  order-book: helpers of the order-book scripts (apply-depth-batch-11, apply-best-bid-ask-5, anchor-book-11).
+  order-book: helpers of the order-book scripts (apply-depth-batch-12, apply-best-bid-ask-5, anchor-book-11).
   Everything lives in one table, Book, so an including script gains a single local name.
 
   Exactness
