@@ -163,7 +163,10 @@ export class ShardProcessor {
       try {
         this.options.onIntegrityIssue?.(value);
       } catch (err) {
-        logger.error('could not report an integrity issue', { ...value, error: (err as Error).message });
+        logger.error('could not report an integrity issue', {
+          ...value,
+          error: err instanceof Error ? err.message : String(err),
+        });
       }
     };
     for (const r of result.symbols) {

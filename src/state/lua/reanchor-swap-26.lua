@@ -163,13 +163,16 @@ if best_bid and best_ask and best_bid >= best_ask then return reject(-6) end
 -- 1-2. The new full book.
 Book.flush_side(nbids_key, nbids_idx, order[1], qty[1])
 Book.flush_side(nasks_key, nasks_idx, order[2], qty[2])
+-- UNLINK before RENAME: the old live value (5000 levels per side) is freed by a background thread instead of
+-- inside this script, which every live write waits behind (RENAME over a key frees it synchronously).
 local function swap_in(from, to, ttl)
   if redis.call('EXISTS', from) == 1 then
+    redis.call('UNLINK', to)
     redis.call('RENAME', from, to)
     if ttl then redis.call('EXPIRE', to, ttl) else redis.call('PERSIST', to) end
     return true
   end
-  redis.call('DEL', to)
+  redis.call('UNLINK', to)
   return false
 end
 swap_in(nbids_key, bids_key)
@@ -182,7 +185,7 @@ redis.call('HSET', state_key,
   'status', 'in_sync', 'reason', '', 'book_update_id', book_id, 'last_seen_u', book_id, 'book_ts_us', book_ts,
   'buffered', '0', 'anchors', tostring(tonumber(st[4] or '0') + 1), 'anchor_update_id', L,
   'reanchors', tostring(tonumber(st[5] or '0') + 1))
-redis.call('DEL', buffer_key)
+redis.call('UNLINK', buffer_key)
 
 -- 4. ob:<S>.
 local ob = redis.call('HMGET', ob_key, 'book_update_id', 'best_update_id', 'last_trade_id')
