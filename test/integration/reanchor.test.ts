@@ -1,0 +1,447 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import type { Redis } from 'ioredis';
+import { parseConfig } from '../../src/config/config';
+import { findFreePort } from '../../src/localstack/ports';
+import { startRedisServer } from '../../src/localstack/redis-server';
+import { silentLogger } from '../../src/logging/logger';
+import { ReanchorListener, type HandledOutcome } from '../../src/reanchor/listener';
+import { Reanchorer, type SnapshotSource } from '../../src/reanchor/reanchorer';
+import { REANCHOR_GROUP, requestReanchor } from '../../src/reanchor/requests';
+import { RestClient } from '../../src/rest/client';
+import { SimulatedExchange, startSimExchangeServer, type SimExchangeServer } from '../../src/rest/sim-server';
+import type { DepthDiffStreamEvent, SbeMessage } from '../../src/sbe/messages';
+import { groupBySymbol } from '../../src/state/batch';
+import type { RestDepthSnapshot } from '../../src/state/book';
+import { Keys } from '../../src/state/keys';
+import { createRedisClient, type RedisClient } from '../../src/state/redis';
+import { StateWriter } from '../../src/state/writer';
+import { ReferenceBook } from '../helpers/book-reference';
+import { repoRoot } from '../helpers/paths';
+import { snapshotKeys } from '../helpers/redis-snapshot';
+
+// Re-anchoring end to end against a real redis-server and the simulated exchange's REST API over HTTP: requests on
+// the durable stream, listeners in a consumer group, the fleet lock and coalescing, the orchestration with its
+// retries, a listener process killed mid-re-anchor, and REST failures. Live writes go on while re-anchors run.
+
+const S = 'BTCUSDT';
+const LEVELS = 10;
+const keys = new Keys({ clusterMode: false });
+
+function sortedSide(h: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(h).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe('re-anchor: requests, listeners, lock and orchestration (real redis-server, simulated exchange REST)', function () {
+  this.timeout(120_000);
+  let tmpDir: string;
+  let redisPort: number;
+  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let redis: RedisClient;
+  let exchange: SimulatedExchange;
+  let rest: SimExchangeServer;
+  const running: Array<{ stop(): Promise<void> }> = [];
+  const clients: RedisClient[] = [];
+
+  before(async () => {
+    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'reanchor-flow-'));
+    redisPort = await findFreePort();
+    server = await startRedisServer({ port: redisPort, logFile: path.join(tmpDir, 'redis.log') });
+    redis = client('reanchor-flow');
+  });
+
+  after(async () => {
+    for (const c of clients) c.disconnect();
+    await server?.stop();
+    fs.rmSync(tmpDir, { recursive: true, force: true });
+  });
+
+  beforeEach(async () => {
+    await redis.flushall();
+    exchange = new SimulatedExchange({ seed: 7, symbols: [S], startTimeUs: 1_700_000_000_000_000n });
+    rest = await startSimExchangeServer({ port: 0, exchange });
+  });
+
+  afterEach(async () => {
+    for (const r of running.splice(0)) await r.stop();
+    await rest.stop();
+  });
+
+  function client(name: string): RedisClient {
+    const c = createRedisClient(parseConfig({ redis: { port: redisPort } }).redis, { connectionName: name });
+    clients.push(c);
+    return c;
+  }
+
+  function restClient(maxRetries = 2): RestClient {
+    return new RestClient({
+      baseUrl: rest.url,
+      maxRetries,
+      backoffBaseMs: 20,
+      backoffMaxMs: 200,
+      timeoutMs: 3000,
+    });
+  }
+
+  /** A SnapshotSource that records every depth snapshot handed to the re-anchor, and how many fetches overlap. */
+  function recording(source: SnapshotSource): SnapshotSource & {
+    snapshots: RestDepthSnapshot[];
+    maxInFlight: number;
+  } {
+    let inFlight = 0;
+    const out = {
+      snapshots: [] as RestDepthSnapshot[],
+      maxInFlight: 0,
+      async getDepth(symbol: string, limit: number) {
+        inFlight++;
+        out.maxInFlight = Math.max(out.maxInFlight, inFlight);
+        try {
+          const depth = await source.getDepth(symbol, limit);
+          out.snapshots.push(depth);
+          return depth;
+        } finally {
+          inFlight--;
+        }
+      },
+      getTrades: (symbol: string, limit: number) => source.getTrades(symbol, limit),
+    };
+    return out;
+  }
+
+  function reanchorer(source: SnapshotSource, maxAttempts = 5): Reanchorer {
+    return new Reanchorer({
+      client: redis,
+      keys,
+      source,
+      logger: silentLogger(),
+      depthLimit: 1000,
+      tradesLimit: 1000,
+      levels: LEVELS,
+      maxAttempts,
+      backoffBaseMs: 10,
+      backoffMaxMs: 50,
+    });
+  }
+
+  function listener(id: string, source: SnapshotSource, claimIdleMs = 60_000): ReanchorListener {
+    const l = new ReanchorListener({
+      client: redis,
+      blockingClient: client(`blocking-${id}`),
+      keys,
+      symbols: [S],
+      listenerId: id,
+      reanchorer: reanchorer(source),
+      logger: silentLogger(),
+      claimIdleMs,
+      blockMs: 100,
+    });
+    l.start();
+    running.push(l);
+    return l;
+  }
+
+  /** The processors' part: exchange events written in batches; `dropDiff` drops one depth diff (a lost record). */
+  function market(writer: StateWriter) {
+    const delivered: SbeMessage[] = [];
+    let dropNext = false;
+    return {
+      delivered,
+      dropOneDiff() {
+        dropNext = true;
+      },
+      async feed(count: number, batch = 25): Promise<{ gaps: number }> {
+        let gaps = 0;
+        for (let done = 0; done < count; done += batch) {
+          const messages: SbeMessage[] = [];
+          for (let i = 0; i < batch; i++) {
+            const m = exchange.next().message;
+            if (dropNext && m.message === 'DepthDiffStreamEvent') {
+              dropNext = false;
+              continue;
+            }
+            messages.push(m);
+          }
+          delivered.push(...messages);
+          const result = await writer.write(groupBySymbol(messages).values(), []);
+          for (const r of result.symbols) {
+            if (r.depth?.gap) {
+              gaps++;
+              // What the processor does on a gap (src/cli/commands/process.ts, onIntegrityIssue).
+              await requestReanchor(redis, keys, {
+                symbol: r.symbol,
+                reason: 'depth_gap',
+                source: 'processor',
+              });
+            }
+          }
+        }
+        return { gaps };
+      },
+    };
+  }
+
+  function newWriter(): StateWriter {
+    return new StateWriter(client('writer'), keys, {
+      orderBookLevels: LEVELS,
+      diffBufferMaxLength: 1000,
+      deadLetterMaxLen: 1000,
+    });
+  }
+
+  async function unacknowledged(): Promise<number> {
+    const summary = (await redis.xpending(keys.reanchorRequests(), REANCHOR_GROUP)) as [number, ...unknown[]];
+    return summary[0];
+  }
+
+  it('an injected depth gap: the processor requests, a listener re-anchors under live writes, and the book equals the snapshot plus the later diffs', async () => {
+    const source = recording(restClient());
+    const outcomes: HandledOutcome[] = [];
+    listener('L1', source).onHandled((_r, o) => outcomes.push(o));
+    const m = market(newWriter());
+
+    // First anchor (the book starts out of sync: no snapshot), with live writes during it.
+    await m.feed(300);
+    await requestReanchor(redis, keys, { symbol: S, reason: 'out_of_sync:no_snapshot', source: 'sidecar' });
+    let live = true;
+    const writes = (async () => {
+      while (live) await m.feed(25);
+    })();
+    await until('the first swap', async () => (outcomes.some((o) => o.kind === 'ran') ? true : undefined));
+    live = false;
+    await writes;
+    expect(await redis.hget(keys.bookState(S), 'status')).to.equal('in_sync');
+
+    // A lost diff: the book goes out of sync, the processor's request re-anchors it while writes go on.
+    await m.feed(200);
+    m.dropOneDiff();
+    const { gaps } = await m.feed(50);
+    expect(gaps).to.equal(1);
+    expect(await redis.hget(keys.bookState(S), 'reason')).to.equal('gap');
+    live = true;
+    const writes2 = (async () => {
+      while (live) await m.feed(25);
+    })();
+    await until('the second swap', async () =>
+      outcomes.filter((o) => o.kind === 'ran').length >= 2 ? true : undefined,
+    );
+    await m.feed(100);
+    live = false;
+    await writes2;
+    await m.feed(200);
+
+    const second = outcomes.filter((o) => o.kind === 'ran')[1];
+    expect(second?.kind === 'ran' && second.report.outcome).to.equal('swapped');
+    const report = second?.kind === 'ran' ? second.report : undefined;
+    const used = source.snapshots.find((s) => s.lastUpdateId === report?.build?.lastUpdateId);
+    expect(used, 'the snapshot of the successful attempt').to.not.equal(undefined);
+
+    // The reference: that snapshot, then every diff delivered after it (older ones are ignored by id).
+    const ref = new ReferenceBook({ levels: LEVELS, bufferMax: 1000 });
+    expect(ref.anchor({ ...used! }).code).to.equal(1);
+    ref.applyDepthBatch(
+      m.delivered.filter((x): x is DepthDiffStreamEvent => x.message === 'DepthDiffStreamEvent'),
+    );
+    const state = await redis.hgetall(keys.bookState(S));
+    expect(state.status).to.equal('in_sync');
+    expect(state.book_update_id).to.equal(String(ref.bookId));
+    expect(state.reanchors).to.equal('2');
+    expect(sortedSide(await redis.hgetall(keys.bookLevels(S, 'bids')))).to.deep.equal(
+      Object.fromEntries([...ref.bids].sort(([a], [b]) => a.localeCompare(b))),
+    );
+    expect(sortedSide(await redis.hgetall(keys.bookLevels(S, 'asks')))).to.deep.equal(
+      Object.fromEntries([...ref.asks].sort(([a], [b]) => a.localeCompare(b))),
+    );
+    expect(await unacknowledged()).to.equal(0);
+    const stats = await redis.hgetall(keys.reanchorStats(S));
+    expect(stats).to.include({ swapped: '2', last_outcome: 'swapped', running: '0' });
+    expect(await redis.exists(keys.reanchorFlag(S))).to.equal(0);
+  });
+
+  it('concurrent requests for one symbol: one re-anchor at a time across two listeners, the others coalesced, none lost', async () => {
+    const source = recording(restClient());
+    // Every depth answer takes 300 ms, so the requests all arrive while the first re-anchor runs.
+    rest.faults.add({ kind: 'slow', delayMs: 300 }, 50, 'depth');
+    const outcomes: Array<[string, HandledOutcome]> = [];
+    for (const id of ['A', 'B']) listener(id, source).onHandled((r, o) => outcomes.push([r.id, o]));
+    const m = market(newWriter());
+    await m.feed(300);
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      ids.push(await requestReanchor(redis, keys, { symbol: S, reason: 'operator', source: 'operator' }));
+    }
+    let live = true;
+    const writes = (async () => {
+      while (live) await m.feed(25);
+    })();
+    // All six handled, and the follow-ups they caused, until nothing is left.
+    await until('every request handled', async () => {
+      const handled = new Set(outcomes.map(([id]) => id));
+      const quiet =
+        ids.every((id) => handled.has(id)) &&
+        (await unacknowledged()) === 0 &&
+        (await redis.exists(keys.reanchorFlag(S))) === 0 &&
+        (await redis.xlen(keys.reanchorRequests())) === outcomes.length;
+      return quiet ? true : undefined;
+    });
+    live = false;
+    await writes;
+
+    expect(source.maxInFlight, 'REST fetches of two re-anchors overlapped').to.equal(1);
+    const ran = outcomes.filter(([, o]) => o.kind === 'ran');
+    const coalesced = outcomes.filter(([, o]) => o.kind === 'coalesced');
+    expect(coalesced.length).to.be.greaterThan(0);
+    expect(ran.length + coalesced.length).to.equal(outcomes.length);
+    for (const [, o] of ran) expect(o.kind === 'ran' && o.report.outcome).to.equal('swapped');
+    // Requests queued while the first ran came after its snapshot was requested... or before: either way exactly
+    // one follow-up per run that had coalesced requests newer than its snapshot, and the last run leaves none.
+    const followUps = ran.filter(([, o]) => o.kind === 'ran' && o.followUp).length;
+    expect(await redis.xlen(keys.reanchorRequests())).to.equal(6 + followUps);
+    const stats = await redis.hgetall(keys.reanchorStats(S));
+    expect(Number(stats.started)).to.equal(ran.length);
+    expect(Number(stats.coalesced)).to.equal(coalesced.length);
+    expect(Number(stats.swapped)).to.equal(ran.length);
+    expect(await redis.exists(keys.reanchorPending(S))).to.equal(0);
+    expect(await redis.hget(keys.bookState(S), 'status')).to.equal('in_sync');
+  });
+
+  it('a listener process killed mid-re-anchor: its request is claimed by another listener, which takes the lock over and re-anchors', async () => {
+    const m = market(newWriter());
+    await m.feed(300);
+    // Anchored first, so the sidecar's own monitor has nothing to request (in sync, not stale).
+    await redis.set(keys.reanchorFlag(S), 'test|0-1', 'EX', 300);
+    expect((await reanchorer(restClient()).run(S)).outcome).to.equal('swapped');
+    await redis.del(keys.reanchorStats(S));
+    // The sidecar process (its listener) gets a depth answer only after 20 s: it is killed while waiting for it.
+    rest.faults.add({ kind: 'slow', delayMs: 20_000 }, 1, 'depth');
+    const configFile = path.join(tmpDir, 'sidecar.yaml');
+    fs.writeFileSync(
+      configFile,
+      `redis:\n  port: ${redisPort}\nprocessing:\n  symbols: ['${S}']\n` +
+        `reanchor:\n  rest:\n    base_url: '${rest.url}'\n    timeout_ms: 30000\n  claim_idle_ms: 1500\n` +
+        `  stale_after_seconds: 3600\n  request_interval_seconds: 3600\n` +
+        `logging:\n  level: 'debug'\n  file: '${path.join(tmpDir, 'sidecar-a.log')}'\n`,
+    );
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [path.join(repoRoot, 'dist/src/cli/main.js'), '--config', configFile, 'sidecar', '--id', 'sidecar-A'],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    try {
+      const id = await requestReanchor(redis, keys, { symbol: S, reason: 'operator', source: 'operator' });
+      const token = await until(
+        'sidecar A to take the lock',
+        async () => {
+          const v = await redis.get(keys.reanchorFlag(S));
+          return v?.startsWith('sidecar-A|') ? v : undefined;
+        },
+        20_000,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; sidecar stderr: ${stderr}`);
+      });
+      expect(token).to.equal(`sidecar-A|${id}`);
+      await sleep(600); // mid-re-anchor: the REST depth call is in flight
+      child.kill('SIGKILL');
+      await new Promise((resolve) => child.once('exit', resolve));
+      const consumers = (await redis.xpending(
+        keys.reanchorRequests(),
+        REANCHOR_GROUP,
+        '-',
+        '+',
+        10,
+      )) as Array<[string, string, number, number]>;
+      expect(consumers.map((c) => [c[0], c[1]])).to.deep.include([id, 'sidecar-A']);
+
+      const outcomes: HandledOutcome[] = [];
+      const b = listener('B', restClient(), 1500);
+      b.onHandled((_r, o) => outcomes.push(o));
+      await until('listener B to finish the re-anchor', async () => (outcomes.length > 0 ? true : undefined));
+      const o = outcomes[0]!;
+      expect(o.kind === 'ran' && o.report.outcome).to.equal('swapped');
+      expect(b.stats()).to.include({ claimed: 1, takenOver: 1, swapped: 1 });
+      expect(await unacknowledged()).to.equal(0);
+      expect(await redis.exists(keys.reanchorFlag(S))).to.equal(0);
+      const stats = await redis.hgetall(keys.reanchorStats(S));
+      expect(stats).to.include({ started: '1', takeovers: '1', swapped: '1' });
+      expect(await redis.hget(keys.bookState(S), 'status')).to.equal('in_sync');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  describe('REST failures: counted, retried with backoff, never applied', () => {
+    async function liveState(): Promise<Awaited<ReturnType<typeof snapshotKeys>>> {
+      const all = await snapshotKeys(redis as Redis);
+      for (const key of Object.keys(all)) if (key.startsWith('reanchor:')) delete all[key];
+      return all;
+    }
+
+    async function anchoredMarket(): Promise<void> {
+      const m = market(newWriter());
+      await m.feed(300);
+      await redis.set(keys.reanchorFlag(S), 'test|0-1', 'EX', 300);
+      expect((await reanchorer(restClient()).run(S)).outcome).to.equal('swapped');
+      await m.feed(200);
+      await redis.set(keys.reanchorFlag(S), 'test|0-2', 'EX', 300);
+    }
+
+    it('a garbage body, a 500 and a crossed snapshot are failed attempts; the next good answer is swapped in', async () => {
+      await anchoredMarket();
+      rest.faults.add({ kind: 'garbage' }, 1, 'depth');
+      rest.faults.add({ kind: 'status', status: 500 }, 1, 'depth');
+      rest.faults.add({ kind: 'crossed' }, 1, 'depth');
+      const report = await reanchorer(restClient(0)).run(S);
+      expect(report.outcome).to.equal('swapped');
+      expect(report.attempts).to.equal(4);
+      expect(report.failures.map((f) => f.stage)).to.deep.equal(['rest', 'rest', 'rest']);
+      expect(report.failures.map((f) => ('error' in f ? f.error : ''))).to.satisfy(
+        (errors: string[]) =>
+          errors.some((e) => /RestValidationError/.test(e)) && errors.some((e) => /500/.test(e)),
+      );
+      const stats = await redis.hgetall(keys.reanchorStats(S));
+      expect(stats).to.include({ attempt_failures: '3', last_outcome: 'swapped' });
+    });
+
+    it('429 with Retry-After is waited for by the client, then the re-anchor succeeds at its first attempt', async () => {
+      await anchoredMarket();
+      rest.faults.add({ kind: 'status', status: 429, retryAfterSeconds: 1 }, 1, 'depth');
+      const started = Date.now();
+      const report = await reanchorer(restClient(1)).run(S);
+      expect(report.outcome).to.equal('swapped');
+      expect(report.attempts).to.equal(1);
+      expect(Date.now() - started).to.be.at.least(900);
+    });
+
+    it('when every attempt fails the re-anchor gives up: live state byte-identical, temporary keys gone, failure counted', async () => {
+      await anchoredMarket();
+      const before = await liveState();
+      rest.faults.add({ kind: 'status', status: 503 }, 100, 'depth');
+      const report = await reanchorer(restClient(0), 3).run(S);
+      expect(report.outcome).to.equal('failed');
+      expect(report.attempts).to.equal(3);
+      expect(await liveState()).to.deep.equal(before);
+      expect(await redis.keys('*new:*')).to.deep.equal([]);
+      const stats = await redis.hgetall(keys.reanchorStats(S));
+      expect(stats).to.include({ failed: '1', attempt_failures: '3', last_outcome: 'failed', running: '0' });
+      expect(stats.last_failure).to.match(/503/);
+    });
+  });
+});
