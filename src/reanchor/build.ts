@@ -12,7 +12,8 @@ import { parseTradeBatchReply, tradeBatchArgs, type FlatTrade } from '../state/t
 // the swap must replay.
 //
 // - The full book: the REST depth snapshot's levels written in chunks (HSET + ZADD of at most `chunkLevels` levels
-//   each, 200 by default: a few hundred us per call, so live writes queued behind one wait little), so no call blocks Redis for long even for 5000 levels per side. The state hash
+//   each, 200 by default: a few hundred us per call), so no call blocks Redis (and the live writes queued behind
+//   it) for long even for 5000 levels per side. The state hash
 //   book:new:<S>:state (last_update_id, snapshot_ts_us, level counts, complete = 1) is written LAST: the swap
 //   refuses a state without it, or with level counts the temporary book does not hold.
 // - The trade windows: the live trade state (tr:<S>:1s/:5s/:buckets/:state, px:<S>) is copied, then the REST

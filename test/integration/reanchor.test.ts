@@ -39,7 +39,11 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -223,7 +227,7 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
     const writes = (async () => {
       while (live) await m.feed(25);
     })();
-    await until('the first swap', async () => (outcomes.some((o) => o.kind === 'ran') ? true : undefined));
+    await until('the first swap', () => (outcomes.some((o) => o.kind === 'ran') ? true : undefined));
     live = false;
     await writes;
     expect(await redis.hget(keys.bookState(S), 'status')).to.equal('in_sync');
@@ -238,7 +242,7 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
     const writes2 = (async () => {
       while (live) await m.feed(25);
     })();
-    await until('the second swap', async () =>
+    await until('the second swap', () =>
       outcomes.filter((o) => o.kind === 'ran').length >= 2 ? true : undefined,
     );
     await m.feed(100);
@@ -373,7 +377,7 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
       const outcomes: HandledOutcome[] = [];
       const b = listener('B', restClient(), 1500);
       b.onHandled((_r, o) => outcomes.push(o));
-      await until('listener B to finish the re-anchor', async () => (outcomes.length > 0 ? true : undefined));
+      await until('listener B to finish the re-anchor', () => (outcomes.length > 0 ? true : undefined));
       const o = outcomes[0]!;
       expect(o.kind === 'ran' && o.report.outcome).to.equal('swapped');
       expect(b.stats()).to.include({ claimed: 1, takenOver: 1, swapped: 1 });
