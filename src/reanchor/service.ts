@@ -66,6 +66,8 @@ export function startReanchorService(options: ReanchorServiceOptions): ReanchorS
     reanchorer,
     logger,
     claimIdleMs: config.reanchor.claimIdleMs,
+    // A blocking read must end before the connection's command timeout (redis.socket_timeout_seconds).
+    blockMs: Math.max(100, Math.floor((config.redis.socketTimeoutSeconds * 1000) / 2)),
   });
   const monitor = new ReanchorMonitor({
     client,

@@ -60,6 +60,27 @@ export function registerWatch(program: Command): void {
                 'spread_bp',
               )
               .catch(() => [] as Array<string | null>);
+            const [status, reason, reanchors] = await redis
+              .hmget(keys.bookState(symbol), 'status', 'reason', 'reanchors')
+              .catch(() => [] as Array<string | null>);
+            const [outcome, finishedMs, durationMs, failed] = await redis
+              .hmget(
+                keys.reanchorStats(symbol),
+                'last_outcome',
+                'last_finished_ms',
+                'last_duration_ms',
+                'failed',
+              )
+              .catch(() => [] as Array<string | null>);
+            const running = await redis.exists(keys.reanchorFlag(symbol)).catch(() => 0);
+            lines.push(
+              `  ${''.padEnd(14)} book: ${status ?? '-'}${reason ? ` (${reason})` : ''}  re-anchors: ${reanchors ?? 0}` +
+                (running === 1 ? ' (one running)' : '') +
+                (outcome
+                  ? `, last ${outcome} in ${durationMs} ms, ${((Date.now() - Number(finishedMs)) / 1000).toFixed(0)} s ago` +
+                    `, failed ${failed ?? 0}`
+                  : ''),
+            );
             const [tr1Count, tr1Volume] = await redis
               .hmget(keys.tradeWindow(symbol, 1), 'count', 'volume')
               .catch(() => [] as Array<string | null>);
