@@ -96,13 +96,7 @@ export function registerReanchor(program: Command): void {
           const deadline = Date.now() + timeoutS * 1000;
           for (;;) {
             const [swapped, failed] = await redis.hmget(keys.reanchorStats(symbol), 'swapped', 'failed');
-            const pendingIds = (await redis.xpending(
-              keys.reanchorRequests(),
-              REANCHOR_GROUP,
-              id,
-              id,
-              1,
-            ));
+            const pendingIds = await redis.xpending(keys.reanchorRequests(), REANCHOR_GROUP, id, id, 1);
             const acked = pendingIds.length === 0 && (await redis.exists(keys.reanchorFlag(symbol))) === 0;
             const status = await readReanchorStatus(redis, keys, symbol);
             if (acked && (swapped !== before[0] || failed !== before[1])) {
