@@ -58,7 +58,7 @@ export interface ReanchorReport {
   readonly restMs: number | undefined;
   readonly buildMs: number | undefined;
   readonly swapMs: number | undefined;
-  /** When the successful attempt's REST fetch started: requests before this are covered by its snapshot. */
+  /** When the successful attempt's REST fetch started (Redis TIME, ms): requests before it are covered. */
   readonly snapshotRequestedMs: number | undefined;
   readonly build: BuildResult | undefined;
   readonly swap: SwapResult | undefined;
@@ -193,7 +193,15 @@ export class Reanchorer {
     | Pick<ReanchorReport, 'restMs' | 'buildMs' | 'swapMs' | 'snapshotRequestedMs' | 'build' | 'swap'>
   > {
     const { client, keys, source } = this.options;
-    const snapshotRequestedMs = this.now();
+    // In Redis' clock, like the request ids it is compared with (the listener's host clock may be skewed).
+    let snapshotRequestedMs: number;
+    try {
+      const [seconds, micros] = await client.time();
+      snapshotRequestedMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    } catch (err) {
+      return { stage: 'build', error: errorText(err) };
+    }
+    const restStarted = this.now();
     let depth: RestDepthSnapshot;
     let trades: TradesStreamEvent[];
     try {
@@ -236,7 +244,7 @@ export class Reanchorer {
       return { stage: 'swap', outcome: swap.outcome, neededLastUpdateId: swap.neededLastUpdateId };
     }
     return {
-      restMs: restDone - snapshotRequestedMs,
+      restMs: restDone - restStarted,
       buildMs: buildDone - restDone,
       swapMs,
       snapshotRequestedMs,
