@@ -14,8 +14,9 @@ import { repoRoot } from './paths';
 export interface PipelineOptions {
   readonly shards: Readonly<Record<StreamKind, number>>;
   readonly symbols: readonly string[];
-  /** Extra YAML appended under `processing:` (indented by the caller). */
   readonly label: string;
+  /** YAML appended verbatim at the end of the generated config (top-level sections, e.g. `reanchor:`). */
+  readonly extraYaml?: string;
 }
 
 export interface Pipeline {
@@ -70,7 +71,7 @@ processing:
 logging:
   level: "debug"
   file: "${path.join(dir, 'processor.log')}"
-`;
+${options.extraYaml ?? ''}`;
 }
 
 export async function startPipeline(options: PipelineOptions): Promise<Pipeline> {
