@@ -8,6 +8,7 @@ import { parseConfig } from '../config/config';
 import { findFreePort } from '../localstack/ports';
 import { startRedisServer } from '../localstack/redis-server';
 import { silentLogger } from '../logging/logger';
+import { DEFAULT_CHUNK_LEVELS } from '../reanchor/build';
 import { Reanchorer, describeFailure, type SnapshotSource } from '../reanchor/reanchorer';
 import { SimulatedExchange } from '../rest/sim-server';
 import type { SbeMessage, TradesStreamEvent } from '../sbe/messages';
@@ -214,7 +215,7 @@ async function main(): Promise<void> {
     out(
       `workload: one symbol, live writes of ${BATCH}-event StateWriter batches at ${rate} batches/s (${rate * BATCH} events/s) ` +
         `from a writer thread; per depth limit: ${baselineSeconds} s without re-anchors, then ${runs} re-anchors back to back ` +
-        `(REST from a local simulated exchange, padded to the limit; build in 500-level chunks; one swap script)`,
+        `(REST from a local simulated exchange, padded to the limit; build in ${DEFAULT_CHUNK_LEVELS}-level chunks; one swap script)`,
     );
 
     const exchange = new SimulatedExchange({ seed: 5, symbols: [S], startTimeUs: START_US });
