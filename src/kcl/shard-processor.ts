@@ -29,6 +29,8 @@ export interface BatchReport {
   readonly records: number;
   readonly frames: number;
   readonly deadLetters: number;
+  /** Dead letters of the batch per error code. */
+  readonly deadLetterCodes: Readonly<Record<string, number>>;
   readonly millisBehindLatest: number | undefined;
   /** Redis write of the batch, retries included. */
   readonly writeMs: number;
@@ -48,6 +50,7 @@ export interface ShardProcessorOptions {
   readonly checkpointRetries?: number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly onBatch?: (report: BatchReport) => void;
+  readonly onInitialize?: (shardId: string) => void;
   /**
    * A symbol's state can no longer be trusted (trade-id gap, depth gap, crossed book): the caller queues a
    * re-anchor request. Called after the batch was stored; must not throw (the batch is checkpointed anyway).
@@ -59,6 +62,12 @@ export interface IntegrityIssue {
   readonly symbol: string;
   readonly reason: 'trade_gap' | 'depth_gap' | 'crossed';
   readonly detail: string;
+}
+
+function countCodes(deadLetters: readonly DeadLetter[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const letter of deadLetters) counts[letter.errorCode] = (counts[letter.errorCode] ?? 0) + 1;
+  return counts;
 }
 
 /** Error names of a checkpoint reply that mean "try again"; ShutdownException means the lease is gone. */
@@ -76,6 +85,7 @@ export class ShardProcessor {
 
   initialize(shardId: string, startingSequenceNumber: string | undefined): void {
     this.shardId = shardId;
+    this.options.onInitialize?.(shardId);
     this.options.logger.info('shard processor initialized', { shard: shardId, startingSequenceNumber });
   }
 
@@ -145,6 +155,7 @@ export class ShardProcessor {
       records: records.length,
       frames,
       deadLetters: deadLetters.length,
+      deadLetterCodes: countCodes(deadLetters),
       millisBehindLatest,
       writeMs,
       handleMs,

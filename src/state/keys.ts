@@ -113,6 +113,16 @@ export class Keys {
     return 'reanchor:requests';
   }
 
+  /** A processor child's telemetry report (JSON, short TTL): what the sidecar's /health and /metrics read. */
+  processorReport(stream: string, shardId: string): string {
+    return `ops:processor:{${stream}}:${shardId}`;
+  }
+
+  /** Index of the processor reports: sorted set, member `<stream>/<shardId>`, score = last update (ms). */
+  processorReports(): string {
+    return 'ops:processors';
+  }
+
   /**
    * The temporary state of a re-anchor, built from REST snapshots and swapped in by lua/reanchor-swap-26.lua:
    * the seed's names with `new:` after the prefix (`ob:new:<S>`, `book:new:<S>:bids`, ...), same hash tag and so

@@ -11,6 +11,10 @@ import { createRedisClient } from '../../state/redis';
 import { withRetry } from '../../state/retry';
 import { StateWriter } from '../../state/writer';
 import { requestReanchor, RequestThrottle } from '../../reanchor/requests';
+import { ProcessorTelemetry, publishReport } from '../../ops/telemetry';
+
+/** How often a processor publishes its telemetry report for the sidecar. */
+const PUBLISH_EVERY_MS = 2000;
 
 // `aggregator process --stream <kind>`: the child the KCL MultiLangDaemon starts for each shard lease.
 // Speaks the MultiLang protocol on stdin/stdout and nothing else on stdout.
@@ -48,6 +52,22 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
   const redis = createRedisClient(config.redis, { connectionName: `processor:${kind}:${process.pid}` });
   redis.on('error', (err: Error) => logger.warn('redis connection error', { error: err.message }));
   const keys = new Keys({ clusterMode: config.redis.clusterMode });
+  const telemetry = new ProcessorTelemetry(stream);
+  let publishing = false;
+  const publish = (): void => {
+    if (publishing) return;
+    publishing = true;
+    telemetry
+      .report()
+      .then((report) => publishReport(redis, keys, report))
+      .catch((err: unknown) =>
+        logger.debug('could not publish the telemetry report', { error: (err as Error).message }),
+      )
+      .finally(() => {
+        publishing = false;
+      });
+  };
+  setInterval(publish, PUBLISH_EVERY_MS).unref();
   const throttle = new RequestThrottle(config.reanchor.requestIntervalSeconds * 1000);
   const writer = new StateWriter(redis, keys, {
     orderBookLevels: config.processing.orderBookLevels,
@@ -76,10 +96,19 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
         retries: config.processing.redisRetries,
         baseDelayMs: 50,
         maxDelayMs: 2000,
-        onRetry: (attempt, err, delayMs) =>
-          logger.warn('redis write failed; retrying', { attempt, delayMs, error: (err as Error).message }),
+        onRetry: (attempt, err, delayMs) => {
+          telemetry.recordRedisRetry();
+          logger.warn('redis write failed; retrying', { attempt, delayMs, error: (err as Error).message });
+        },
       }),
-    onBatch: (report) =>
+    onInitialize: (shardId) => {
+      // Every later log line of this child names its shard (correlation with the lease table and metrics).
+      logger.defaultMeta = { ...logger.defaultMeta, shard: shardId };
+      telemetry.setShard(shardId);
+      publish();
+    },
+    onBatch: (report) => {
+      telemetry.recordBatch(report, report.deadLetterCodes);
       logger.debug('batch stored', {
         shard: report.shardId,
         records: report.records,
@@ -88,7 +117,8 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
         writeMs: report.writeMs,
         handleMs: report.handleMs,
         checkpoint: report.checkpointed,
-      }),
+      });
+    },
     onIntegrityIssue: (issue) => {
       if (!config.reanchor.enabled || !throttle.allow(issue.symbol, Date.now())) return;
       requestReanchor(redis, keys, { ...issue, source: 'processor' }).then(

@@ -1,0 +1,302 @@
+import {
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  type MetricObjectWithValues,
+  type MetricValue,
+} from 'prom-client';
+import type { BatchReport } from '../kcl/shard-processor';
+import type { Keys } from '../state/keys';
+import type { RedisClient } from '../state/redis';
+
+// Processor telemetry. The daemon starts one processor child per shard and a child has no port of its own, so each
+// child keeps its Prometheus metrics in a private registry and publishes, every publishEveryMs, one report to Redis
+// (ops:processor:<stream>:<shard>, JSON, expiring after REPORT_TTL_SECONDS, indexed in the sorted set
+// ops:processors by update time). The sidecar reads the reports for /health and merges their metrics into its
+// /metrics (prom-client's AggregatorRegistry.aggregate: the stream and shard labels keep the children apart).
+
+/** A report not refreshed for this long is gone (its child exited); the index entry is then stale. */
+export const REPORT_TTL_SECONDS = 30;
+
+export type ProcessorMetrics = MetricObjectWithValues<MetricValue<string>>[];
+
+export interface ProcessorReport {
+  readonly stream: string;
+  readonly shardId: string;
+  readonly pid: number;
+  readonly startedMs: number;
+  readonly updatedMs: number;
+  readonly recordsTotal: number;
+  readonly eventsTotal: number;
+  readonly batchesTotal: number;
+  readonly deadLettersTotal: number;
+  readonly integrityIssuesTotal: number;
+  readonly checkpointFailuresTotal: number;
+  readonly redisRetriesTotal: number;
+  /** Records per second over the last publish interval. */
+  readonly recordsPerSecond: number;
+  /** millisBehindLatest of the last batch (null before the first). */
+  readonly lagMs: number | null;
+  /** Wall time of the last batch (null before the first). */
+  readonly lastProcessedMs: number | null;
+  readonly lastSequenceNumber: string | null;
+  readonly rssBytes: number;
+  readonly metrics: ProcessorMetrics;
+}
+
+/** Exponential buckets for Redis round trips, 0.25 ms .. ~4 s. */
+export const REDIS_DURATION_BUCKETS = [
+  0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+];
+
+export class ProcessorTelemetry {
+  readonly registry = new Registry();
+  private readonly records: Counter<'stream' | 'shard'>;
+  private readonly events: Counter<'stream' | 'shard' | 'symbol'>;
+  private readonly operations: Counter<'stream' | 'shard' | 'operation' | 'result'>;
+  private readonly writeDuration: Histogram<'stream'>;
+  private readonly lag: Gauge<'stream' | 'shard'>;
+  private readonly deadLetters: Counter<'stream' | 'shard' | 'code'>;
+  private readonly integrity: Counter<'stream' | 'shard' | 'symbol' | 'kind'>;
+  private readonly checkpointFailures: Counter<'stream' | 'shard'>;
+  private readonly rss: Gauge<'stream' | 'shard'>;
+  private readonly startedMs: number;
+  private shardId = 'unknown-shard';
+  private totals = {
+    records: 0,
+    events: 0,
+    batches: 0,
+    deadLetters: 0,
+    integrity: 0,
+    checkpointFailures: 0,
+    redisRetries: 0,
+  };
+  private lagMs: number | null = null;
+  private lastProcessedMs: number | null = null;
+  private lastSequenceNumber: string | null = null;
+  private recordsAtLastPublish = 0;
+  private lastPublishMs: number;
+
+  constructor(
+    private readonly stream: string,
+    private readonly now: () => number = Date.now,
+  ) {
+    const registers = [this.registry];
+    this.records = new Counter({
+      name: 'aggregator_kinesis_records_processed_total',
+      help: 'Kinesis records processed (stored in Redis), per stream and shard',
+      labelNames: ['stream', 'shard'],
+      registers,
+    });
+    this.events = new Counter({
+      name: 'aggregator_kinesis_events_processed_total',
+      help: 'SBE events decoded from the records and written, per symbol',
+      labelNames: ['stream', 'shard', 'symbol'],
+      registers,
+    });
+    this.operations = new Counter({
+      name: 'aggregator_redis_operations_total',
+      help: 'Redis script calls of the processors (one per symbol and kind of event per batch), by result',
+      labelNames: ['stream', 'shard', 'operation', 'result'],
+      registers,
+    });
+    this.writeDuration = new Histogram({
+      name: 'aggregator_redis_operation_duration_seconds',
+      help: "Redis write of one processRecords batch (every symbol's script calls, retries included)",
+      labelNames: ['stream'],
+      buckets: REDIS_DURATION_BUCKETS,
+      registers,
+    });
+    this.lag = new Gauge({
+      name: 'aggregator_kinesis_lag_seconds',
+      help: 'millisBehindLatest of the last batch, in seconds',
+      labelNames: ['stream', 'shard'],
+      registers,
+    });
+    this.deadLetters = new Counter({
+      name: 'aggregator_dead_letters_total',
+      help: 'Undecodable records kept in the dead-letter stream, by error code',
+      labelNames: ['stream', 'shard', 'code'],
+      registers,
+    });
+    this.integrity = new Counter({
+      name: 'aggregator_integrity_issues_total',
+      help: 'Trade-id gaps, depth gaps and crossed books detected (each queues a re-anchor request)',
+      labelNames: ['stream', 'shard', 'symbol', 'kind'],
+      registers,
+    });
+    this.checkpointFailures = new Counter({
+      name: 'aggregator_checkpoint_failures_total',
+      help: 'Batches whose checkpoint was not recorded (the batch is redelivered; state is idempotent)',
+      labelNames: ['stream', 'shard'],
+      registers,
+    });
+    this.rss = new Gauge({
+      name: 'aggregator_processor_resident_memory_bytes',
+      help: 'Resident memory of the processor child',
+      labelNames: ['stream', 'shard'],
+      registers,
+    });
+    this.startedMs = now();
+    this.lastPublishMs = this.startedMs;
+  }
+
+  setShard(shardId: string): void {
+    this.shardId = shardId;
+  }
+
+  /** One batch stored (from ShardProcessor's onBatch). */
+  recordBatch(report: BatchReport, deadLetterCodes: Readonly<Record<string, number>>): void {
+    const base = { stream: this.stream, shard: report.shardId };
+    this.shardId = report.shardId;
+    this.totals.batches++;
+    this.totals.records += report.records;
+    this.records.inc(base, report.records);
+    this.writeDuration.observe({ stream: this.stream }, report.writeMs / 1000);
+    if (report.millisBehindLatest !== undefined) {
+      this.lagMs = report.millisBehindLatest;
+      this.lag.set(base, report.millisBehindLatest / 1000);
+    }
+    this.lastProcessedMs = this.now();
+    for (const [code, count] of Object.entries(deadLetterCodes)) {
+      this.deadLetters.inc({ ...base, code }, count);
+      this.totals.deadLetters += count;
+    }
+    for (const r of report.result.symbols) {
+      let events = 0;
+      for (const [operation, result] of [
+        ['trades', r.trades],
+        ['best_bid_ask', r.bestBidAsk],
+        ['depth', r.depth],
+      ] as const) {
+        if (result === undefined) continue;
+        this.operations.inc({ ...base, operation, result: 'ok' });
+        if (operation === 'trades' && r.trades) events += r.trades.applied + r.trades.duplicates;
+        if (operation === 'depth' && r.depth) events += r.depth.applied + r.depth.ignored + r.depth.buffered;
+      }
+      if (r.bestBidAsk) events += 1;
+      this.events.inc({ ...base, symbol: r.symbol }, events);
+      this.totals.events += events;
+      const issues: Array<'trade_gap' | 'depth_gap' | 'crossed'> = [];
+      if ((r.trades?.gaps.length ?? 0) > 0) issues.push('trade_gap');
+      if (r.depth?.gap) issues.push('depth_gap');
+      if (r.depth?.crossed) issues.push('crossed');
+      for (const kind of issues) {
+        this.integrity.inc({ ...base, symbol: r.symbol, kind });
+        this.totals.integrity++;
+      }
+    }
+    if (report.result.deadLettersAdded > 0) {
+      this.operations.inc(
+        { ...base, operation: 'dead_letter', result: 'ok' },
+        report.result.deadLettersAdded,
+      );
+    }
+    if (report.records > 0 && report.checkpointed === undefined) {
+      this.checkpointFailures.inc(base);
+      this.totals.checkpointFailures++;
+    } else if (report.checkpointed !== undefined) this.lastSequenceNumber = report.checkpointed;
+  }
+
+  /** A Redis write attempt failed and is retried. */
+  recordRedisRetry(): void {
+    this.totals.redisRetries++;
+    this.operations.inc({
+      stream: this.stream,
+      shard: this.shardId,
+      operation: 'batch_write',
+      result: 'retry',
+    });
+  }
+
+  /** The report as published now (also resets the records/s window). */
+  async report(): Promise<ProcessorReport> {
+    const now = this.now();
+    const rssBytes = process.memoryUsage().rss;
+    this.rss.set({ stream: this.stream, shard: this.shardId }, rssBytes);
+    const seconds = Math.max(0.001, (now - this.lastPublishMs) / 1000);
+    const recordsPerSecond = (this.totals.records - this.recordsAtLastPublish) / seconds;
+    this.recordsAtLastPublish = this.totals.records;
+    this.lastPublishMs = now;
+    return {
+      stream: this.stream,
+      shardId: this.shardId,
+      pid: process.pid,
+      startedMs: this.startedMs,
+      updatedMs: now,
+      recordsTotal: this.totals.records,
+      eventsTotal: this.totals.events,
+      batchesTotal: this.totals.batches,
+      deadLettersTotal: this.totals.deadLetters,
+      integrityIssuesTotal: this.totals.integrity,
+      checkpointFailuresTotal: this.totals.checkpointFailures,
+      redisRetriesTotal: this.totals.redisRetries,
+      recordsPerSecond,
+      lagMs: this.lagMs,
+      lastProcessedMs: this.lastProcessedMs,
+      lastSequenceNumber: this.lastSequenceNumber,
+      rssBytes,
+      metrics: await this.registry.getMetricsAsJSON(),
+    };
+  }
+}
+
+/** Publishes a report (SET with expiry + index). */
+export async function publishReport(client: RedisClient, keys: Keys, report: ProcessorReport): Promise<void> {
+  await client.set(
+    keys.processorReport(report.stream, report.shardId),
+    JSON.stringify(report),
+    'EX',
+    REPORT_TTL_SECONDS,
+  );
+  await client.zadd(keys.processorReports(), report.updatedMs, `${report.stream}/${report.shardId}`);
+}
+
+/** Parses a published report; throws on anything else. Pure. */
+export function parseReport(text: string): ProcessorReport {
+  const value = JSON.parse(text) as Partial<ProcessorReport>;
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    typeof value.stream !== 'string' ||
+    typeof value.shardId !== 'string' ||
+    typeof value.updatedMs !== 'number' ||
+    typeof value.recordsTotal !== 'number' ||
+    !Array.isArray(value.metrics)
+  ) {
+    throw new Error(`not a processor report: ${text.slice(0, 120)}`);
+  }
+  return value as ProcessorReport;
+}
+
+/**
+ * Every report published within maxAgeMs (stale index entries older than REPORT_TTL_SECONDS are pruned). A report
+ * that does not parse is skipped and counted in `invalid`.
+ */
+export async function readReports(
+  client: RedisClient,
+  keys: Keys,
+  nowMs: number,
+  maxAgeMs: number = REPORT_TTL_SECONDS * 1000,
+): Promise<{ reports: ProcessorReport[]; invalid: number }> {
+  await client.zremrangebyscore(keys.processorReports(), '-inf', String(nowMs - REPORT_TTL_SECONDS * 1000));
+  const members = await client.zrangebyscore(keys.processorReports(), String(nowMs - maxAgeMs), '+inf');
+  const reports: ProcessorReport[] = [];
+  let invalid = 0;
+  const texts = await Promise.all(
+    members.map((member) => {
+      const slash = member.indexOf('/');
+      return client.get(keys.processorReport(member.slice(0, slash), member.slice(slash + 1)));
+    }),
+  );
+  for (const text of texts) {
+    if (text === null) continue;
+    try {
+      reports.push(parseReport(text));
+    } catch {
+      invalid++;
+    }
+  }
+  return { reports, invalid };
+}
