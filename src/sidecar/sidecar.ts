@@ -68,9 +68,15 @@ interface ResultBase {
 
 /** One per symbol per tick: the typed events for metrics. */
 export type TickResult =
-  | (ResultBase & { readonly kind: 'written'; readonly completeness: number })
+  | (ResultBase & {
+      readonly kind: 'written';
+      readonly completeness: number;
+      /** Reading the snapshot and computing the vector (the write excluded), ms. */
+      readonly computeMs: number;
+    })
   | (ResultBase & {
       readonly kind: 'degraded';
+      readonly computeMs: number;
       readonly mode: Exclude<ServeMode, 'fresh'>;
       readonly computedCompleteness: number;
     })
@@ -308,10 +314,12 @@ export class FeatureSidecar {
         this.held.add(symbol);
         logger.info('feature lease acquired', { symbol, tickMs, sidecarId: this.id });
       }
+      const computeStarted = process.hrtime.bigint();
       const snapshot = await retry('read', () =>
         this.options.readSnapshot(this.options.client, this.options.keys, symbol),
       );
       const computed = this.options.computeFeatures(snapshot, tickMs);
+      const computeMs = Number(process.hrtime.bigint() - computeStarted) / 1e6;
       const served = chooseVector(computed, this.lastGood.get(symbol), tickMs, this.policy);
       const writeRetriesBefore = retries;
       const outcome = await retry('write', () =>
@@ -335,7 +343,14 @@ export class FeatureSidecar {
       // 'written', or 'stale-tick' after a retry: an earlier attempt whose reply was lost (almost surely) wrote it.
       if (served.mode === 'fresh') {
         this.lastGood.set(symbol, served.vector);
-        return { kind: 'written', completeness: served.computedCompleteness, symbol, tickMs, retries };
+        return {
+          kind: 'written',
+          completeness: served.computedCompleteness,
+          computeMs,
+          symbol,
+          tickMs,
+          retries,
+        };
       }
       logger.warn('serving a degraded feature vector', {
         symbol,
@@ -347,6 +362,7 @@ export class FeatureSidecar {
         kind: 'degraded',
         mode: served.mode,
         computedCompleteness: served.computedCompleteness,
+        computeMs,
         symbol,
         tickMs,
         retries,

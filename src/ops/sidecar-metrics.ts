@@ -1,0 +1,133 @@
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { HandledOutcome } from '../reanchor/listener';
+import type { ReceivedRequest } from '../reanchor/requests';
+import type { TickResult } from '../sidecar/sidecar';
+import type { ProcessorReport } from './telemetry';
+
+// The sidecar's Prometheus metrics: its own (feature ticks, re-anchors, health, process_*) plus, at every scrape,
+// the metrics the processor children published to Redis (src/ops/telemetry.ts), merged by prom-client's
+// AggregatorRegistry (their stream/shard labels keep them apart). One scrape target per task.
+
+export const FEATURE_DURATION_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+export const REANCHOR_DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+export type HealthLevel = 'healthy' | 'degraded' | 'unhealthy';
+const HEALTH_VALUE: Record<HealthLevel, number> = { healthy: 1, degraded: 0.5, unhealthy: 0 };
+
+export class SidecarMetrics {
+  readonly registry = new Registry();
+  private readonly featureUpdates: Counter<'symbol' | 'result'>;
+  private readonly featureDuration: Histogram<'symbol'>;
+  private readonly completeness: Gauge<'symbol'>;
+  private readonly reanchorOperations: Counter<'symbol' | 'outcome'>;
+  private readonly reanchorDuration: Histogram<'symbol'>;
+  private readonly reanchorAttemptFailures: Counter<'symbol' | 'stage'>;
+  private readonly reanchorRequests: Counter<'symbol' | 'reason' | 'source'>;
+  private readonly health: Gauge<'component'>;
+  private readonly reportAge: Gauge<'stream' | 'shard'>;
+
+  constructor(options: { readonly defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.featureUpdates = new Counter({
+      name: 'aggregator_feature_updates_total',
+      help: 'Feature ticks of this sidecar per symbol, by result (written, degraded, not_holder, failed)',
+      labelNames: ['symbol', 'result'],
+      registers,
+    });
+    this.featureDuration = new Histogram({
+      name: 'aggregator_feature_computation_duration_seconds',
+      help: 'Reading the state snapshot and computing the feature vector (the write excluded)',
+      labelNames: ['symbol'],
+      buckets: FEATURE_DURATION_BUCKETS,
+      registers,
+    });
+    this.completeness = new Gauge({
+      name: 'aggregator_feature_completeness',
+      help: 'Share of features computed from fresh inputs in the last vector this sidecar wrote',
+      labelNames: ['symbol'],
+      registers,
+    });
+    this.reanchorOperations = new Counter({
+      name: 'aggregator_reanchor_operations_total',
+      help: 'Re-anchor requests handled by this sidecar by outcome (swapped, failed, lock_lost, coalesced, invalid)',
+      labelNames: ['symbol', 'outcome'],
+      registers,
+    });
+    this.reanchorDuration = new Histogram({
+      name: 'aggregator_reanchor_duration_seconds',
+      help: 'Duration of one re-anchor run (REST, build, swap, retries included)',
+      labelNames: ['symbol'],
+      buckets: REANCHOR_DURATION_BUCKETS,
+      registers,
+    });
+    this.reanchorAttemptFailures = new Counter({
+      name: 'aggregator_reanchor_attempt_failures_total',
+      help: 'Failed re-anchor attempts (retried with backoff) by stage: rest, build, swap, swap-error, lock-lost',
+      labelNames: ['symbol', 'stage'],
+      registers,
+    });
+    this.reanchorRequests = new Counter({
+      name: 'aggregator_reanchor_requests_total',
+      help: 'Re-anchor requests received by this sidecar, by reason and source',
+      labelNames: ['symbol', 'reason', 'source'],
+      registers,
+    });
+    this.health = new Gauge({
+      name: 'aggregator_health_status',
+      help: 'Last /health evaluation per component: 1 healthy, 0.5 degraded, 0 unhealthy',
+      labelNames: ['component'],
+      registers,
+    });
+    this.reportAge = new Gauge({
+      name: 'aggregator_processor_report_age_seconds',
+      help: 'Age of the last telemetry report of each processor child seen in Redis',
+      labelNames: ['stream', 'shard'],
+      registers,
+    });
+  }
+
+  /** FeatureSidecar 'tick' listener. */
+  recordTick(result: TickResult): void {
+    const result_ =
+      result.kind === 'not-holder' ? 'not_holder' : result.kind === 'written' ? 'written' : result.kind;
+    this.featureUpdates.inc({ symbol: result.symbol, result: result_ });
+    if (result.kind === 'written' || result.kind === 'degraded') {
+      this.featureDuration.observe({ symbol: result.symbol }, result.computeMs / 1000);
+      this.completeness.set(
+        { symbol: result.symbol },
+        result.kind === 'written' ? result.completeness : result.computedCompleteness,
+      );
+    }
+  }
+
+  /** ReanchorListener onHandled listener. */
+  recordReanchor(request: ReceivedRequest, outcome: HandledOutcome): void {
+    const symbol = request.symbol;
+    this.reanchorRequests.inc({ symbol, reason: request.reason, source: request.source });
+    if (outcome.kind !== 'ran') {
+      this.reanchorOperations.inc({ symbol, outcome: outcome.kind.replace('-', '_') });
+      return;
+    }
+    const report = outcome.report;
+    this.reanchorOperations.inc({ symbol, outcome: report.outcome.replace('-', '_') });
+    this.reanchorDuration.observe({ symbol }, report.durationMs / 1000);
+    for (const failure of report.failures) this.reanchorAttemptFailures.inc({ symbol, stage: failure.stage });
+  }
+
+  recordHealth(component: string, status: HealthLevel): void {
+    this.health.set({ component }, HEALTH_VALUE[status]);
+  }
+
+  /** The exposition text: this registry plus the processors' published metrics. */
+  async exposition(reports: readonly ProcessorReport[], nowMs: number): Promise<string> {
+    this.reportAge.reset();
+    for (const r of reports) {
+      this.reportAge.set({ stream: r.stream, shard: r.shardId }, Math.max(0, (nowMs - r.updatedMs) / 1000));
+    }
+    const own = await this.registry.metrics();
+    if (reports.length === 0) return own;
+    const processors = AggregatorRegistry.aggregate(reports.map((r) => r.metrics));
+    return `${own}\n${await processors.metrics()}`;
+  }
+}
