@@ -3,17 +3,69 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/config';
 import { computeFeatures, FEATURE_NAMES } from '../../features/compute';
 import { readSnapshot } from '../../features/snapshot';
-import { createLogger } from '../../logging/logger';
+import { createLogger, type Logger } from '../../logging/logger';
+import { healthHandler } from '../../ops/health';
+import { startHealthServer, type HealthServer } from '../../ops/health-server';
 import { FeatureSidecar } from '../../sidecar/sidecar';
 import { Keys } from '../../state/keys';
 import { createRedisClient } from '../../state/redis';
 import { startReanchorService, type ReanchorService } from '../../reanchor/service';
+import type { AppConfig } from '../../config/config';
 
 // `aggregator sidecar`: the feature sidecar (one per ECS task; the tasks share the symbols through per-symbol
 // leases in Redis). Runs until SIGTERM/SIGINT, then finishes its in-flight tick and releases its leases.
 // `aggregator features show <SYMBOL>`: the served vector feat:<SYMBOL>, its age and the lease holder.
 
 export const DEFAULT_HISTORY_MAX_LEN = 3600;
+
+/** What the operations endpoints read of this sidecar (informational in /health; never its status). */
+export interface OpsSources {
+  readonly sidecar: FeatureSidecar;
+  readonly reanchor: ReanchorService | undefined;
+}
+
+/**
+ * The sidecar's operations endpoints: GET /health and /live on health.host:health.port, with a Redis connection of
+ * their own (short timeouts, no retries, so a Redis outage answers 503 at once). Returns what stop() must close.
+ */
+export async function startOpsEndpoints(
+  config: AppConfig,
+  sidecarId: string,
+  sources: OpsSources,
+  logger: Logger,
+): Promise<{ stop(): Promise<void> }> {
+  const keys = new Keys({ clusterMode: config.redis.clusterMode });
+  const redis = createRedisClient(
+    { ...config.redis, socketTimeoutSeconds: 1, socketConnectTimeoutSeconds: 1 },
+    { connectionName: `health:${sidecarId}`, maxRetriesPerRequest: 0 },
+  );
+  redis.on('error', () => undefined); // reported by /health itself
+  let health: HealthServer;
+  try {
+    health = await startHealthServer({
+      host: config.health.host,
+      port: config.health.port,
+      handler: healthHandler(redis, keys, config, {
+        sidecarId,
+        local: () => ({
+          held_symbols: sources.sidecar.heldSymbols(),
+          feature_ticks: sources.sidecar.stats(),
+          reanchor_listener: sources.reanchor?.listener.stats() ?? null,
+        }),
+      }),
+    });
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
+  logger.info('health endpoint listening', { url: `${health.url}/health`, live: `${health.url}/live` });
+  return {
+    async stop() {
+      await health.stop();
+      redis.disconnect();
+    },
+  };
+}
 
 function positiveInteger(name: string, text: string): number {
   const value = Number(text);
@@ -69,11 +121,28 @@ export function registerSidecar(program: Command): void {
           watchedSymbols: () => sidecar.heldSymbols(),
         });
       }
-      const signal = await new Promise<string>((resolve) => {
+      const stopped = new Promise<string>((resolve) => {
         process.once('SIGTERM', () => resolve('SIGTERM'));
         process.once('SIGINT', () => resolve('SIGINT'));
       });
+      // Operations endpoints (health; the Prometheus /metrics server belongs here too).
+      let ops: { stop(): Promise<void> } | undefined;
+      try {
+        ops = await startOpsEndpoints(config, sidecarId, { sidecar, reanchor }, logger);
+      } catch (err) {
+        logger.error('cannot start the health endpoint; stopping', {
+          error: (err as Error).message,
+          host: config.health.host,
+          port: config.health.port,
+        });
+        process.stderr.write(
+          `aggregator sidecar: cannot start the health endpoint: ${(err as Error).message}\n`,
+        );
+        process.exitCode = 1;
+      }
+      const signal = ops === undefined ? 'health endpoint failed' : await stopped;
       logger.info('stopping the feature sidecar', { signal });
+      await ops?.stop();
       await reanchor?.stop();
       await sidecar.stop();
       redis.disconnect();
