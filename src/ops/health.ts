@@ -550,14 +550,22 @@ export function healthHandler(
   client: RedisClient,
   keys: Keys,
   config: AppConfig,
-  options: Omit<CollectOptions, 'latency'> & { readonly policy?: HealthPolicy },
+  options: Omit<CollectOptions, 'latency'> & {
+    readonly policy?: HealthPolicy;
+    /** Called with every evaluation (e.g. to export the component statuses as metrics). */
+    readonly onResult?: (result: HealthResult) => void;
+  },
 ): () => Promise<HealthResult> {
   const latency = new LatencyWindow(options.policy?.latencySamples ?? HEALTH_POLICY.latencySamples);
   const now = options.now ?? Date.now;
   let inFlight: Promise<HealthResult> | undefined;
   return () => {
     inFlight ??= collectHealthInputs(client, keys, config, { ...options, latency })
-      .then((inputs) => evaluateHealth(inputs, now(), options.policy))
+      .then((inputs) => {
+        const result = evaluateHealth(inputs, now(), options.policy);
+        options.onResult?.(result);
+        return result;
+      })
       .finally(() => {
         inFlight = undefined;
       });

@@ -125,22 +125,19 @@ export function registerSidecar(program: Command): void {
         process.once('SIGTERM', () => resolve('SIGTERM'));
         process.once('SIGINT', () => resolve('SIGINT'));
       });
-      // Operations endpoints (health; the Prometheus /metrics server belongs here too).
-      let ops: { stop(): Promise<void> } | undefined;
-      try {
-        ops = await startOpsEndpoints(config, sidecarId, { sidecar, reanchor }, logger);
-      } catch (err) {
-        logger.error('cannot start the health endpoint; stopping', {
-          error: (err as Error).message,
-          host: config.health.host,
-          port: config.health.port,
-        });
-        process.stderr.write(
-          `aggregator sidecar: cannot start the health endpoint: ${(err as Error).message}\n`,
-        );
-        process.exitCode = 1;
-      }
-      const signal = ops === undefined ? 'health endpoint failed' : await stopped;
+      // Operations endpoints (health; the Prometheus /metrics server belongs here too). A port that cannot be
+      // bound is logged at error and the sidecar keeps serving features (the orchestrator's health check fails).
+      const ops = await startOpsEndpoints(config, sidecarId, { sidecar, reanchor }, logger).catch(
+        (err: unknown) => {
+          logger.error('cannot start the health endpoint; running without it', {
+            error: (err as Error).message,
+            host: config.health.host,
+            port: config.health.port,
+          });
+          return undefined;
+        },
+      );
+      const signal = await stopped;
       logger.info('stopping the feature sidecar', { signal });
       await ops?.stop();
       await reanchor?.stop();
