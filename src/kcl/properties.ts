@@ -3,7 +3,8 @@ import { applicationName } from '../config/config';
 import { ConfigError } from '../config/errors';
 
 // Renders a KCL MultiLangDaemon .properties file from a template in properties/ and the service config.
-// Pure: the caller reads the template and writes the result.
+// Pure: the caller reads the template and writes the result. The one exception: propertiesValues reads
+// KCL_PROCESSOR_WRAPPER from process.env unless it is handed an environment.
 
 export type PropertiesProfile = 'local' | 'production';
 
@@ -16,6 +17,14 @@ export interface ProcessorCommand {
   readonly configFile: string;
 }
 
+/**
+ * A command the daemon runs in front of the processor's own command line (test instrumentation, e.g. a
+ * wrapper that records every byte the processor writes to stdout): `executableName` becomes
+ * `<wrapper words> <node> <cli> --config <file> process --stream <kind>`. Split on whitespace like
+ * executableName itself, so no word may contain a space. Unset or blank: no wrapper.
+ */
+export const PROCESSOR_WRAPPER_ENV = 'KCL_PROCESSOR_WRAPPER';
+
 /** Local stacks use their endpoints; without an endpoint the config targets real AWS. */
 export function defaultProfile(config: AppConfig): PropertiesProfile {
   return config.aws.kinesis.endpoint !== undefined ? 'local' : 'production';
@@ -26,6 +35,8 @@ export function propertiesValues(
   kind: StreamKind,
   command: ProcessorCommand,
   workerId: string,
+  // The CLI that renders the file does not pass its environment, so the process' own is the default.
+  env: Readonly<Record<string, string | undefined>> = process.env,
 ): Record<string, string> {
   // The daemon splits executableName on spaces with no quoting, so no part may contain one.
   for (const [name, value] of Object.entries(command) as Array<[string, string]>) {
@@ -43,8 +54,13 @@ export function propertiesValues(
       `must exceed processing.batch_deadline_ms (${deadlineSeconds} s) by more than 5 s, or the daemon halts while a batch is still retrying`,
     );
   }
+  const wrapper = (env[PROCESSOR_WRAPPER_ENV] ?? '')
+    .trim()
+    .split(/\s+/)
+    .filter((word) => word !== '');
+  const processor = `${command.node} ${command.cli} --config ${command.configFile} process --stream ${kind}`;
   return {
-    executableName: `${command.node} ${command.cli} --config ${command.configFile} process --stream ${kind}`,
+    executableName: [...wrapper, processor].join(' '),
     streamName: config.aws.kinesis.streams[kind],
     applicationName: applicationName(config, kind),
     workerId,

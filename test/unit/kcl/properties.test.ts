@@ -6,7 +6,12 @@ import { buildProgram } from '../../../src/cli/main';
 import { loadConfig, parseConfig, STREAM_KINDS } from '../../../src/config/config';
 import type { AppConfig, StreamKind } from '../../../src/config/config';
 import { ConfigError } from '../../../src/config/errors';
-import { defaultProfile, propertiesValues, renderProperties } from '../../../src/kcl/properties';
+import {
+  defaultProfile,
+  PROCESSOR_WRAPPER_ENV,
+  propertiesValues,
+  renderProperties,
+} from '../../../src/kcl/properties';
 import type { ProcessorCommand } from '../../../src/kcl/properties';
 import { repoRoot } from '../../helpers/paths';
 
@@ -257,6 +262,57 @@ describe('KCL properties', () => {
         expect(program.opts()).to.deep.equal({ config: localConfigFile });
       });
     }
+  });
+
+  describe(`${PROCESSOR_WRAPPER_ENV} (a wrapper in front of the processor command)`, () => {
+    const cmd = command(local.sourceFile);
+    const plain = `${cmd.node} ${cmd.cli} --config ${cmd.configFile} process --stream depth`;
+    const executable = (env: Record<string, string | undefined>) =>
+      propertiesValues(local, 'depth', cmd, 'w', env).executableName;
+
+    it('is named KCL_PROCESSOR_WRAPPER', () => {
+      expect(PROCESSOR_WRAPPER_ENV).to.equal('KCL_PROCESSOR_WRAPPER');
+    });
+
+    it('prefixes the words of the wrapper to the unchanged processor command', () => {
+      expect(executable({ KCL_PROCESSOR_WRAPPER: '/usr/bin/node /tmp/tee.js /tmp/captures' })).to.equal(
+        `/usr/bin/node /tmp/tee.js /tmp/captures ${plain}`,
+      );
+      // Whitespace runs and line breaks only separate words: nothing can reach another property.
+      expect(executable({ KCL_PROCESSOR_WRAPPER: '  /opt/w\t--flag\n x ' })).to.equal(
+        `/opt/w --flag x ${plain}`,
+      );
+      const rendered = parseProperties(
+        renderProperties(
+          template('local'),
+          propertiesValues(local, 'depth', cmd, 'w', { KCL_PROCESSOR_WRAPPER: '/opt/w\nmetricsLevel = X' }),
+        ),
+      );
+      expect(rendered.get('executableName')).to.equal(`/opt/w metricsLevel = X ${plain}`);
+      expect(rendered.get('metricsLevel')).to.equal('NONE');
+    });
+
+    it('unset or blank leaves the command as it is; nothing else changes', () => {
+      expect(executable({})).to.equal(plain);
+      expect(executable({ KCL_PROCESSOR_WRAPPER: '' })).to.equal(plain);
+      expect(executable({ KCL_PROCESSOR_WRAPPER: ' \t ' })).to.equal(plain);
+      const without = propertiesValues(local, 'depth', cmd, 'w', {});
+      const withWrapper = propertiesValues(local, 'depth', cmd, 'w', { KCL_PROCESSOR_WRAPPER: '/opt/w' });
+      expect({ ...withWrapper, executableName: plain }).to.deep.equal(without);
+    });
+
+    it('is read from process.env when no environment is given (the CLI passes none)', () => {
+      const saved = process.env[PROCESSOR_WRAPPER_ENV];
+      try {
+        process.env[PROCESSOR_WRAPPER_ENV] = '/opt/from-env';
+        expect(propertiesValues(local, 'depth', cmd, 'w').executableName).to.equal(`/opt/from-env ${plain}`);
+        delete process.env[PROCESSOR_WRAPPER_ENV];
+        expect(propertiesValues(local, 'depth', cmd, 'w').executableName).to.equal(plain);
+      } finally {
+        if (saved === undefined) delete process.env[PROCESSOR_WRAPPER_ENV];
+        else process.env[PROCESSOR_WRAPPER_ENV] = saved;
+      }
+    });
   });
 
   describe('errors', () => {
