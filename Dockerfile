@@ -1,39 +1,79 @@
 # syntax=docker/dockerfile:1
-# Bitcoin Aggregator Service image: the compiled TypeScript service, the KCL MultiLangDaemon's jars and a JRE.
-# One image for every process of a task; the command picks the role:
-#   scripts/kcl-daemon.sh <trade|bestbidask|depth>   a KCL daemon (it starts `aggregator process` per shard)
-# Built and run on ECS; no Docker engine runs on the development machines, so this file is linted, not built, in CI.
+# Bitcoin Aggregator Service image: the compiled TypeScript service (production node_modules only), the KCL
+# MultiLangDaemon's jars and a headless JRE 17. One image for every process of a task; the role is chosen by
+# scripts/launch.sh (argument or ROLE):
+#   all                 the three KCL daemons and the feature sidecar in one container (the default)
+#   daemon:<kind>       one KCL daemon, kind = trade | bestbidask | depth (it starts `aggregator process` per shard)
+#   sidecar             the feature sidecar: GET /health on health.port (8082), Prometheus /metrics on 9091
+# deploy/ecs/task-definition.json runs one container per role. No Docker engine runs on the development
+# machines: this file is checked by test/unit/deploy/deploy-files.test.ts (parsed, not built).
+#
+# Stages: kcl-jars (Maven + JDK resolve the daemon's classpath), build (npm ci + tsc), deps (production
+# node_modules), runtime. BuildKit builds the first three in parallel.
+
+FROM node:20-bookworm-slim AS kcl-jars
+# The man directory is missing in slim images and the JDK's post-install needs it.
+RUN mkdir -p /usr/share/man/man1 \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends maven openjdk-17-jdk-headless \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /build
+COPY scripts/kcl-jars.sh ./scripts/kcl-jars.sh
+COPY scripts/kcl/pom.xml ./scripts/kcl/pom.xml
+# The jars and their stamp (.pom.sha256): at run time kcl-jars.sh finds the stamp equal to the pom and
+# prints the directory without needing Maven.
+RUN --mount=type=cache,target=/root/.m2 KCL_JAR_DIR=/opt/kcl-jars bash scripts/kcl-jars.sh
 
 FROM node:20-bookworm-slim AS build
-RUN apt-get update && apt-get install -y --no-install-recommends maven openjdk-17-jdk-headless \
-    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json ./
-COPY scripts ./scripts
+COPY scripts/copy-assets.js ./scripts/copy-assets.js
 COPY src ./src
-COPY test ./test
-RUN npm run build && npm prune --omit=dev
-RUN KCL_JAR_DIR=/app/kcl-jars bash scripts/kcl-jars.sh
+# tsconfig also includes test/**, which is not in the build context (.dockerignore): only src/ is compiled.
+RUN npm run build
+
+FROM node:20-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# No dependency of the service needs an install script (only classic-level, a dev dependency, has one).
+RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund --ignore-scripts
 
 FROM node:20-bookworm-slim AS runtime
-RUN apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless tini \
+# bash and setsid (util-linux) come with the base image; tini is PID 1 and reaps the processors a daemon leaves.
+RUN mkdir -p /usr/share/man/man1 \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends openjdk-17-jre-headless tini \
     && rm -rf /var/lib/apt/lists/*
+RUN groupadd --system --gid 10001 aggregator \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin aggregator
 WORKDIR /app
 ENV NODE_ENV=production \
-    KCL_JAR_DIR=/app/kcl-jars \
     CONFIG_FILE=/app/config/aggregator.yaml \
+    KCL_JAR_DIR=/app/kcl-jars \
+    KCL_PROFILE=production \
+    HEALTH_PORT=8082 \
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
-COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/dist ./dist
-COPY --from=build /app/kcl-jars ./kcl-jars
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist/src ./dist/src
+COPY --from=kcl-jars /opt/kcl-jars ./kcl-jars
 COPY package.json ./
-COPY scripts ./scripts
-COPY properties ./properties
 COPY config ./config
-RUN useradd --system --uid 10001 --home-dir /app aggregator && mkdir -p /app/.local && chown aggregator /app/.local
-USER aggregator
-# tini reaps the processor children and passes SIGTERM to the daemon, which hands its leases off gracefully.
+COPY properties ./properties
+COPY scripts ./scripts
+# .local: the rendered daemon .properties (kcl-daemon.sh) and any log files; the only writable directory.
+RUN mkdir -p /app/.local && chown 10001:10001 /app/.local
+USER 10001:10001
+# The sidecar's ports: /health (health.port) and Prometheus /metrics (metrics.prometheus_port).
+EXPOSE 8082 9091
+# The health check is the sidecar's GET /health (node: the image has no curl). It applies to a container whose
+# role includes the sidecar (sidecar, all). A daemon-only container overrides it: ECS monitors only the health
+# checks of the task definition (the daemon containers define none), `docker run --no-healthcheck`, compose
+# `healthcheck: {disable: true}`. HEALTH_PORT must equal health.port of the config (a unit test checks it).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.HEALTH_PORT || '8082') + '/health', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# tini forwards SIGTERM to launch.sh, which forwards it to every daemon (graceful lease hand-off within
+# kcl.shutdown_grace_millis) and to the sidecar, and waits for them.
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["bash", "scripts/kcl-daemon.sh", "trade"]
+CMD ["bash", "scripts/launch.sh", "all"]
