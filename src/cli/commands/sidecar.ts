@@ -4,7 +4,10 @@ import { loadConfig } from '../../config/config';
 import { computeFeatures, FEATURE_NAMES } from '../../features/compute';
 import { readSnapshot } from '../../features/snapshot';
 import { createLogger, type Logger } from '../../logging/logger';
-import { healthHandler } from '../../ops/health';
+import { healthHandler, type HealthResult } from '../../ops/health';
+import { startMetricsServer, type MetricsServer } from '../../ops/metrics-server';
+import { SidecarMetrics, type HealthLevel } from '../../ops/sidecar-metrics';
+import { readReports } from '../../ops/telemetry';
 import { startHealthServer, type HealthServer } from '../../ops/health-server';
 import { FeatureSidecar } from '../../sidecar/sidecar';
 import { Keys } from '../../state/keys';
@@ -22,6 +25,20 @@ export const DEFAULT_HISTORY_MAX_LEN = 3600;
 export interface OpsSources {
   readonly sidecar: FeatureSidecar;
   readonly reanchor: ReanchorService | undefined;
+  readonly metrics: SidecarMetrics;
+}
+
+/** Every component status of a /health evaluation as aggregator_health_status gauges. */
+function recordHealth(metrics: SidecarMetrics, result: HealthResult): void {
+  const { components } = result.body;
+  metrics.recordHealth('overall', result.body.status);
+  metrics.recordHealth('redis', components.redis.status);
+  metrics.recordHealth('feature_pipeline', components.feature_pipeline.status);
+  metrics.recordHealth('reanchor_system', components.reanchor_system.status);
+  for (const [stream, consumer] of Object.entries(components.kinesis_consumers)) {
+    const status = (consumer as { status?: HealthLevel }).status;
+    if (status !== undefined) metrics.recordHealth(`kinesis_consumer:${stream}`, status);
+  }
 }
 
 /**
@@ -52,6 +69,7 @@ export async function startOpsEndpoints(
           feature_ticks: sources.sidecar.stats(),
           reanchor_listener: sources.reanchor?.listener.stats() ?? null,
         }),
+        onResult: (result) => recordHealth(sources.metrics, result),
       }),
     });
   } catch (err) {
@@ -59,8 +77,30 @@ export async function startOpsEndpoints(
     throw err;
   }
   logger.info('health endpoint listening', { url: `${health.url}/health`, live: `${health.url}/live` });
+  let metricsServer: MetricsServer | undefined;
+  if (config.metrics.enablePrometheus) {
+    try {
+      metricsServer = await startMetricsServer({
+        host: config.health.host,
+        port: config.metrics.prometheusPort,
+        logger,
+        exposition: async () => {
+          const now = Date.now();
+          const { reports } = await readReports(redis, keys, now).catch(() => ({ reports: [] }));
+          return sources.metrics.exposition(reports, now);
+        },
+      });
+      logger.info('metrics endpoint listening', { url: metricsServer.url });
+    } catch (err) {
+      logger.error('cannot start the metrics endpoint; running without it', {
+        error: (err as Error).message,
+        port: config.metrics.prometheusPort,
+      });
+    }
+  }
   return {
     async stop() {
+      await metricsServer?.stop();
       await health.stop();
       redis.disconnect();
     },
@@ -109,6 +149,8 @@ export function registerSidecar(program: Command): void {
         computeFeatures,
         logger,
       });
+      const metrics = new SidecarMetrics();
+      sidecar.on('tick', (result) => metrics.recordTick(result));
       sidecar.start();
       let reanchor: ReanchorService | undefined;
       if (config.reanchor.enabled) {
@@ -120,6 +162,7 @@ export function registerSidecar(program: Command): void {
           listenerId: sidecarId.replace(/\|/g, '_'),
           watchedSymbols: () => sidecar.heldSymbols(),
         });
+        reanchor.listener.onHandled((request, outcome) => metrics.recordReanchor(request, outcome));
       }
       const stopped = new Promise<string>((resolve) => {
         process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -127,7 +170,7 @@ export function registerSidecar(program: Command): void {
       });
       // Operations endpoints (health; the Prometheus /metrics server belongs here too). A port that cannot be
       // bound is logged at error and the sidecar keeps serving features (the orchestrator's health check fails).
-      const ops = await startOpsEndpoints(config, sidecarId, { sidecar, reanchor }, logger).catch(
+      const ops = await startOpsEndpoints(config, sidecarId, { sidecar, reanchor, metrics }, logger).catch(
         (err: unknown) => {
           logger.error('cannot start the health endpoint; running without it', {
             error: (err as Error).message,
