@@ -67,12 +67,14 @@ RUN mkdir -p /app/.local && chown 10001:10001 /app/.local
 USER 10001:10001
 # The sidecar's ports: /health (health.port) and Prometheus /metrics (metrics.prometheus_port).
 EXPOSE 8082 9091
-# The health check is the sidecar's GET /health (node: the image has no curl). It applies to a container whose
-# role includes the sidecar (sidecar, all). A daemon-only container overrides it: ECS monitors only the health
+# The health check is the sidecar's GET /live (node: the image has no curl): the process and its event loop answer.
+# Not /health: that answers 503 whenever any component is degraded (no market data yet, the exchange's REST down
+# for a re-anchor), and restarting the task cures none of those; /health is for the load balancer and alerting.
+# It applies to a container whose role includes the sidecar (sidecar, all). A daemon-only container overrides it: ECS monitors only the health
 # checks of the task definition (the daemon containers define none), `docker run --no-healthcheck`, compose
 # `healthcheck: {disable: true}`. HEALTH_PORT must equal health.port of the config (a unit test checks it).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.HEALTH_PORT || '8082') + '/health', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+    CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.HEALTH_PORT || '8082') + '/live', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # tini forwards SIGTERM to launch.sh, which forwards it to every daemon (graceful lease hand-off within
 # kcl.shutdown_grace_millis) and to the sidecar, and waits for them.
 ENTRYPOINT ["/usr/bin/tini", "--"]

@@ -197,7 +197,7 @@ describe('deploy files', () => {
       }
     });
 
-    it('the final stage runs as a non-root user, with a JRE, tini and the HEALTHCHECK on the sidecar /health', () => {
+    it('the final stage runs as a non-root user, with a JRE, tini and the HEALTHCHECK on the sidecar /live', () => {
       const users = inFinal.filter((i) => i.keyword === 'USER');
       expect(users, 'USER in the final stage').to.not.be.empty;
       const user = users[users.length - 1]!.args.split(':')[0]!;
@@ -215,7 +215,7 @@ describe('deploy files', () => {
       const argv = execForm(cmd![1]!);
       expect(argv, 'HEALTHCHECK CMD in exec form').to.not.equal(undefined);
       expect(argv![0]).to.equal('node'); // the image has node, not curl
-      expect(argv!.join(' ')).to.include('/health');
+      expect(argv!.join(' ')).to.include('/live');
       const env = inFinal
         .filter((i) => i.keyword === 'ENV')
         .map((i) => i.args)
@@ -362,10 +362,10 @@ describe('deploy files', () => {
       expect(launchStopTimeoutDefault() * 1000).to.be.at.least(config.kcl.shutdown_grace_millis);
     });
 
-    it('the sidecar has the /health check and the ports 8082 and 9091; the daemons have no health check', () => {
+    it('the sidecar has the /live check and the ports 8082 and 9091; the daemons have no health check', () => {
       const check = sidecar.healthCheck!;
       expect(['CMD', 'CMD-SHELL']).to.include(check.command[0]);
-      expect(check.command.join(' ')).to.include(`127.0.0.1:${config.health.port}/health`);
+      expect(check.command.join(' ')).to.include(`127.0.0.1:${config.health.port}/live`);
       expect(check.interval).to.be.within(5, 300);
       expect(check.timeout).to.be.within(2, 60);
       expect(check.timeout).to.be.below(check.interval);
