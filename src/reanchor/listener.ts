@@ -239,7 +239,7 @@ export class ReanchorListener {
       });
     }
     logger.info('re-anchor started', {
-      id,
+      reanchorId: id,
       symbol: request.symbol,
       reason: request.reason,
       source: request.source,
@@ -266,7 +266,10 @@ export class ReanchorListener {
     const timer = setInterval(() => void renew(), renewEveryMs);
     let report: ReanchorReport;
     try {
-      report = await this.options.reanchorer.run(request.symbol, () => holder);
+      report = await this.options.reanchorer.run(request.symbol, () => holder, {
+        reanchorId: id,
+        reason: request.reason,
+      });
     } finally {
       clearInterval(timer);
     }

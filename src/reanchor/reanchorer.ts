@@ -92,8 +92,14 @@ export class Reanchorer {
    * (taken over after this process stalled), the run stops without swapping. Redis outages propagate only from
    * the stats writes; REST, build and swap failures are attempts.
    */
-  async run(symbol: string, stillHolder: () => boolean = () => true): Promise<ReanchorReport> {
-    const { client, keys, logger } = this.options;
+  async run(
+    symbol: string,
+    stillHolder: () => boolean = () => true,
+    /** Correlation fields stamped on every log line of this run (e.g. the request id). */
+    context: Readonly<Record<string, string>> = {},
+  ): Promise<ReanchorReport> {
+    const { client, keys } = this.options;
+    const logger = this.options.logger.child(context);
     const started = this.now();
     const stats = keys.reanchorStats(symbol);
     await client.hset(stats, 'last_started_ms', String(started), 'running', '1');
