@@ -51,6 +51,7 @@ done
 "${cli[@]}" sidecar --id local-sidecar-1 > "$logs/sidecar.out" 2>&1 &
 pids+=($!)
 echo "local: feature sidecar started (pid $!); aggregator features show BTCUSDT prints the vector"
+echo "local: sidecar health http://127.0.0.1:8082/health, metrics http://127.0.0.1:9091/metrics"
 
 # The replay also serves the simulated exchange's REST API (snapshots consistent with what it published); a bounded
 # run keeps it up a few seconds after the last event so that late re-anchors still get an answer.
