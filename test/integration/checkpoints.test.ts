@@ -137,6 +137,16 @@ describe('aggregator checkpoints', function () {
       if (pipeline) await pipeline.stop();
     });
 
+    /** For failure messages: whether each daemon still runs, and the end of its log. */
+    function daemonStates(): string {
+      return STREAM_KINDS.map((kind) => {
+        const { child, logFile } = pipeline.daemon(kind);
+        const state = child.exitCode ?? child.signalCode ?? 'running';
+        const tail = fs.readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-3).join(' | ');
+        return `${kind} daemon ${state}: ${tail}`;
+      }).join('\n');
+    }
+
     function expectedCheckpoint(kind: StreamKind, shardId: string): string {
       // A shard that got no record keeps the initial position the daemon checkpointed.
       return (
@@ -145,17 +155,13 @@ describe('aggregator checkpoints', function () {
     }
 
     describe('while every daemon runs', function () {
-      /**
-       * The three forms run at once. "alive" is asserted over --sample-ms 6000 = failover_time_millis, KCL's
-       * own expiry criterion: on a loaded 2-core machine a renewal can come more than an interval late, and
-       * shorter samples (the default is 4000 ms here) then call a live daemon stale.
-       */
+      /** The three forms run at once (each sampling run waits the default 4000 ms). */
       let whileRunning: { json: Promise<CliResult>; table: Promise<CliResult>; noSample: Promise<CliResult> };
 
       before(function () {
         whileRunning = {
-          json: runCli(['--config', pipeline.configFile, 'checkpoints', '--json', '--sample-ms', '6000']),
-          table: runCli(['--config', pipeline.configFile, 'checkpoints', '--sample-ms', '6000']),
+          json: runCli(['--config', pipeline.configFile, 'checkpoints', '--json']),
+          table: runCli(['--config', pipeline.configFile, 'checkpoints']),
           noSample: runCli(['--config', pipeline.configFile, 'checkpoints', '--json', '--no-sample']),
         };
       });
@@ -186,6 +192,7 @@ describe('aggregator checkpoints', function () {
             checkpoint,
             alive,
           })),
+          daemonStates(),
         ).to.deep.equal(expected);
         // At least one shard per stream got records (else the checkpoint check above proves little).
         for (const kind of STREAM_KINDS) {
@@ -197,7 +204,7 @@ describe('aggregator checkpoints', function () {
         for (const row of rows) {
           expect(row.checkpointSubSequenceNumber).to.equal(0);
           expect(row.leaseCounterDelta).to.be.greaterThan(0);
-          expect(row.sampleMs).to.equal(6000);
+          expect(row.sampleMs).to.equal(4000); // 2 x failover_time_millis (6000) / 3
           expect(row.ownerSwitchesSinceCheckpoint).to.be.a('number');
         }
       });
@@ -209,7 +216,7 @@ describe('aggregator checkpoints', function () {
         const lines = out.stdout.trimEnd().split('\n');
         expect(lines[0]).to.match(/^STREAM +SHARD +OWNER +CHECKPOINT +SUBSEQ +COUNTER +SWITCHES +ALIVE$/);
         const body = lines.slice(1, -1);
-        expect(lines.at(-1)).to.contain('alive = leaseCounter moved within 6000 ms');
+        expect(lines.at(-1)).to.contain('alive = leaseCounter moved within 4000 ms');
         expect(body).to.have.length(4);
         const aliveAt = lines[0]!.indexOf('ALIVE');
         for (const kind of STREAM_KINDS) {
@@ -225,7 +232,7 @@ describe('aggregator checkpoints', function () {
               `worker-${kind}-1`,
               expectedCheckpoint(kind, shardId),
             ]);
-            expect(line!.slice(aliveAt)).to.equal('alive');
+            expect(line!.slice(aliveAt), daemonStates()).to.equal('alive');
           }
         }
       });
@@ -240,92 +247,96 @@ describe('aggregator checkpoints', function () {
       });
     });
 
-    it('reports the leases of a daemon killed hard as stale, the others alive', async function () {
-      const daemon = pipeline.daemon('trade');
-      const exited = new Promise<void>((resolve) => daemon.child.once('exit', () => resolve()));
-      process.kill(-daemon.child.pid!, 'SIGKILL');
-      await exited;
-      // A renewal already sent to dynalite when the daemon died may still land: let it.
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      // No other trade worker runs, so nobody takes the leases over: the counter stays still for good.
-      const [out, table] = await Promise.all([
-        runCli(['--config', pipeline.configFile, 'checkpoints', '--json']),
-        runCli(['--config', pipeline.configFile, 'checkpoints', '--sample-ms', '6000']),
-      ]);
-      expect(out.code, out.stderr).to.equal(0);
-      const rows = jsonRows(out);
-      expect(
-        rows.filter((r) => r.kind === 'trade').map((r) => [r.owner, r.alive, r.leaseCounterDelta]),
-      ).to.deep.equal([
-        ['worker-trade-1', 'stale', 0],
-        ['worker-trade-1', 'stale', 0],
-      ]);
-      expect(rows.every((r) => r.sampleMs === 4000)).to.equal(true); // the default: 2 x 6000 / 3
-      // The daemons still running, over the failover time (see 'while every daemon runs'): alive.
-      expect(table.code, table.stderr).to.equal(0);
-      const lines = table.stdout.split('\n');
-      const tradeLines = lines.filter((l) => l.startsWith(pipeline.config.aws.kinesis.streams.trade));
-      expect(tradeLines).to.have.length(2);
-      for (const line of tradeLines) expect(line).to.match(/ stale \(owner may be dead\)$/);
-      const others = lines.filter((l) => /^market-sbe-(bestbidask|depth) /.test(l));
-      expect(others).to.have.length(2);
-      for (const line of others) expect(line).to.match(/ alive$/);
-    });
+    // Nested, so that mocha runs it after 'while every daemon runs' (a suite's own tests run before its
+    // nested suites).
+    describe('after the trade daemon was killed hard', function () {
+      it('reports the leases of a daemon killed hard as stale, the others alive', async function () {
+        const daemon = pipeline.daemon('trade');
+        const exited = new Promise<void>((resolve) => daemon.child.once('exit', () => resolve()));
+        process.kill(-daemon.child.pid!, 'SIGKILL');
+        await exited;
+        // A renewal already sent to dynalite when the daemon died may still land: let it.
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        // No other trade worker runs, so nobody takes the leases over: the counter stays still for good.
+        const [out, table] = await Promise.all([
+          runCli(['--config', pipeline.configFile, 'checkpoints', '--json']),
+          runCli(['--config', pipeline.configFile, 'checkpoints', '--sample-ms', '6000']),
+        ]);
+        expect(out.code, out.stderr).to.equal(0);
+        const rows = jsonRows(out);
+        expect(
+          rows.filter((r) => r.kind === 'trade').map((r) => [r.owner, r.alive, r.leaseCounterDelta]),
+        ).to.deep.equal([
+          ['worker-trade-1', 'stale', 0],
+          ['worker-trade-1', 'stale', 0],
+        ]);
+        expect(rows.every((r) => r.sampleMs === 4000)).to.equal(true); // the default: 2 x 6000 / 3
+        // The daemons still running: alive (over the failover time, KCL's own expiry criterion).
+        expect(table.code, table.stderr).to.equal(0);
+        const lines = table.stdout.split('\n');
+        const tradeLines = lines.filter((l) => l.startsWith(pipeline.config.aws.kinesis.streams.trade));
+        expect(tradeLines).to.have.length(2);
+        for (const line of tradeLines) expect(line).to.match(/ stale \(owner may be dead\)$/);
+        const others = lines.filter((l) => /^market-sbe-(bestbidask|depth) /.test(l));
+        expect(others).to.have.length(2);
+        for (const line of others) expect(line).to.match(/ alive$/);
+      });
 
-    it('names a missing table and its stream, still shows the others, and exits 1', async function () {
-      // Another application prefix: only its trade table exists (created here, with one finished shard).
-      const prefix = 'agg-ckpt-other';
-      const otherConfig = path.join(pipeline.dir, 'other.yaml');
-      fs.writeFileSync(
-        otherConfig,
-        fs
-          .readFileSync(pipeline.configFile, 'utf8')
-          .replace(/application_name_prefix: .*/, `application_name_prefix: "${prefix}"`),
-      );
-      const dynamo = createDynamoClient(pipeline.config.aws.region, pipeline.config.aws.dynamodb.endpoint);
-      try {
-        await dynamo.send(
-          new CreateTableCommand({
-            TableName: `${prefix}-trade`,
-            AttributeDefinitions: [{ AttributeName: 'leaseKey', AttributeType: 'S' }],
-            KeySchema: [{ AttributeName: 'leaseKey', KeyType: 'HASH' }],
-            BillingMode: 'PAY_PER_REQUEST',
-          }),
+      it('names a missing table and its stream, still shows the others, and exits 1', async function () {
+        // Another application prefix: only its trade table exists (created here, with one finished shard).
+        const prefix = 'agg-ckpt-other';
+        const otherConfig = path.join(pipeline.dir, 'other.yaml');
+        fs.writeFileSync(
+          otherConfig,
+          fs
+            .readFileSync(pipeline.configFile, 'utf8')
+            .replace(/application_name_prefix: .*/, `application_name_prefix: "${prefix}"`),
         );
-        await dynamo.send(
-          new PutItemCommand({
-            TableName: `${prefix}-trade`,
-            Item: {
-              leaseKey: { S: 'shardId-000000000000' },
-              leaseOwner: { S: 'gone-worker' },
-              leaseCounter: { N: '7' },
-              checkpoint: { S: 'SHARD_END' },
-              checkpointSubSequenceNumber: { N: '0' },
-              ownerSwitchesSinceCheckpoint: { N: '0' },
-            },
-          }),
-        );
-      } finally {
-        dynamo.destroy();
-      }
-      const [out, table] = await Promise.all([
-        runCli(['--config', otherConfig, 'checkpoints', '--json', '--sample-ms', '200']),
-        runCli(['--config', otherConfig, 'checkpoints', '--no-sample']),
-      ]);
-      expect(out.code).to.equal(1);
-      for (const kind of ['bestbidask', 'depth'] as const) {
-        expect(out.stderr).to.contain(
-          `lease table ${prefix}-${kind} of stream ${pipeline.config.aws.kinesis.streams[kind]} does not exist at ` +
-            `${pipeline.config.aws.dynamodb.endpoint}`,
-        );
-      }
-      expect(out.stderr.trim().split('\n')).to.have.length(2);
-      expect(jsonRows(out).map((r) => [r.table, r.shardId, r.owner, r.alive])).to.deep.equal([
-        [`${prefix}-trade`, 'shardId-000000000000', 'gone-worker', 'ended'],
-      ]);
-      expect(table.code).to.equal(1);
-      expect(table.stdout).to.match(/^STREAM /);
-      expect(table.stdout).to.match(/shardId-000000000000 +gone-worker +SHARD_END +0 +7 +0 +ended\n/);
+        const dynamo = createDynamoClient(pipeline.config.aws.region, pipeline.config.aws.dynamodb.endpoint);
+        try {
+          await dynamo.send(
+            new CreateTableCommand({
+              TableName: `${prefix}-trade`,
+              AttributeDefinitions: [{ AttributeName: 'leaseKey', AttributeType: 'S' }],
+              KeySchema: [{ AttributeName: 'leaseKey', KeyType: 'HASH' }],
+              BillingMode: 'PAY_PER_REQUEST',
+            }),
+          );
+          await dynamo.send(
+            new PutItemCommand({
+              TableName: `${prefix}-trade`,
+              Item: {
+                leaseKey: { S: 'shardId-000000000000' },
+                leaseOwner: { S: 'gone-worker' },
+                leaseCounter: { N: '7' },
+                checkpoint: { S: 'SHARD_END' },
+                checkpointSubSequenceNumber: { N: '0' },
+                ownerSwitchesSinceCheckpoint: { N: '0' },
+              },
+            }),
+          );
+        } finally {
+          dynamo.destroy();
+        }
+        const [out, table] = await Promise.all([
+          runCli(['--config', otherConfig, 'checkpoints', '--json', '--sample-ms', '200']),
+          runCli(['--config', otherConfig, 'checkpoints', '--no-sample']),
+        ]);
+        expect(out.code).to.equal(1);
+        for (const kind of ['bestbidask', 'depth'] as const) {
+          expect(out.stderr).to.contain(
+            `lease table ${prefix}-${kind} of stream ${pipeline.config.aws.kinesis.streams[kind]} does not exist at ` +
+              `${pipeline.config.aws.dynamodb.endpoint}`,
+          );
+        }
+        expect(out.stderr.trim().split('\n')).to.have.length(2);
+        expect(jsonRows(out).map((r) => [r.table, r.shardId, r.owner, r.alive])).to.deep.equal([
+          [`${prefix}-trade`, 'shardId-000000000000', 'gone-worker', 'ended'],
+        ]);
+        expect(table.code).to.equal(1);
+        expect(table.stdout).to.match(/^STREAM /);
+        expect(table.stdout).to.match(/shardId-000000000000 +gone-worker +SHARD_END +0 +7 +0 +ended\n/);
+      });
     });
   });
 
