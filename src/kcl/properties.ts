@@ -4,7 +4,7 @@ import { ConfigError } from '../config/errors';
 
 // Renders a KCL MultiLangDaemon .properties file from a template in properties/ and the service config.
 // Pure: the caller reads the template and writes the result. The one exception: propertiesValues reads
-// KCL_PROCESSOR_WRAPPER from process.env unless it is handed an environment.
+// KCL_PROCESSOR_WRAPPER from the environment the CLI hands it.
 
 export type PropertiesProfile = 'local' | 'production';
 
@@ -35,8 +35,8 @@ export function propertiesValues(
   kind: StreamKind,
   command: ProcessorCommand,
   workerId: string,
-  // The CLI that renders the file does not pass its environment, so the process' own is the default.
-  env: Readonly<Record<string, string | undefined>> = process.env,
+  /** The environment of the CLI (config stays at the edge: nothing below it reads process.env). */
+  env: Readonly<Record<string, string | undefined>> = {},
 ): Record<string, string> {
   // The daemon splits executableName on spaces with no quoting, so no part may contain one.
   for (const [name, value] of Object.entries(command) as Array<[string, string]>) {

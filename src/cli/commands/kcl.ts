@@ -58,6 +58,7 @@ export function registerKcl(program: Command): void {
             configFile: config.sourceFile,
           },
           workerId,
+          process.env,
         ),
       );
       if (options.out === undefined) {

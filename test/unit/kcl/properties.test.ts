@@ -301,13 +301,14 @@ describe('KCL properties', () => {
       expect({ ...withWrapper, executableName: plain }).to.deep.equal(without);
     });
 
-    it('is read from process.env when no environment is given (the CLI passes none)', () => {
+    it('is taken only from the environment handed in (the CLI passes its own), never read from process.env', () => {
       const saved = process.env[PROCESSOR_WRAPPER_ENV];
       try {
         process.env[PROCESSOR_WRAPPER_ENV] = '/opt/from-env';
-        expect(propertiesValues(local, 'depth', cmd, 'w').executableName).to.equal(`/opt/from-env ${plain}`);
-        delete process.env[PROCESSOR_WRAPPER_ENV];
         expect(propertiesValues(local, 'depth', cmd, 'w').executableName).to.equal(plain);
+        expect(propertiesValues(local, 'depth', cmd, 'w', process.env).executableName).to.equal(
+          `/opt/from-env ${plain}`,
+        );
       } finally {
         if (saved === undefined) delete process.env[PROCESSOR_WRAPPER_ENV];
         else process.env[PROCESSOR_WRAPPER_ENV] = saved;
