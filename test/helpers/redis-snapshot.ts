@@ -42,3 +42,10 @@ export async function snapshotKeys(redis: Redis, match = '*'): Promise<KeySnapsh
   }
   return out;
 }
+
+/** The market state only: every key but the dead letters (dlq:*) and the processors' telemetry (ops:*). */
+export async function snapshotStateKeys(redis: Redis): Promise<KeySnapshot> {
+  const all = await snapshotKeys(redis);
+  for (const key of Object.keys(all)) if (key.startsWith('dlq:') || key.startsWith('ops:')) delete all[key];
+  return all;
+}

@@ -16,7 +16,7 @@ import { groupBySymbol } from '../../src/state/batch';
 import { Keys } from '../../src/state/keys';
 import { createRedisClient } from '../../src/state/redis';
 import { StateWriter } from '../../src/state/writer';
-import { snapshotKeys, type KeySnapshot } from '../helpers/redis-snapshot';
+import { snapshotKeys, snapshotStateKeys, type KeySnapshot } from '../helpers/redis-snapshot';
 import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { createDynamoClient, readLeases } from '../../src/ops/leases';
 import { startPipeline, waitUntil, type Pipeline } from '../helpers/pipeline';
@@ -95,9 +95,9 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
     }
   }
 
-  /** Every key but the dead letters (which only the pipeline has). */
+  /** Every key but the dead letters and the telemetry (which only the pipeline has). */
   async function obState(): Promise<KeySnapshot> {
-    return snapshotKeys(pipeline.redis, '[^d]*');
+    return snapshotStateKeys(pipeline.redis);
   }
 
   before(async function () {

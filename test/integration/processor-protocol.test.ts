@@ -15,7 +15,7 @@ import { groupBySymbol } from '../../src/state/batch';
 import { Keys } from '../../src/state/keys';
 import { createRedisClient } from '../../src/state/redis';
 import { StateWriter } from '../../src/state/writer';
-import { snapshotKeys } from '../helpers/redis-snapshot';
+import { snapshotKeys, snapshotStateKeys } from '../helpers/redis-snapshot';
 import { repoRoot } from '../helpers/paths';
 
 // The real record-processor child (`node dist/src/cli/main.js --config <yaml> process --stream trade`) driven over
@@ -280,7 +280,9 @@ describe('record processor child over the MultiLang protocol', function () {
     const expected = await snapshotKeys(reference);
     reference.disconnect();
     expect(Object.keys(expected)).to.include.members(SYMBOLS.map((s) => `ob:${s}`));
-    expect(await snapshotKeys(redis, '[^d]*'), 'state outside the dead letters').to.deep.equal(expected);
+    expect(await snapshotStateKeys(redis), 'state outside the dead letters and telemetry').to.deep.equal(
+      expected,
+    );
     daemon.send({ action: 'checkpoint', sequenceNumber: seq[2], subSequenceNumber: 0, error: null });
     expect(await daemon.next()).to.deep.equal({ action: 'status', responseFor: 'processRecords' });
 

@@ -290,9 +290,14 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
     for (let i = 0; i < 6; i++) {
       ids.push(await requestReanchor(redis, keys, { symbol: S, reason: 'operator', source: 'operator' }));
     }
+    // Paced like a busy market (a few thousand events/s): an unpaced loop here outruns the diff buffer (1000)
+    // during the slow snapshots, and a buffer that dropped diffs can no longer be bridged by any snapshot.
     let live = true;
     const writes = (async () => {
-      while (live) await m.feed(25);
+      while (live) {
+        await m.feed(25);
+        await sleep(5);
+      }
     })();
     // All six handled, and the follow-ups they caused, until nothing is left.
     await until('every request handled', async () => {

@@ -54,20 +54,25 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
   const keys = new Keys({ clusterMode: config.redis.clusterMode });
   const telemetry = new ProcessorTelemetry(stream);
   let publishing = false;
+  // Declared before publish(): a report in flight when the child exits must neither log (the logger has ended:
+  // winston would raise "write after end") nor use the closed connection.
+  let exiting = false;
   const publish = (): void => {
-    if (publishing) return;
+    if (publishing || exiting) return;
     publishing = true;
     telemetry
       .report()
       .then((report) => publishReport(redis, keys, report))
-      .catch((err: unknown) =>
-        logger.debug('could not publish the telemetry report', { error: (err as Error).message }),
-      )
+      .catch((err: unknown) => {
+        if (!exiting)
+          logger.debug('could not publish the telemetry report', { error: (err as Error).message });
+      })
       .finally(() => {
         publishing = false;
       });
   };
-  setInterval(publish, PUBLISH_EVERY_MS).unref();
+  const publishTimer = setInterval(publish, PUBLISH_EVERY_MS);
+  publishTimer.unref();
   const throttle = new RequestThrottle(config.reanchor.requestIntervalSeconds * 1000);
   const writer = new StateWriter(redis, keys, {
     orderBookLevels: config.processing.orderBookLevels,
@@ -75,10 +80,10 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
     deadLetterMaxLen: config.processing.deadLetterMaxLen,
   });
 
-  let exiting = false;
   const exit = (code: number) => {
     if (exiting) return;
     exiting = true;
+    clearInterval(publishTimer);
     redis.disconnect();
     logger.on('finish', () => process.exit(code));
     logger.end();
@@ -103,7 +108,7 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
       }),
     onInitialize: (shardId) => {
       // Every later log line of this child names its shard (correlation with the lease table and metrics).
-      logger.defaultMeta = { ...logger.defaultMeta, shard: shardId };
+      logger.defaultMeta = { ...(logger.defaultMeta as Record<string, unknown>), shard: shardId };
       telemetry.setShard(shardId);
       publish();
     },
