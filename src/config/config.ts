@@ -133,14 +133,46 @@ interface RedisUrlParts {
   readonly tls: boolean;
 }
 
-/** redis://[user[:password]@]host[:port][/db] or rediss://... (TLS). */
+function decodeUserInfo(text: string, what: 'user' | 'password'): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new ConfigError('redis.url', `the ${what} is not valid percent-encoding (value not shown)`);
+  }
+}
+
+/**
+ * A setting that may hold a secret: the reader's type error would echo a non-string value (`password: 123456`
+ * gives "got number 123456"), so the error is rethrown with the value's type only.
+ */
+function secretString(section: ConfigReader, key: string): string | undefined {
+  try {
+    return section.optionalString(key);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const problem = err.problem.replace(
+      /^(.* got (?:number|boolean|string|bigint)) .*$/s,
+      '$1 (value not shown)',
+    );
+    throw new ConfigError(err.key, problem);
+  }
+}
+
+/**
+ * redis://[user[:password]@]host[:port][/db] or rediss://... (TLS). Errors never show the URL or any part of it
+ * that may hold the password.
+ */
 export function parseRedisUrl(text: string | undefined): RedisUrlParts | undefined {
   if (text === undefined) return undefined;
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new ConfigError('redis.url', `is not a URL: ${JSON.stringify(text)}`);
+    // Never echoed: the text may hold a password.
+    throw new ConfigError(
+      'redis.url',
+      'is not a URL (redis://[user[:password]@]host[:port][/db]; value not shown)',
+    );
   }
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
     throw new ConfigError(
@@ -150,14 +182,15 @@ export function parseRedisUrl(text: string | undefined): RedisUrlParts | undefin
   }
   const dbText = url.pathname.replace(/^\//, '');
   if (dbText !== '' && !/^\d+$/.test(dbText)) {
-    throw new ConfigError('redis.url', `the path must be a database number, got ${JSON.stringify(dbText)}`);
+    // Not echoed: an unencoded '/' in a password ends the authority, putting the rest of it in the path.
+    throw new ConfigError('redis.url', 'the path must be a database number (value not shown)');
   }
   const port = url.port === '' ? 6379 : Number(url.port);
   return {
     host: url.hostname,
     port,
-    username: url.username === '' ? undefined : decodeURIComponent(url.username),
-    password: url.password === '' ? undefined : decodeURIComponent(url.password),
+    username: url.username === '' ? undefined : decodeUserInfo(url.username, 'user'),
+    password: url.password === '' ? undefined : decodeUserInfo(url.password, 'password'),
     db: dbText === '' ? 0 : Number(dbText),
     tls: url.protocol === 'rediss:',
   };
@@ -226,7 +259,7 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
     throw new ConfigError('REDIS_PORT', `expected an integer in 1..65535, got ${port}`);
   // A URL (redis:// or rediss:// for TLS) may carry host, port, user, password and db in one setting;
   // the separate keys and the env overrides still win where they are given.
-  const url = parseRedisUrl(redisSection.optionalString('url'));
+  const url = parseRedisUrl(secretString(redisSection, 'url'));
   const explicitPort = redisPortRaw !== undefined || redisSection.has('port');
   const redis: RedisConfig = {
     host: env.REDIS_HOST ?? (redisSection.has('host') || url === undefined ? fileHost : url.host),
@@ -234,7 +267,7 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
     db: redisSection.integer('db', url?.db ?? 0, 0, 15),
     clusterMode: redisSection.boolean('cluster_mode', false),
     username: redisSection.optionalString('username') ?? url?.username,
-    password: redisSection.optionalString('password') ?? url?.password,
+    password: secretString(redisSection, 'password') ?? url?.password,
     tls: redisSection.boolean('tls', url?.tls ?? false),
     connectionPoolSize: redisSection.integer('connection_pool_size', 20, 1, 1000),
     maxConnections: redisSection.integer('max_connections', 50, 1, 10000),
@@ -350,7 +383,10 @@ export function loadConfig(file: string | undefined, env: ConfigEnv): AppConfig 
   try {
     document = YAML.parse(text);
   } catch (err) {
-    throw new ConfigError('', `config file ${chosen} is not valid YAML: ${(err as Error).message}`);
+    // The parser's first line only ("... at line 3, column 13"): the excerpt after it quotes the file's text,
+    // which may be a password.
+    const reason = ((err as Error).message.split('\n')[0] ?? '').replace(/:\s*$/, '');
+    throw new ConfigError('', `config file ${chosen} is not valid YAML: ${reason}`);
   }
   return parseConfig(document, env, chosen);
 }

@@ -355,6 +355,17 @@ describe('config', () => {
         'config key redis.password: expected a string, got a mapping',
       ],
       [
+        // A secret is never echoed, not even a mistyped one (YAML reads an all-digit password as a number).
+        'redis.password as a number',
+        doc('redis', 'password', 123456789),
+        'config key redis.password: expected a string, got number (value not shown)',
+      ],
+      [
+        'redis.url as a boolean',
+        doc('redis', 'url', true),
+        'config key redis.url: expected a string, got boolean (value not shown)',
+      ],
+      [
         'service_name as a boolean',
         { service_name: true },
         'config key service_name: expected a string, got boolean true',
