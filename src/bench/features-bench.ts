@@ -32,7 +32,22 @@ function arg(name: string, fallback: number): number {
   return value;
 }
 
-const out = (line: string) => process.stdout.write(`${line}\n`);
+export interface FeaturesBenchOptions {
+  readonly reads: number;
+  readonly computations: number;
+}
+
+export interface FeaturesBenchResult {
+  readonly options: FeaturesBenchOptions;
+  /** The atomic snapshot read + computeFeatures, ms. */
+  readonly readAndComputeMs: Summary;
+  readonly computeOnlyMs: Summary;
+  readonly sidecarTickMs: Summary;
+  readonly inferenceReadIdleMs: Summary;
+  readonly inferenceReadLoadedMs: Summary;
+  /** Events/s of the processor child writing during the loaded reads. */
+  readonly writeLoadEventsPerSecond: number;
+}
 const fmt = (s: Summary, unit = 'ms') =>
   `p50 ${s.p50.toFixed(3)} ${unit}  p99 ${s.p99.toFixed(3)} ${unit}  (n=${s.count})`;
 const cli = path.resolve(__dirname, '..', 'cli', 'main.js');
@@ -48,9 +63,12 @@ async function timeReads(redis: Redis, key: string, count: number): Promise<numb
   return samples;
 }
 
-async function main(): Promise<void> {
-  const reads = arg('reads', 20000);
-  const computations = arg('computations', 5000);
+/** Runs the benchmark, printing its lines through `out`, and returns its figures. */
+export async function runFeaturesBench(
+  options: FeaturesBenchOptions,
+  out: (line: string) => void = () => undefined,
+): Promise<FeaturesBenchResult> {
+  const { reads, computations } = options;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-feat-bench-'));
   const port = await findFreePort();
   const server = await startRedisServer({ port, logFile: path.join(dir, 'redis.log') });
@@ -83,7 +101,8 @@ async function main(): Promise<void> {
       computeFeatures(await readSnapshot(client, keys, SYMBOL), asOf);
       readCompute.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
-    out(`   atomic snapshot read + computeFeatures   ${fmt(summarize(readCompute.slice(100)))}`);
+    const readAndComputeMs = summarize(readCompute.slice(100));
+    out(`   atomic snapshot read + computeFeatures   ${fmt(readAndComputeMs)}`);
     const snapshot = await readSnapshot(client, keys, SYMBOL);
     const computeOnly: number[] = [];
     for (let i = 0; i < computations; i++) {
@@ -91,7 +110,8 @@ async function main(): Promise<void> {
       computeFeatures(snapshot, asOf);
       computeOnly.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
-    out(`   computeFeatures alone                    ${fmt(summarize(computeOnly.slice(100)))}`);
+    const computeOnlyMs = summarize(computeOnly.slice(100));
+    out(`   computeFeatures alone                    ${fmt(computeOnlyMs)}`);
     let tick = Math.ceil(asOf / 2000) * 2000;
     const sidecar = new FeatureSidecar({
       client,
@@ -112,9 +132,8 @@ async function main(): Promise<void> {
       await sidecar.runTick(tick);
       tickTimes.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
-    out(
-      `   whole sidecar tick (lease, read, compute, write, history)  ${fmt(summarize(tickTimes.slice(50)))}`,
-    );
+    const sidecarTickMs = summarize(tickTimes.slice(50));
+    out(`   whole sidecar tick (lease, read, compute, write, history)  ${fmt(sidecarTickMs)}`);
 
     out('\n2. inference read HGETALL feat:BTCUSDT');
     const idle = summarize((await timeReads(reader, keys.features(SYMBOL), reads)).slice(500));
@@ -158,6 +177,15 @@ async function main(): Promise<void> {
     out(
       `   ratio loaded/idle: p50 ${(loaded.p50 / idle.p50).toFixed(2)}x, p99 ${(loaded.p99 / idle.p99).toFixed(2)}x`,
     );
+    return {
+      options,
+      readAndComputeMs,
+      computeOnlyMs,
+      sidecarTickMs,
+      inferenceReadIdleMs: idle,
+      inferenceReadLoadedMs: loaded,
+      writeLoadEventsPerSecond: written / seconds,
+    };
   } finally {
     client.disconnect();
     reader.disconnect();
@@ -166,7 +194,15 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
-});
+async function main(): Promise<void> {
+  await runFeaturesBench({ reads: arg('reads', 20000), computations: arg('computations', 5000) }, (line) =>
+    process.stdout.write(`${line}\n`),
+  );
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -15,7 +15,7 @@ import { Keys } from '../state/keys';
 import { createRedisClient } from '../state/redis';
 import { StateWriter } from '../state/writer';
 import { KclDriver, type DriverRecord } from './kcl-driver';
-import { median, summarize } from './stats';
+import { median, summarize, type Summary } from './stats';
 
 // Benchmark of one record processor (decode + Redis), printed, never asserted:
 //  1. events/s through the real `aggregator process` child, records arriving over the KCL protocol;
@@ -31,7 +31,36 @@ function arg(name: string, fallback: number): number {
 }
 
 const cli = path.resolve(__dirname, '..', 'cli', 'main.js');
-const out = (line: string) => process.stdout.write(`${line}\n`);
+
+export interface ProcessorBenchOptions {
+  readonly events: number;
+  readonly batch: number;
+  readonly rounds: number;
+  /** Events per stream written the seed's way (default 5000). */
+  readonly seedEvents?: number;
+}
+
+export interface ProcessorStreamFigures {
+  readonly stream: SimulatedStream;
+  readonly events: number;
+  /** Median over the rounds, through the child over the KCL protocol. */
+  readonly eventsPerSecond: number;
+  readonly processRecordsMs: Summary;
+  /** Largest child RSS seen (MB). */
+  readonly childRssMb: number;
+  /** One 100-event batch's Redis update (StateWriter), client round trip. */
+  readonly batchRoundTripMs: Summary;
+  /** Redis server time per script call (SLOWLOG), microseconds. */
+  readonly scriptServerUs: Summary;
+  readonly scriptServerMeanUs: number;
+  readonly seedEventsPerSecond: number;
+  readonly seedEventsMeasured: number;
+}
+
+export interface ProcessorBenchResult {
+  readonly options: ProcessorBenchOptions;
+  readonly streams: ProcessorStreamFigures[];
+}
 
 /** The seed's per-event writes (seed README: process_trade_event, process_bestbidask_event, process_depth_event). */
 async function seedWay(redis: Redis, message: SbeMessage): Promise<void> {
@@ -85,10 +114,16 @@ async function seedWay(redis: Redis, message: SbeMessage): Promise<void> {
   }
 }
 
-async function main(): Promise<void> {
-  const totalEvents = arg('events', 60000);
-  const recordsPerBatch = arg('batch', 500);
-  const rounds = arg('rounds', 3);
+/** Runs the benchmark, printing its lines through `out`, and returns its figures. */
+export async function runProcessorBench(
+  options: ProcessorBenchOptions,
+  out: (line: string) => void = () => undefined,
+): Promise<ProcessorBenchResult> {
+  const { events: totalEvents, batch: recordsPerBatch, rounds } = options;
+  const figures = new Map<
+    SimulatedStream,
+    Partial<Omit<ProcessorStreamFigures, 'stream'>> & { stream: SimulatedStream }
+  >();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-bench-'));
   const port = await findFreePort();
   const server = await startRedisServer({ port, logFile: path.join(dir, 'redis.log') });
@@ -123,6 +158,8 @@ async function main(): Promise<void> {
     };
     const byStream = new Map<SimulatedStream, SimulatedEvent[]>();
     for (const e of events) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e]);
+    for (const [stream, streamEvents] of byStream)
+      figures.set(stream, { stream, events: streamEvents.length });
     out(
       `machine: ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
     );
@@ -160,6 +197,11 @@ async function main(): Promise<void> {
         await driver.close();
       }
       const b = summarize(batchMs);
+      Object.assign(figures.get(stream)!, {
+        eventsPerSecond: median(rates),
+        processRecordsMs: b,
+        childRssMb: rss,
+      });
       out(
         `   ${stream.padEnd(11)} ${Math.round(median(rates)).toString().padStart(8)} events/s  ` +
           `(per processRecords of ${recordsPerBatch}: p50 ${b.p50.toFixed(2)} ms, p99 ${b.p99.toFixed(2)} ms; child RSS ${rss.toFixed(0)} MB)`,
@@ -201,6 +243,11 @@ async function main(): Promise<void> {
       const server = scriptServerTime(await redis.info('commandstats'));
       const calls = summarize(scriptDurations((await redis.slowlog('GET', -1)) as unknown[]));
       await redis.config('SET', 'slowlog-log-slower-than', '10000');
+      Object.assign(figures.get(stream)!, {
+        batchRoundTripMs: s,
+        scriptServerUs: calls,
+        scriptServerMeanUs: server,
+      });
       out(
         `   ${stream.padEnd(11)} round trip p50 ${s.p50.toFixed(3)} ms  p99 ${s.p99.toFixed(3)} ms  (${s.count} batches); ` +
           `Redis server time per script call p50 ${calls.p50} us, p99 ${calls.p99} us (${calls.count} calls, SLOWLOG; mean ${server.toFixed(0)} us)`,
@@ -213,10 +260,14 @@ async function main(): Promise<void> {
     out("\n3. baseline: the seed's way (one awaited HSET per field), same events");
     for (const [stream, streamEvents] of byStream) {
       await redis.flushall();
-      const sample = streamEvents.slice(0, Math.min(streamEvents.length, 5000));
+      const sample = streamEvents.slice(0, Math.min(streamEvents.length, options.seedEvents ?? 5000));
       const started = process.hrtime.bigint();
       for (const e of sample) await seedWay(redis, e.message);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      Object.assign(figures.get(stream)!, {
+        seedEventsPerSecond: sample.length / seconds,
+        seedEventsMeasured: sample.length,
+      });
       out(
         `   ${stream.padEnd(11)} ${Math.round(sample.length / seconds)
           .toString()
@@ -228,6 +279,14 @@ async function main(): Promise<void> {
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+  return { options, streams: [...figures.values()] as ProcessorStreamFigures[] };
+}
+
+async function main(): Promise<void> {
+  await runProcessorBench(
+    { events: arg('events', 60000), batch: arg('batch', 500), rounds: arg('rounds', 3) },
+    (line) => process.stdout.write(`${line}\n`),
+  );
 }
 
 /** Durations (us) of the EVALSHA/EVAL entries of a SLOWLOG GET reply: [id, time, duration, [command, ...], ...]. */
@@ -264,7 +323,9 @@ function readRssMb(pid: number | undefined): number {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+}

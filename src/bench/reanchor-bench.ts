@@ -104,7 +104,36 @@ function arg(name: string, fallback: number): number {
   return value;
 }
 
-const out = (line: string) => process.stdout.write(`${line}\n`);
+export interface ReanchorBenchOptions {
+  readonly runs: number;
+  readonly baselineSeconds: number;
+  /** Live write batches per second (of 50 events). */
+  readonly rate: number;
+  /** REST depth limits measured (default 1000 and 5000). */
+  readonly depthLimits?: readonly number[];
+}
+
+export interface ReanchorLimitFigures {
+  readonly depthLimit: number;
+  readonly swapped: number;
+  readonly failedAttempts: number;
+  /** build + swap, without REST, ms. */
+  readonly reanchorMs: Summary;
+  readonly buildMs: Summary;
+  readonly swapCallMs: Summary;
+  /** The swap script's execution time in Redis (SLOWLOG), ms. */
+  readonly swapScriptServerMs: Summary;
+  readonly liveWriteBaselineMs: Summary;
+  readonly liveWriteDuringMs: Summary;
+  readonly liveWriteOverlappingSwapMs: Summary;
+}
+
+export interface ReanchorBenchResult {
+  readonly options: ReanchorBenchOptions;
+  readonly eventsPerSecond: number;
+  readonly limits: ReanchorLimitFigures[];
+}
+
 const ms = (x: number): string => x.toFixed(2);
 const line = (s: Summary, unit = 'ms'): string =>
   `p50 ${ms(s.p50)} ${unit}, p99 ${ms(s.p99)} ${unit}, max ${ms(s.max)} ${unit} (n=${s.count})`;
@@ -184,10 +213,13 @@ function otherDurations(entries: readonly unknown[]): { command: string; us: num
   return found;
 }
 
-async function main(): Promise<void> {
-  const runs = arg('runs', 40);
-  const baselineSeconds = arg('baseline-seconds', 4);
-  const rate = arg('rate', 100);
+/** Runs the benchmark, printing its lines through `out`, and returns its figures. */
+export async function runReanchorBench(
+  options: ReanchorBenchOptions,
+  out: (line: string) => void = () => undefined,
+): Promise<ReanchorBenchResult> {
+  const { runs, baselineSeconds, rate } = options;
+  const figures: ReanchorLimitFigures[] = [];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-reanchor-bench-'));
   const port = await findFreePort();
   const server = await startRedisServer({ port, logFile: path.join(dir, 'redis.log') });
@@ -245,7 +277,7 @@ async function main(): Promise<void> {
       swapIntervals: { startMs: number; endMs: number }[];
     }[] = [];
     await sleep(1000);
-    for (const limit of [1000, 5000]) {
+    for (const limit of options.depthLimits ?? [1000, 5000]) {
       const reanchorer = new Reanchorer({
         client,
         keys,
@@ -356,6 +388,18 @@ async function main(): Promise<void> {
       out(
         `     overlapping a swap call               ${line(overlapping)}   delay vs baseline p50 ${ms(overlapping.p50 - base.p50)} ms, p99 ${ms(overlapping.p99 - base.p99)} ms`,
       );
+      figures.push({
+        depthLimit: r.limit,
+        swapped: r.total.length,
+        failedAttempts: r.failed.length,
+        reanchorMs: total,
+        buildMs: summarize(r.build),
+        swapCallMs: summarize(r.swap),
+        swapScriptServerMs: server,
+        liveWriteBaselineMs: base,
+        liveWriteDuringMs: during,
+        liveWriteOverlappingSwapMs: overlapping,
+      });
     }
   } finally {
     await worker.terminate();
@@ -363,16 +407,24 @@ async function main(): Promise<void> {
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+  return { options, eventsPerSecond: rate * BATCH, limits: figures };
 }
 
-if (isMainThread) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exit(1);
-  });
-} else {
+async function main(): Promise<void> {
+  await runReanchorBench(
+    { runs: arg('runs', 40), baselineSeconds: arg('baseline-seconds', 4), rate: arg('rate', 100) },
+    (text) => process.stdout.write(`${text}\n`),
+  );
+}
+
+if (!isMainThread) {
   writerThread(workerData as WriterData).catch((err: unknown) => {
     process.stderr.write(`bench writer: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+} else if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
     process.exit(1);
   });
 }
