@@ -1,4 +1,5 @@
 import type { Result } from 'ioredis';
+import { anchorKeys } from '../state/book';
 import { isRetryable } from '../state/errors';
 import type { Keys } from '../state/keys';
 import { temporaryKeyList } from './build';
@@ -72,17 +73,8 @@ export class ReanchorSwapError extends Error {
 /** KEYS of reanchor-swap-26.lua, in its header's order. Pure. */
 export function swapKeys(keys: Keys, symbol: string): string[] {
   return [
-    keys.orderBook(symbol),
-    keys.bookLevels(symbol, 'bids'),
-    keys.bookLevels(symbol, 'asks'),
-    keys.bookIndex(symbol, 'bids'),
-    keys.bookIndex(symbol, 'asks'),
-    keys.bookState(symbol),
-    keys.diffBuffer(symbol),
-    keys.tradeWindow(symbol, 1),
-    keys.tradeWindow(symbol, 5),
-    keys.tradeBuckets(symbol),
-    keys.tradeState(symbol),
+    // KEYS[1..11]: the live book and trade-window keys, as anchor-book-11.lua takes them.
+    ...anchorKeys(keys, symbol),
     keys.priceHistory(symbol),
     keys.features(symbol),
     keys.reanchorFlag(symbol),
