@@ -1,5 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import { PutRecordCommand } from '@aws-sdk/client-kinesis';
 import { expect } from 'chai';
 import { applicationName, STREAM_KINDS } from '../../src/config/config';
@@ -14,7 +12,7 @@ import {
 import type { SimulatedEvent } from '../../src/replay/simulator';
 import { SimulatedExchange, startSimExchangeServer, type SimExchangeServer } from '../../src/rest/sim-server';
 import { Keys } from '../../src/state/keys';
-import { repoRoot } from '../helpers/paths';
+import { spawnSidecar, type SidecarProcess } from '../helpers/sidecar-process';
 import { startPipeline, waitUntil, type Pipeline } from '../helpers/pipeline';
 
 // Prometheus metrics after a replay through the real parts: kinesis-mock, the real KCL daemons (two trade shards)
@@ -55,18 +53,10 @@ describe('metrics after a replay: real daemons, processors and sidecar /metrics'
   this.timeout(300_000);
   let rest: SimExchangeServer | undefined;
   let pipeline: Pipeline | undefined;
-  let sidecar: ChildProcess | undefined;
-  let sidecarStderr = '';
+  let sidecar: SidecarProcess | undefined;
 
   after(async function () {
-    if (sidecar && sidecar.exitCode === null && sidecar.signalCode === null) {
-      const child = sidecar;
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await sidecar?.stop();
     await rest?.stop();
     await pipeline?.stop();
   });
@@ -119,19 +109,7 @@ describe('metrics after a replay: real daemons, processors and sidecar /metrics'
       lastSequence[tradeStream]![poisonShard] = poison.SequenceNumber!;
     }
 
-    sidecar = spawn(
-      process.execPath,
-      [
-        path.join(repoRoot, 'dist/src/cli/main.js'),
-        '--config',
-        p.configFile,
-        'sidecar',
-        '--id',
-        'sc-metrics',
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    sidecar.stderr?.on('data', (d: Buffer) => (sidecarStderr += d.toString()));
+    sidecar = spawnSidecar(p.configFile, 'sc-metrics');
 
     const dynamo = createDynamoClient(p.config.aws.region, p.config.aws.dynamodb.endpoint);
     try {
@@ -188,7 +166,7 @@ describe('metrics after a replay: real daemons, processors and sidecar /metrics'
         published,
         counted: Object.fromEntries(Object.keys(published).map((s) => [s, recordsOf(s)])),
         state: await p.redis.hgetall(keys.bookState(S)),
-        stderr: sidecarStderr.slice(-1500),
+        stderr: (sidecar?.stderr() ?? '').slice(-1500),
       }),
     );
 

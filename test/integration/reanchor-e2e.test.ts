@@ -1,5 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import { expect } from 'chai';
 import { applicationName } from '../../src/config/config';
 import { createDynamoClient, readLeases } from '../../src/ops/leases';
@@ -15,7 +13,7 @@ import { SimulatedExchange, startSimExchangeServer, type SimExchangeServer } fro
 import type { DepthDiffStreamEvent } from '../../src/sbe/messages';
 import { Keys } from '../../src/state/keys';
 import { ReferenceBook } from '../helpers/book-reference';
-import { repoRoot } from '../helpers/paths';
+import { spawnSidecar, type SidecarProcess } from '../helpers/sidecar-process';
 import { startPipeline, waitUntil, type Pipeline } from '../helpers/pipeline';
 
 // Re-anchoring end to end with the real parts: simulated exchange events published to kinesis-mock, the real KCL
@@ -42,18 +40,10 @@ describe('re-anchor end to end: lost depth diff -> real processor request -> rea
   this.timeout(300_000);
   let rest: SimExchangeServer | undefined;
   let pipeline: Pipeline | undefined;
-  let sidecar: ChildProcess | undefined;
-  let sidecarStderr = '';
+  let sidecar: SidecarProcess | undefined;
 
   after(async function () {
-    if (sidecar && sidecar.exitCode === null && sidecar.signalCode === null) {
-      const child = sidecar;
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await sidecar?.stop();
     await rest?.stop();
     await pipeline?.stop();
   });
@@ -134,7 +124,7 @@ describe('re-anchor end to end: lost depth diff -> real processor request -> rea
     const explain = async () =>
       `state ${JSON.stringify(await bookState())}; stats ${JSON.stringify(
         await p.redis.hgetall(keys.reanchorStats(S)),
-      )}; sidecar stderr: ${sidecarStderr.slice(-2000)}`;
+      )}; sidecar stderr: ${(sidecar?.stderr() ?? '').slice(-2000)}`;
     /** In sync, no re-anchor running or queued: every request delivered to the group and acknowledged. */
     const quiet = async (minReanchors: number): Promise<boolean> => {
       const state = await bookState();
@@ -161,12 +151,7 @@ describe('re-anchor end to end: lost depth diff -> real processor request -> rea
     expect(await bookState()).to.include({ status: 'out_of_sync', reason: 'no_snapshot' });
 
     // 3. The real sidecar: its monitor requests the first anchor once it holds the feature lease.
-    sidecar = spawn(
-      process.execPath,
-      [path.join(repoRoot, 'dist/src/cli/main.js'), '--config', p.configFile, 'sidecar', '--id', 'sc-1'],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    sidecar.stderr?.on('data', (d: Buffer) => (sidecarStderr += d.toString()));
+    sidecar = spawnSidecar(p.configFile, 'sc-1');
     await waitUntil(() => settled(1), 60_000, 'the first anchor', explain);
     const firstAnchor = Date.now();
     const reanchorsBefore = Number((await bookState()).reanchors);
