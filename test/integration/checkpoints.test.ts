@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { CreateTableCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, PutItemCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { applicationName, STREAM_KINDS, type StreamKind } from '../../src/config/config';
 import { findFreePort } from '../../src/localstack/ports';
@@ -301,6 +301,12 @@ describe('aggregator checkpoints', function () {
               KeySchema: [{ AttributeName: 'leaseKey', KeyType: 'HASH' }],
               BillingMode: 'PAY_PER_REQUEST',
             }),
+          );
+          // dynalite creates tables asynchronously (even with --createTableMs 0): a PutItem sent at once can
+          // still get ResourceNotFoundException.
+          await waitUntilTableExists(
+            { client: dynamo, maxWaitTime: 20, minDelay: 1, maxDelay: 1 },
+            { TableName: `${prefix}-trade` },
           );
           await dynamo.send(
             new PutItemCommand({

@@ -10,50 +10,17 @@ import {
   type PublishSummary,
   type RecordMode,
 } from '../../src/replay/producer';
-import Redis from 'ioredis';
-import { applicationName, parseConfig, STREAM_KINDS } from '../../src/config/config';
-import { groupBySymbol } from '../../src/state/batch';
-import { Keys } from '../../src/state/keys';
-import { createRedisClient } from '../../src/state/redis';
-import { StateWriter } from '../../src/state/writer';
-import { snapshotKeys, snapshotStateKeys, type KeySnapshot } from '../helpers/redis-snapshot';
+import { applicationName, STREAM_KINDS } from '../../src/config/config';
+import { snapshotStateKeys, type KeySnapshot } from '../helpers/redis-snapshot';
+import { referenceState, waitForCheckpoints as waitForShardCheckpoints } from '../helpers/exactness';
 import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { createDynamoClient, readLeases } from '../../src/ops/leases';
-import { startPipeline, waitUntil, type Pipeline } from '../helpers/pipeline';
+import { startPipeline, type Pipeline } from '../helpers/pipeline';
 
 // The whole ingest path with real parts: replay producer -> kinesis-mock -> the real KCL MultiLangDaemon
 // (one per stream, leases in dynalite) -> `aggregator process` children -> Redis.
 
 const SYMBOLS = ['BTCUSDT', 'ETHUSDT'];
-const LEVELS = 10;
-
-/**
- * The state the same events leave when written in process by StateWriter into another database of the same
- * server: the pipeline (daemon, batching, KPL, redelivery) must not change what the state scripts compute.
- * The scripts themselves are proven against independent references in book.test.ts and trades.test.ts.
- */
-async function referenceState(port: number, events: readonly SimulatedEvent[]): Promise<KeySnapshot> {
-  const client = createRedisClient(parseConfig({ redis: { port, db: 1 } }).redis, {
-    connectionName: 'reference',
-  });
-  const reader = new Redis({ port, db: 1 });
-  try {
-    await reader.flushdb();
-    // Stream by stream, as the daemons deliver them (each stream is in order on its shards).
-    for (const stream of ['trade', 'bestbidask', 'depth'] as const) {
-      const messages = events.filter((e) => e.stream === stream).map((e) => e.message);
-      await new StateWriter(client, new Keys({ clusterMode: false }), {
-        orderBookLevels: LEVELS,
-        diffBufferMaxLength: 1000,
-        deadLetterMaxLen: 1000,
-      }).write(groupBySymbol(messages).values(), []);
-    }
-    return await snapshotKeys(reader);
-  } finally {
-    client.disconnect();
-    reader.disconnect();
-  }
-}
 
 describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> Redis', function () {
   this.timeout(300_000);
@@ -64,35 +31,8 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
   const latest: PublishSummary['shards'] = {};
   let tradeEventsPublished = 0;
 
-  /** Waits until every shard's lease checkpoint is the last sequence number the producer wrote to it. */
-  async function waitForCheckpoints(
-    summary: Pick<PublishSummary, 'shards'>,
-    timeoutMs: number,
-  ): Promise<void> {
-    const dynamo = createDynamoClient(pipeline.config.aws.region, pipeline.config.aws.dynamodb.endpoint);
-    try {
-      const pending = async () => {
-        const missing: string[] = [];
-        for (const kind of STREAM_KINDS) {
-          const stream = pipeline.config.aws.kinesis.streams[kind];
-          const leases = await readLeases(dynamo, applicationName(pipeline.config, kind)).catch(() => []);
-          for (const [shardId, report] of Object.entries(summary.shards[stream] ?? {})) {
-            const lease = leases.find((l) => l.shardId === shardId);
-            if (lease?.checkpoint !== report.lastSequenceNumber)
-              missing.push(`${stream}/${shardId}: ${lease?.checkpoint ?? 'no lease'}`);
-          }
-        }
-        return missing;
-      };
-      await waitUntil(
-        async () => (await pending()).length === 0,
-        timeoutMs,
-        'checkpoints at the last published record',
-        async () => (await pending()).join('; '),
-      );
-    } finally {
-      dynamo.destroy();
-    }
+  function waitForCheckpoints(summary: Pick<PublishSummary, 'shards'>, timeoutMs: number): Promise<void> {
+    return waitForShardCheckpoints(pipeline, summary.shards, timeoutMs);
   }
 
   /** Every key but the dead letters and the telemetry (which only the pipeline has). */
