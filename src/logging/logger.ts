@@ -38,3 +38,25 @@ export function silentLogger(): Logger {
     transports: [new winston.transports.Stream({ stream: process.stderr })],
   });
 }
+
+/**
+ * Ends the logger, then calls `done` once its transports finished. winston's end() alone is not safe under load:
+ * Logger._final ends the transports at once, even while entries still wait in the logger's own buffer because a
+ * transport (a file after a burst of lines, e.g. thousands of dead letters) applied backpressure; the pipe then
+ * writes them to the ended transport and the process dies of an unhandled "write after end" (exit 1), losing the
+ * last lines. So the buffer is drained first (for at most `waitMs`), and a late write error can only lose lines.
+ */
+export function endLogger(logger: Logger, done: () => void, waitMs = 1500): void {
+  const deadline = Date.now() + waitMs;
+  logger.on('error', () => undefined);
+  const end = (): void => {
+    // Entries wait on both sides of the logger (a Transform): not yet formatted, and formatted but not piped.
+    if (logger.writableLength + logger.readableLength > 0 && Date.now() < deadline) {
+      setTimeout(end, 5);
+      return;
+    }
+    logger.once('finish', done);
+    logger.end();
+  };
+  end();
+}

@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,160 +14,16 @@ import { Keys } from '../../src/state/keys';
 import { createRedisClient } from '../../src/state/redis';
 import { StateWriter } from '../../src/state/writer';
 import { snapshotKeys, snapshotStateKeys } from '../helpers/redis-snapshot';
-import { repoRoot } from '../helpers/paths';
+import { MultiLangDriver, kinesisRecord } from '../helpers/multilang-driver';
 
 // The real record-processor child (`node dist/src/cli/main.js --config <yaml> process --stream trade`) driven over
-// stdin/stdout exactly as the KCL MultiLangDaemon drives it (see ../shared/docs/kcl-multilang.md), against a real
-// redis-server started here.
+// stdin/stdout exactly as the KCL MultiLangDaemon drives it (see ../shared/docs/kcl-multilang.md; the daemon's side
+// is ../helpers/multilang-driver.ts), against a real redis-server started here.
 
-const CLI = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 const SHARD = 'shardId-000000000000';
 const STREAM = 'market-sbe-trade';
 const SYMBOLS = ['BTCUSDT', 'ETHUSDT'];
 const LEVELS = 10;
-
-type Json = Record<string, unknown>;
-
-/** The only shapes a child may write: the daemon skips a line with an extra field and deadlocks. */
-function isProtocolLine(value: unknown): boolean {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const v = value as Json;
-  const keys = Object.keys(v).sort().join(',');
-  if (v.action === 'status') return keys === 'action,responseFor' && typeof v.responseFor === 'string';
-  if (v.action === 'checkpoint') {
-    const seqOk = v.sequenceNumber === null || typeof v.sequenceNumber === 'string';
-    return (
-      seqOk &&
-      (keys === 'action,sequenceNumber' ||
-        (keys === 'action,sequenceNumber,subSequenceNumber' && typeof v.subSequenceNumber === 'number'))
-    );
-  }
-  return false;
-}
-
-/** Plays the daemon's side of the MultiLang protocol with one child process. */
-class DaemonSide {
-  readonly child: ChildProcessWithoutNullStreams;
-  /** Every stdout line, blank ones included, as written. */
-  readonly rawLines: string[] = [];
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private partial = '';
-  private readonly messages: unknown[] = [];
-  private waiter: (() => void) | undefined;
-
-  constructor(configFile: string, cwd: string) {
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    for (const name of ['CONFIG_FILE', 'REDIS_HOST', 'REDIS_PORT', 'AWS_REGION']) delete env[name];
-    this.child = spawn(process.execPath, [CLI, '--config', configFile, 'process', '--stream', 'trade'], {
-      cwd,
-      env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    this.exited = new Promise((resolve) =>
-      this.child.once('exit', (code, signal) => resolve({ code, signal })),
-    );
-    this.child.stdout.setEncoding('utf8');
-    this.child.stdout.on('data', (chunk: string) => this.onStdout(chunk));
-    this.child.stderr.setEncoding('utf8');
-    this.child.stderr.on('data', (chunk: string) => {
-      this.stderr += chunk;
-    });
-    // Writing to a child that already exited must not crash the test run.
-    this.child.stdin.on('error', () => undefined);
-  }
-
-  private onStdout(chunk: string): void {
-    const lines = (this.partial + chunk).split('\n');
-    this.partial = lines.pop() ?? '';
-    for (const line of lines) {
-      this.rawLines.push(line);
-      // aws-kcl writes "\n<json>\n": blank lines carry nothing.
-      if (line.trim() === '') continue;
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(line);
-      } catch {
-        parsed = { notJson: line };
-      }
-      this.messages.push(parsed);
-    }
-    this.waiter?.();
-  }
-
-  send(message: Json): void {
-    this.child.stdin.write(`${JSON.stringify(message)}\n`);
-  }
-
-  /** The next non-blank stdout line, parsed. */
-  async next(timeoutMs = 10000): Promise<unknown> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.messages.length === 0) {
-      const left = deadline - Date.now();
-      if (left <= 0 || this.child.exitCode !== null || this.child.signalCode !== null) {
-        throw new Error(
-          `no protocol line from the child within ${timeoutMs} ms (exit ${this.child.exitCode}); stderr:\n${this.stderr}`,
-        );
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(left, 50));
-        this.waiter = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.waiter = undefined;
-    }
-    return this.messages.shift();
-  }
-
-  /** Resolves with the exit, or rejects if the child is still running after timeoutMs. */
-  async exit(timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`child still running after ${timeoutMs} ms`)), timeoutMs);
-    });
-    try {
-      return await Promise.race([this.exited, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /** Every line written to stdout was blank or a protocol JSON object, and no partial line is left. */
-  expectOnlyProtocolOnStdout(): void {
-    expect(this.partial, 'unterminated stdout line').to.equal('');
-    for (const line of this.rawLines) {
-      if (line.trim() === '') continue;
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(line);
-      } catch {
-        parsed = undefined;
-      }
-      expect(isProtocolLine(parsed), `not a protocol line on stdout: ${line}`).to.equal(true);
-    }
-  }
-
-  kill(): void {
-    if (this.running) this.child.kill('SIGKILL');
-  }
-}
-
-function kinesisRecord(sequenceNumber: string, data: Buffer, partitionKey: string): Json {
-  return {
-    data: data.toString('base64'),
-    partitionKey,
-    sequenceNumber,
-    approximateArrivalTimestamp: 1_700_000_000_000,
-    subSequenceNumber: 0,
-    action: 'record',
-  };
-}
 
 describe('record processor child over the MultiLang protocol', function () {
   this.timeout(30000);
@@ -178,7 +32,7 @@ describe('record processor child over the MultiLang protocol', function () {
   let server: Awaited<ReturnType<typeof startRedisServer>>;
   let redisPort: number;
   let redis: Redis;
-  const children: DaemonSide[] = [];
+  const children: MultiLangDriver[] = [];
 
   function writeConfig(name: string, port: number, batchDeadlineMs: number): string {
     const file = path.join(tmpDir, name);
@@ -203,8 +57,8 @@ describe('record processor child over the MultiLang protocol', function () {
     return file;
   }
 
-  function startChild(configFile: string): DaemonSide {
-    const child = new DaemonSide(configFile, tmpDir);
+  function startChild(configFile: string): MultiLangDriver {
+    const child = new MultiLangDriver(configFile, tmpDir);
     children.push(child);
     return child;
   }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import kcl from 'aws-kcl';
 import { loadConfig, STREAM_KINDS, type StreamKind } from '../../config/config';
-import { createLogger } from '../../logging/logger';
+import { createLogger, endLogger } from '../../logging/logger';
 import { decodeFrames } from '../../sbe/decoder';
 import { ShardProcessor } from '../../kcl/shard-processor';
 import { toKclRecordProcessor } from '../../kcl/protocol-adapter';
@@ -85,9 +85,10 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
     exiting = true;
     clearInterval(publishTimer);
     redis.disconnect();
-    logger.on('finish', () => process.exit(code));
-    logger.end();
-    setTimeout(() => process.exit(code), 2000).unref();
+    // Not logger.end(): under a backlog of log lines it crashes the child (see endLogger). A backlog drains at
+    // ~25,000 lines/s (e.g. after a burst of dead letters): give it a few seconds, then exit anyway.
+    endLogger(logger, () => process.exit(code), 3500);
+    setTimeout(() => process.exit(code), 4000).unref();
   };
 
   const processor = new ShardProcessor({

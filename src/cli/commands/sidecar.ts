@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/config';
 import { computeFeatures, FEATURE_NAMES } from '../../features/compute';
 import { readSnapshot } from '../../features/snapshot';
-import { createLogger, type Logger } from '../../logging/logger';
+import { createLogger, endLogger, type Logger } from '../../logging/logger';
 import { healthHandler, type HealthResult } from '../../ops/health';
 import { startMetricsServer, type MetricsServer } from '../../ops/metrics-server';
 import { SidecarMetrics, type HealthLevel } from '../../ops/sidecar-metrics';
@@ -187,8 +187,7 @@ export function registerSidecar(program: Command): void {
       await sidecar.stop();
       redis.disconnect();
       await new Promise<void>((resolve) => {
-        logger.on('finish', resolve);
-        logger.end();
+        endLogger(logger, resolve); // not logger.end(): it can crash on a backlog of lines (see endLogger)
         setTimeout(resolve, 2000).unref();
       });
     });
