@@ -19,7 +19,10 @@ import { parseTradeBatchReply, tradeBatchArgs, type FlatTrade } from '../state/t
 // - The trade windows: the live trade state (tr:<S>:1s/:5s/:buckets/:state, px:<S>) is copied, then the REST
 //   trades are applied on the copy with the live trade script (apply-trade-batch-6.lua on the temporary keys, in
 //   calls of at most 250 trades): ids not above the copied last_trade_id are skipped, so the result is the live
-//   state merged with the newer REST trades, deduplicated by trade id.
+//   state merged with the newer REST trades, deduplicated by trade id. Only REST trades that continue the copied
+//   last_trade_id without a hole are applied (contiguousTrades): when the stream lags further behind than the REST
+//   answer reaches, the trades in the hole are still to come from the stream, and the swap would otherwise mark
+//   them as applied (ids below the new last_trade_id) without ever counting them.
 // - Every temporary key expires TEMPORARY_TTL_SECONDS after the build: an abandoned attempt cleans up.
 
 /** TTL of every temporary key. */
@@ -53,6 +56,28 @@ export interface BuildResult {
   readonly tradesSkipped: number;
   /** The temporary last_trade_id after the build (undefined: no trade known). */
   readonly lastTradeId: bigint | undefined;
+  /** REST trades left out because they do not continue the live last_trade_id (a hole the stream must fill). */
+  readonly tradesWithheld: number;
+}
+
+/**
+ * The REST trades (ascending ids) that may be applied on a trade state whose last applied id is `lastTradeId`:
+ * those not above it (the script skips them as duplicates) and the run that continues it id by id. Everything from
+ * the first hole on is withheld: its trades are still to come from the stream. Without a known last id (nothing
+ * applied yet) the REST answer starts the state. Pure.
+ */
+export function contiguousTrades(
+  trades: readonly FlatTrade[],
+  lastTradeId: bigint | undefined,
+): { readonly apply: FlatTrade[]; readonly withheld: number } {
+  const apply: FlatTrade[] = [];
+  let last = lastTradeId;
+  for (const [i, trade] of trades.entries()) {
+    if (last !== undefined && trade.id > last + 1n) return { apply, withheld: trades.length - i };
+    apply.push(trade);
+    if (last === undefined || trade.id > last) last = trade.id;
+  }
+  return { apply, withheld: 0 };
 }
 
 /** Every temporary key name of a symbol, in Keys.temporary's order. */
@@ -165,7 +190,11 @@ export async function buildTemporaryState(
     [keys.priceHistory(symbol), t.priceHistory],
   ];
   for (const [from, to] of live) await client.copy(from, to, 'REPLACE');
-  const trades = [...input.trades].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const copiedLast = await client.hget(t.tradeState, 'last_trade_id');
+  const { apply: trades, withheld: tradesWithheld } = contiguousTrades(
+    [...input.trades].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+    copiedLast ? BigInt(copiedLast) : undefined,
+  );
   let tradesApplied = 0;
   let tradesSkipped = 0;
   let lastTradeId: bigint | undefined;
@@ -229,5 +258,6 @@ export async function buildTemporaryState(
     tradesApplied,
     tradesSkipped,
     lastTradeId,
+    tradesWithheld,
   };
 }

@@ -233,6 +233,24 @@ describe('re-anchor: temporary state and the atomic swap (real redis-server)', f
     expect(Number(await redis.hget(keys.tradeWindow(S, 5), 'count'))).to.be.greaterThan(0);
   });
 
+  it('withholds REST trades that would leave a hole after the live last_trade_id: the live trade state is kept', async () => {
+    const sc = await scenario(13, 300, 0);
+    const liveLast = await redis.hget(keys.tradeState(S), 'last_trade_id');
+    const liveWindow = await redis.hgetall(keys.tradeWindow(S, 5));
+    // The exchange is further ahead than the stream: its trades start two ids after the live state's last one, so
+    // the trade in between is still to come from the stream and must not be marked as applied.
+    const ahead = sc.restTrades.map((t, i) => ({ ...t, id: BigInt(liveLast!) + 2n + BigInt(i) }));
+    const built = await buildTemporaryState(redis, keys, S, { depth: sc.snapshot, trades: ahead });
+    expect(built.tradesWithheld).to.equal(ahead.length);
+    expect(built.tradesApplied).to.equal(0);
+    expect(built.lastTradeId?.toString()).to.equal(liveLast);
+    const result = await swapReanchor(redis, keys, S, { levels: LEVELS });
+    expect(result.outcome).to.equal('swapped');
+    expect(result.trades).to.equal('live');
+    expect(await redis.hget(keys.tradeState(S), 'last_trade_id')).to.equal(liveLast);
+    expect((await redis.hgetall(keys.tradeWindow(S, 5))).count).to.equal(liveWindow.count);
+  });
+
   type Breaker = (sc: Scenario) => Promise<{ expectedLastUpdateId?: bigint }>;
   const failures: Array<[string, number, Breaker, (sc: Scenario) => RestDepthSnapshot]> = [
     [
