@@ -382,6 +382,14 @@ export function parseTradesBody(
     if (prev !== undefined) {
       if (id <= prev.id)
         throw new RestValidationError(path, `${f}.id`, `${id} after ${prev.id}: ids not strictly increasing`);
+      // A symbol's trade ids are consecutive: a hole is a trade the re-anchor would mark as applied (its id is below
+      // the new last_trade_id) without ever counting it, when the stream delivers it later.
+      if (id !== prev.id + 1n)
+        throw new RestValidationError(
+          path,
+          `${f}.id`,
+          `${id} after ${prev.id}: ids not consecutive (${id - prev.id - 1n} trade(s) missing)`,
+        );
       if (timeUs < prev.timeUs)
         throw new RestValidationError(
           path,
