@@ -32,6 +32,15 @@ export interface KinesisMockOptions {
   readonly startTimeoutMs?: number;
   /** kinesis-mock's LOG_LEVEL (default WARN: its INFO logs one line per request). */
   readonly logLevel?: 'ERROR' | 'WARN' | 'INFO' | 'DEBUG' | 'TRACE';
+  /**
+   * Keep streams and records in `<dir>/kinesis-data.json` and reload them at start. kinesis-mock only writes
+   * that file every `persistIntervalMs` (whole cache, not atomically) and at a graceful exit, which never
+   * completes while a client holds a connection open (the KCL daemon always does): records acknowledged since
+   * the last write are lost by a restart. See kinesisMockDataFile and persistedSequenceNumbers.
+   */
+  readonly persistDir?: string;
+  /** Default 500 ms. */
+  readonly persistIntervalMs?: number;
 }
 
 export interface KinesisMockHandle {
@@ -41,6 +50,8 @@ export interface KinesisMockHandle {
   readonly region: string;
   /** SIGTERM, then SIGKILL after 5 s; resolves once the process is gone. Idempotent. */
   stop(): Promise<void>;
+  /** SIGKILL at once, as a crash would (nothing is persisted on the way out). */
+  kill(): Promise<void>;
 }
 
 export class KinesisMockError extends Error {
@@ -90,6 +101,38 @@ export function kinesisMockPackageDir(): string {
   return path.dirname(require.resolve('kinesis-local/package.json'));
 }
 
+/** Where kinesis-mock keeps its data when started with persistDir. */
+export function kinesisMockDataFile(persistDir: string): string {
+  return path.join(persistDir, 'kinesis-data.json');
+}
+
+/**
+ * The environment that decides persistence. Without persistDir nothing is written and nothing is loaded (by
+ * default kinesis-mock would load `data/kinesis-data.json` under its package dir if someone left one there).
+ * With persisted data present, INITIALIZE_STREAMS is left out: the streams come back from the file, and
+ * asking to create them again only logs a ResourceInUseException stack trace (checked on 0.6.2); any stream
+ * the file lacks is created through the API instead (createStreams). Pure apart from the existence check.
+ */
+export function persistenceEnv(
+  opts: Pick<KinesisMockOptions, 'persistDir' | 'persistIntervalMs' | 'streams'>,
+): Partial<Record<string, string>> {
+  const initialize = Object.entries(opts.streams)
+    .map(([name, shards]) => `${name}:${shards}`)
+    .join(',');
+  if (opts.persistDir === undefined) {
+    return { SHOULD_PERSIST_DATA: 'false', LOAD_DATA_IF_EXISTS: 'false', INITIALIZE_STREAMS: initialize };
+  }
+  const reloading = fs.existsSync(kinesisMockDataFile(opts.persistDir));
+  return {
+    SHOULD_PERSIST_DATA: 'true',
+    LOAD_DATA_IF_EXISTS: 'true',
+    PERSIST_PATH: path.resolve(opts.persistDir),
+    PERSIST_FILE_NAME: path.basename(kinesisMockDataFile(opts.persistDir)),
+    PERSIST_INTERVAL: `${opts.persistIntervalMs ?? 500}ms`,
+    ...(reloading ? {} : { INITIALIZE_STREAMS: initialize }),
+  };
+}
+
 const START_MARKER = '--- kinesis-mock start';
 
 /** The last lines the emulator wrote since our start marker (the log is appended to across runs). */
@@ -134,6 +177,8 @@ export async function startKinesisMock(opts: KinesisMockOptions): Promise<Kinesi
   const logFd = fs.openSync(opts.logFile, 'a');
   fs.writeSync(logFd, `${START_MARKER} plain port ${opts.plainPort}, tls port ${tlsPort} ---\n`);
   const detached = opts.detached ?? false;
+  const persistence = persistenceEnv(opts);
+  if (opts.persistDir !== undefined) fs.mkdirSync(opts.persistDir, { recursive: true });
   const child = spawn(process.execPath, [path.join(pkgDir, 'main.js')], {
     cwd: pkgDir,
     env: {
@@ -141,9 +186,6 @@ export async function startKinesisMock(opts: KinesisMockOptions): Promise<Kinesi
       KINESIS_MOCK_CERT_PATH: path.join(pkgDir, 'server.json'),
       KINESIS_MOCK_PLAIN_PORT: String(opts.plainPort),
       KINESIS_MOCK_TLS_PORT: String(tlsPort),
-      INITIALIZE_STREAMS: Object.entries(opts.streams)
-        .map(([name, shards]) => `${name}:${shards}`)
-        .join(','),
       AWS_REGION: region,
       CREATE_STREAM_DURATION: '0ms',
       DELETE_STREAM_DURATION: '0ms',
@@ -151,7 +193,7 @@ export async function startKinesisMock(opts: KinesisMockOptions): Promise<Kinesi
       SPLIT_SHARD_DURATION: '0ms',
       MERGE_SHARDS_DURATION: '0ms',
       LOG_LEVEL: opts.logLevel ?? 'WARN',
-      SHOULD_PERSIST_DATA: 'false',
+      ...persistence,
     },
     stdio: ['ignore', logFd, logFd],
     detached,
@@ -171,6 +213,11 @@ export async function startKinesisMock(opts: KinesisMockOptions): Promise<Kinesi
   });
   if (detached) child.unref();
 
+  const kill = async (): Promise<void> => {
+    if (exited !== undefined) return;
+    child.kill('SIGKILL');
+    await exitedPromise;
+  };
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
@@ -187,10 +234,16 @@ export async function startKinesisMock(opts: KinesisMockOptions): Promise<Kinesi
 
   const endpoint = `http://127.0.0.1:${opts.plainPort}`;
   try {
-    await waitUntilReady(endpoint, region, Object.keys(opts.streams), opts.startTimeoutMs ?? 60000, () => {
+    const timeoutMs = opts.startTimeoutMs ?? 60000;
+    const started = Date.now();
+    await waitUntilReady(endpoint, region, Object.keys(opts.streams), timeoutMs, persistence, () => {
       if (exited === undefined) return undefined;
       return `kinesis-mock exited (code ${exited.code}, signal ${exited.signal}) before it was ready`;
     });
+    // Reloaded from a file: streams the file lacked were not initialized at start.
+    if (persistence.INITIALIZE_STREAMS === undefined) {
+      await createStreams(endpoint, region, opts.streams, Math.max(1000, timeoutMs - (Date.now() - started)));
+    }
   } catch (err) {
     await stop();
     const logTail = tail(opts.logFile, 15);
@@ -199,7 +252,7 @@ export async function startKinesisMock(opts: KinesisMockOptions): Promise<Kinesi
       opts.logFile,
     );
   }
-  return { endpoint, pid, region, stop };
+  return { endpoint, pid, region, stop, kill };
 }
 
 async function waitUntilReady(
@@ -207,10 +260,12 @@ async function waitUntilReady(
   region: string,
   streams: readonly string[],
   timeoutMs: number,
+  persistence: Partial<Record<string, string>>,
   deadReason: () => string | undefined,
 ): Promise<void> {
-  // Short requests: a start-up that hangs must not outlive the deadline.
-  const client = emulatorClient(endpoint, region, 2000);
+  // Bounded requests: a start-up that hangs must not outlive the deadline. Not too short either: an emulator
+  // restarted under clients that reconnect at once (KCL daemons polling every shard) answers slowly at first.
+  const client = emulatorClient(endpoint, region, Math.min(10000, Math.max(2000, timeoutMs / 6)));
   const deadline = Date.now() + timeoutMs;
   try {
     let lastError = 'no answer';
@@ -227,7 +282,9 @@ async function waitUntilReady(
         throw new Error(`kinesis-mock did not answer ListStreams in ${timeoutMs} ms (${lastError})`);
       await sleep(200);
     }
-    await waitForStreamsActive(client, streams, Math.max(1000, deadline - Date.now()));
+    // Streams to be created through the API afterwards are not waited for here.
+    if (persistence.INITIALIZE_STREAMS !== undefined)
+      await waitForStreamsActive(client, streams, Math.max(1000, deadline - Date.now()));
   } finally {
     client.destroy();
   }

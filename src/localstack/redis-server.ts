@@ -1,14 +1,26 @@
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import { spawnService, tailOf, type ServiceHandle } from './service';
 
-// A throw-away redis-server on loopback: no persistence, so every stack (and every test) starts empty.
+// A redis-server on loopback. By default throw-away (no persistence), so every stack and every test starts
+// empty. With `appendOnlyDir` it keeps an append-only file fsynced before every reply (appendfsync always):
+// whatever it acknowledged survives a crash, and a server restarted on the same dir reloads it. Fault tests
+// need that; without it a restarted Redis would come back empty and no pipeline could converge.
 
 export interface RedisServerOptions {
   readonly port: number;
   readonly logFile: string;
   readonly detached?: boolean;
   readonly extraArgs?: readonly string[];
+  /** Keep an AOF (appendfsync always) in this directory and reload it at start. */
+  readonly appendOnlyDir?: string;
+}
+
+/** The persistence arguments: none at all, or an AOF fsynced on every write. Pure. */
+export function persistenceArgs(appendOnlyDir: string | undefined): string[] {
+  if (appendOnlyDir === undefined) return ['--save', '', '--appendonly', 'no'];
+  return ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', appendOnlyDir];
 }
 
 export function redisServerAvailable(): boolean {
@@ -45,6 +57,7 @@ export async function startRedisServer(
   if (!redisServerAvailable()) {
     throw new Error('redis-server is not installed (scripts/setup.sh installs it with apt-get)');
   }
+  if (options.appendOnlyDir !== undefined) fs.mkdirSync(options.appendOnlyDir, { recursive: true });
   const handle = spawnService({
     name: 'redis',
     command: 'redis-server',
@@ -53,10 +66,7 @@ export async function startRedisServer(
       String(options.port),
       '--bind',
       '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
+      ...persistenceArgs(options.appendOnlyDir),
       '--daemonize',
       'no',
       ...(options.extraArgs ?? []),
@@ -64,6 +74,7 @@ export async function startRedisServer(
     logFile: options.logFile,
     detached: options.detached,
   });
+  // PING answers -LOADING while an AOF is replayed: this waits for the data too.
   const deadline = Date.now() + 15000;
   while (!(await pingRedis(options.port))) {
     if (Date.now() > deadline) {

@@ -10,6 +10,8 @@ export interface ServiceHandle {
   readonly pid: number;
   readonly logFile: string;
   stop(): Promise<void>;
+  /** SIGKILL, as a crash would: no shutdown work (flushes, persistence) runs. Resolves once it is gone. */
+  kill(): Promise<void>;
 }
 
 export interface SpawnOptions {
@@ -64,18 +66,31 @@ export function spawnService(options: SpawnOptions): ServiceHandle {
   if (options.detached) child.unref();
   const pid = child.pid;
   let exited = false;
-  child.once('exit', () => {
-    exited = true;
-  });
+  const gone = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
   return {
     name: options.name,
     pid,
     logFile: options.logFile,
     async stop() {
       if (exited) return;
-      const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       await stopPid(pid);
       if (!options.detached) await Promise.race([gone, new Promise((r) => setTimeout(r, 1000))]);
+    },
+    async kill() {
+      if (exited) return;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        return; // already gone
+      }
+      // A detached child may not be ours to reap: poll the pid as stopPid does.
+      if (options.detached) await stopPid(pid, 5000);
+      else await gone;
     },
   };
 }

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { findFreePort } from '../../src/localstack/ports';
-import { startStack, type Stack } from '../../src/localstack/stack';
+import { startStack, type Stack, type StackOptions } from '../../src/localstack/stack';
 import { loadConfig, type AppConfig, type StreamKind } from '../../src/config/config';
 import { repoRoot } from './paths';
 
@@ -17,6 +17,8 @@ export interface PipelineOptions {
   readonly label: string;
   /** YAML appended verbatim at the end of the generated config (top-level sections, e.g. `reanchor:`). */
   readonly extraYaml?: string;
+  /** Passed to startStack (e.g. persistDir, so that services can be restarted with their data). */
+  readonly stackOptions?: Pick<StackOptions, 'persistDir' | 'kinesisPersistIntervalMs'>;
 }
 
 export interface Pipeline {
@@ -95,6 +97,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     },
     logDir: dir,
     region: config.aws.region,
+    ...options.stackOptions,
   });
   const redis = new Redis({ host: '127.0.0.1', port: ports.redis, lazyConnect: false });
   const daemons: DaemonHandle[] = [];
