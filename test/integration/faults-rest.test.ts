@@ -185,9 +185,10 @@ function tradeView(snapshot: KeySnapshot): Record<string, unknown> {
       Object.entries(v).filter(([f]) => f !== 'vwap_minus_mid' && f !== 'window_mid' && f !== 'px_min_us'),
     );
   }
-  // The 15 s price history is compared without its oldest second: one run of this test (of about ten) ended with
-  // the live px:<S> missing the single bucket at the 15 s horizon that the reference kept (px_min_us one bucket
-  // higher), a divergence not yet explained (reported as open). Every newer bucket must still be equal.
+  // The 15 s price history is compared without its oldest second: its horizon is the symbol's event time, which
+  // book events advance too (trade-windows.lua), while the reference applies every trade before any book event.
+  // When depth events newer than the last trades were applied before them, the live history drops the one bucket
+  // at the horizon that the reference keeps (seen once in about ten runs); every newer bucket must be equal.
   const px = out[`px:${S}`] as Record<string, string> | undefined;
   if (px !== undefined) {
     const newest = Math.max(...Object.keys(px).map(Number));
