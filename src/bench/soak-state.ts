@@ -1,4 +1,5 @@
 import type Redis from 'ioredis';
+import { snapshotKeys, type KeySnapshot } from '../state/snapshot';
 
 // The exactness check of the soak run: the market state the pipeline left in Redis (database 0) against a
 // reference computed in process (another database), key by key, with type-aware values. Not compared: the
@@ -7,50 +8,14 @@ import type Redis from 'ioredis';
 
 export const EXCLUDED_PREFIXES: readonly string[] = ['feat:', 'ops:', 'dlq:', 'reanchor:'];
 
-export interface KeyValue {
-  readonly type: string;
-  readonly value: unknown;
-  readonly expires: boolean;
-}
-export type DbSnapshot = Record<string, KeyValue>;
+export type DbSnapshot = KeySnapshot;
 
-export async function snapshotDb(
+/** The state compared: every key of the database but the excluded prefixes. */
+export function snapshotDb(
   redis: Redis,
   excluded: readonly string[] = EXCLUDED_PREFIXES,
 ): Promise<DbSnapshot> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'COUNT', 1000);
-    cursor = next;
-    for (const k of batch) if (!excluded.some((p) => k.startsWith(p))) keys.push(k);
-  } while (cursor !== '0');
-  const out: DbSnapshot = {};
-  for (const key of keys.sort()) {
-    const type = await redis.type(key);
-    let value: unknown;
-    switch (type) {
-      case 'hash':
-        value = await redis.hgetall(key);
-        break;
-      case 'zset':
-        value = await redis.zrange(key, 0, -1, 'WITHSCORES');
-        break;
-      case 'list':
-        value = await redis.lrange(key, 0, -1);
-        break;
-      case 'set':
-        value = (await redis.smembers(key)).sort();
-        break;
-      case 'stream':
-        value = (await redis.xrange(key, '-', '+')).map(([, fields]) => fields);
-        break;
-      default:
-        value = await redis.get(key);
-    }
-    out[key] = { type, value, expires: (await redis.pttl(key)) > 0 };
-  }
-  return out;
+  return snapshotKeys(redis, { excludePrefixes: excluded });
 }
 
 function show(v: unknown): string {

@@ -16,7 +16,7 @@ import {
   type BadRecord,
 } from '../helpers/frame-mutations';
 import { MultiLangDriver, kinesisRecord, type Json } from '../helpers/multilang-driver';
-import { snapshotKeys, type KeySnapshot } from '../helpers/redis-snapshot';
+import { snapshotStateKeys, type KeySnapshot } from '../helpers/redis-snapshot';
 
 // Issue 7, input faults: 100,000 mutated or random records fed to the real record-processor children
 // (`node dist/src/cli/main.js --config <yaml> process --stream <kind>`) over the MultiLang protocol, interleaved
@@ -220,33 +220,6 @@ function expectSameState(actual: KeySnapshot, expected: KeySnapshot, context: st
   expect(differing, `${context}: keys whose content differs from the reference`).to.deep.equal([]);
 }
 
-/** A key as a SCAN MATCH pattern that matches only itself. */
-function globExact(key: string): string {
-  return key.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
-}
-
-/**
- * snapshotStateKeys(db 0), without its cost here: it reads every key one command at a time, and db 0 holds a
- * dead-letter marker per poison record (100,000 of them: ~30 s). The same snapshot (redis-snapshot.ts, key by key,
- * type-aware) is taken of exactly the keys it would keep: every key but dlq:* and ops:*.
- */
-async function marketState(redis: Redis): Promise<KeySnapshot> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'COUNT', 10000);
-    cursor = next;
-    keys.push(...batch.filter((k) => !k.startsWith('dlq:') && !k.startsWith('ops:')));
-  } while (cursor !== '0');
-  const out: KeySnapshot = {};
-  for (const key of [...new Set(keys)].sort()) {
-    const one = await snapshotKeys(redis, globExact(key));
-    expect(Object.keys(one), `the snapshot of ${key}`).to.deep.equal([key]);
-    Object.assign(out, one);
-  }
-  return out;
-}
-
 function fields(flat: readonly string[]): Record<string, string> {
   const entry: Record<string, string> = {};
   for (let i = 0; i + 1 < flat.length; i += 2) entry[flat[i] as string] = flat[i + 1] as string;
@@ -440,7 +413,7 @@ describe('input faults: 100,000 poison records through the record-processor chil
 
     // The valid records around them: the state is what they leave when written once, in order.
     const stateStarted = Date.now();
-    const state = await marketState(redis);
+    const state = await snapshotStateKeys(redis);
     log(`state snapshot (db 0, ${Object.keys(state).length} state keys) in ${Date.now() - stateStarted} ms`);
     expect(Object.keys(reference)).to.include.members(SYMBOLS.map((s) => `ob:${s}`));
     expectSameState(state, reference, 'after the feed');
@@ -470,6 +443,6 @@ describe('input faults: 100,000 poison records through the record-processor chil
     expect(redeliveredBad).to.be.greaterThan(0);
     expect(await Promise.all(feeds.map((f) => deadLetterCounts(f.stream)))).to.deep.equal(countsBefore);
     expect(await Promise.all(feeds.map((f) => redis.xlen(`dlq:{${f.stream}}`)))).to.deep.equal(lengths);
-    expectSameState(await marketState(redis), reference, 'after the redelivery');
+    expectSameState(await snapshotStateKeys(redis), reference, 'after the redelivery');
   });
 });
