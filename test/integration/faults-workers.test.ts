@@ -6,6 +6,7 @@ import type { LeaseRow } from '../../src/ops/leases';
 import { simulate, type SimulatedEvent } from '../../src/replay/simulator';
 import { PipelinePublisher, pipelineState, referenceState, type ShardPositions } from '../helpers/exactness';
 import { startPipeline, waitUntil, type DaemonHandle, type Pipeline } from '../helpers/pipeline';
+import type { KeySnapshot } from '../helpers/redis-snapshot';
 import {
   childrenOf,
   describeLeases,
@@ -206,28 +207,36 @@ describe('worker faults: processors and workers killed hard mid-batch, leases mo
     return Date.now() - since;
   }
 
-  /** The checks after a kill: the new owner's processor restarted the shard at the checkpoint the killed
-   * batch never moved, and delivered everything published to that shard since. */
-  function expectRedelivery(
-    shard: string,
-    fromCheckpoint: string,
-    logOffset: number,
-    killedPid: number,
-    shardEvents: number,
-  ): number {
-    const log = processorLog(pipeline, logOffset).filter((e) => e.shard === shard && e.pid !== killedPid);
+  type Kill = Awaited<ReturnType<typeof catchAndKill>>;
+
+  /** The checks after a kill, once the publish under way ended: every checkpoint at the last record and the
+   * state exact (returned); the new owner's processor restarted the shard at the checkpoint the killed batch never moved,
+   * and delivered everything published to that shard since. */
+  async function expectRecovered(label: string, kill: Kill, flowing: Promise<unknown>): Promise<KeySnapshot> {
+    await flowing;
+    const [state, reference] = await publisher.settle(150_000);
+    expect(state).to.deep.equal(reference);
+    const { shard, checkpoint } = kill;
+    const log = processorLog(pipeline, kill.logOffset).filter(
+      (e) => e.shard === shard && e.pid !== kill.caught.pid,
+    );
     const starts = log.filter((e) => e.message === 'shard processor initialized');
     expect(starts.length, `no processor took ${shard} over after the kill`).to.be.greaterThan(0);
     expect(
       starts[0]!.startingSequenceNumber,
       `the new owner of ${shard} did not start at the checkpoint`,
-    ).to.equal(fromCheckpoint);
+    ).to.equal(checkpoint);
     const frames = log
       .filter((e) => e.message === 'batch stored')
       .reduce((sum, e) => sum + (e.frames ?? 0), 0);
     // Everything published to the shard after the checkpoint (the caught batch included) came again.
+    const shardEvents = kill.shardEventsSinceCheckpoint();
     expect(frames, `frames stored for ${shard} after the kill`).to.be.at.least(shardEvents);
-    return frames;
+    figure(
+      `${label}: ${shard} restarted at checkpoint ${checkpoint}, ${frames} events stored again ` +
+        `(${shardEvents} published since); state exact over ${publisher.events.length} events`,
+    );
+    return state;
   }
 
   before(async function () {
@@ -416,20 +425,7 @@ describe('worker faults: processors and workers killed hard mid-batch, leases mo
     startWorker(WORKER_3);
     worker3StartedAt = Date.now();
 
-    await flowing;
-    const [state, reference] = await publisher.settle(150_000);
-    expect(state).to.deep.equal(reference);
-    const frames = expectRedelivery(
-      kill.shard,
-      kill.checkpoint,
-      kill.logOffset,
-      kill.caught.pid,
-      kill.shardEventsSinceCheckpoint(),
-    );
-    figure(
-      `case 1: ${kill.shard} restarted at checkpoint ${kill.checkpoint}, ${frames} events stored again ` +
-        `(${kill.shardEventsSinceCheckpoint()} published since); state exact over ${publisher.events.length} events`,
-    );
+    const state = await expectRecovered('case 1', kill, flowing);
 
     // The comparison would catch a loss: without one event of the redelivered batch the reference differs.
     const lostIndex = publisher.events.findIndex(
@@ -500,19 +496,6 @@ describe('worker faults: processors and workers killed hard mid-batch, leases mo
     expect(takeoverMs, 'lease move time (ms)').to.be.at.most(boundMs);
     expect(worker(heirId).child.exitCode, `${heirId} still running`).to.equal(null);
 
-    await flowing;
-    const [state, reference] = await publisher.settle(150_000);
-    expect(state).to.deep.equal(reference);
-    const frames = expectRedelivery(
-      kill.shard,
-      kill.checkpoint,
-      kill.logOffset,
-      kill.caught.pid,
-      kill.shardEventsSinceCheckpoint(),
-    );
-    figure(
-      `case 2: ${kill.shard} restarted at checkpoint ${kill.checkpoint}, ${frames} events stored again ` +
-        `(${kill.shardEventsSinceCheckpoint()} published since); state exact over ${publisher.events.length} events`,
-    );
+    await expectRecovered('case 2', kill, flowing);
   });
 });
