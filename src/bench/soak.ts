@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { applicationName, loadConfig, STREAM_KINDS, type AppConfig, type StreamKind } from '../config/config';
+import { spawnKclDaemon } from '../localstack/kcl-daemon';
 import { findFreePort } from '../localstack/ports';
+import { tailOf } from '../localstack/service';
 import { startStack, type Stack } from '../localstack/stack';
 import { createDynamoClient, readLeases } from '../ops/leases';
 import { deaggregate } from '../replay/kpl';
@@ -146,14 +148,6 @@ function childEnv(configFile: string, extra: Record<string, string> = {}): NodeJ
   return env;
 }
 
-function tailOf(file: string, lines = 20): string {
-  try {
-    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
-}
-
 interface Daemon {
   readonly kind: StreamKind;
   readonly child: ChildProcess;
@@ -162,17 +156,14 @@ interface Daemon {
 
 function startDaemon(kind: StreamKind, dir: string, configFile: string): Daemon {
   const logFile = path.join(dir, `kcl-${kind}.log`);
-  const out = fs.openSync(logFile, 'a');
-  const child = spawn(
-    'bash',
-    [path.join(repoRoot, 'scripts', 'kcl-daemon.sh'), kind, path.join(dir, 'kcl')],
-    {
-      env: childEnv(configFile, { KCL_WORKER_ID: `soak-${kind}-1` }),
-      stdio: ['ignore', out, out],
-      detached: true, // its own process group: SIGINT here reaches it only through our graceful SIGTERM
-    },
-  );
-  fs.closeSync(out);
+  const child = spawnKclDaemon({
+    kind,
+    configFile,
+    workerId: `soak-${kind}-1`,
+    stateDir: path.join(dir, 'kcl'),
+    logFile,
+    env: childEnv(configFile),
+  });
   return { kind, child, logFile };
 }
 
@@ -215,7 +206,7 @@ async function waitForReady(config: AppConfig, daemons: readonly Daemon[], timeo
       const missing: string[] = [];
       for (const d of daemons) {
         if (exited(d.child)) {
-          throw new Error(`the ${d.kind} daemon exited (${d.child.exitCode}):\n${tailOf(d.logFile)}`);
+          throw new Error(`the ${d.kind} daemon exited (${d.child.exitCode}):\n${tailOf(d.logFile, 20)}`);
         }
         const leases = await readLeases(dynamo, applicationName(config, d.kind)).catch(() => []);
         if (leases.length === 0 || leases.some((l) => l.owner === undefined)) {

@@ -1,12 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
+import { spawnKclDaemon } from '../../src/localstack/kcl-daemon';
 import { findFreePort } from '../../src/localstack/ports';
 import { startStack, type Stack, type StackOptions } from '../../src/localstack/stack';
 import { loadConfig, type AppConfig, type StreamKind } from '../../src/config/config';
-import { repoRoot } from './paths';
 
 // The real pipeline for integration tests: the local stack on free ports, a config file pointing at it,
 // and one real KCL MultiLangDaemon per stream started by the project's launch script.
@@ -104,17 +104,14 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
 
   const startDaemon = (kind: StreamKind, workerId = `worker-${kind}-1`): DaemonHandle => {
     const logFile = path.join(dir, `kcl-${kind}-${workerId}.log`);
-    const out = fs.openSync(logFile, 'a');
-    const child = spawn(
-      'bash',
-      [path.join(repoRoot, 'scripts', 'kcl-daemon.sh'), kind, path.join(dir, `kcl-${workerId}`)],
-      {
-        env: { ...process.env, CONFIG_FILE: configFile, KCL_WORKER_ID: workerId },
-        stdio: ['ignore', out, out],
-        detached: true, // its own process group: the test can kill the daemon and its children together
-      },
-    );
-    fs.closeSync(out);
+    // Its own process group: the test can kill the daemon and its children together.
+    const child = spawnKclDaemon({
+      kind,
+      configFile,
+      workerId,
+      stateDir: path.join(dir, `kcl-${workerId}`),
+      logFile,
+    });
     const handle: DaemonHandle = {
       kind,
       child,
