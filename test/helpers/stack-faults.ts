@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { GetRecordsCommand, GetShardIteratorCommand } from '@aws-sdk/client-kinesis';
 import { applicationName, STREAM_KINDS, type StreamKind } from '../../src/config/config';
 import { emulatorClient } from '../../src/localstack/kinesis-mock';
@@ -133,27 +132,6 @@ export async function missingLastRecords(
   } finally {
     client.destroy();
   }
-}
-
-/** The processor log (JSON lines) written since `offset`, parsed; lines that do not parse are skipped. */
-export function processorLogSince(pipeline: Pipeline, offset: number): Array<Record<string, unknown>> {
-  const file = path.join(pipeline.dir, 'processor.log');
-  const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').slice(offset) : '';
-  const out: Array<Record<string, unknown>> = [];
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    try {
-      out.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      // a line being written
-    }
-  }
-  return out;
-}
-
-export function processorLogSize(pipeline: Pipeline): number {
-  const file = path.join(pipeline.dir, 'processor.log');
-  return fs.existsSync(file) ? fs.statSync(file).size : 0;
 }
 
 /** The last lines of a file, for failure messages. */

@@ -1,6 +1,5 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { ListShardsCommand } from '@aws-sdk/client-kinesis';
 import type Redis from 'ioredis';
@@ -8,6 +7,7 @@ import { applicationName, type StreamKind } from '../../src/config/config';
 import { createDynamoClient, readLeases, type LeaseRow } from '../../src/ops/leases';
 import { createKinesisClient } from '../../src/replay/producer';
 import type { Pipeline } from './pipeline';
+import { processorLog } from './processor-log';
 import type { KeySnapshot } from './redis-snapshot';
 
 // Instruments for killing KCL workers and their processor children at a chosen moment: the process table
@@ -256,46 +256,6 @@ export async function freezeMidBatch(options: {
 
 // ---------------------------------------------------------------------------------------------------------
 // The processor log
-
-export interface ProcessorLogEntry {
-  readonly message?: string;
-  readonly pid?: number;
-  readonly shard?: string;
-  readonly stream?: string;
-  readonly startingSequenceNumber?: string;
-  readonly frames?: number;
-  readonly checkpoint?: string;
-  readonly [field: string]: unknown;
-}
-
-export function processorLogFile(pipeline: Pipeline): string {
-  return path.join(pipeline.dir, 'processor.log');
-}
-
-export function logSize(file: string): number {
-  try {
-    return fs.statSync(file).size;
-  } catch {
-    return 0;
-  }
-}
-
-/** The processor log's JSON lines from a byte offset on. */
-export function processorLog(pipeline: Pipeline, fromOffset = 0): ProcessorLogEntry[] {
-  const file = processorLogFile(pipeline);
-  if (!fs.existsSync(file)) return [];
-  const text = fs.readFileSync(file).subarray(fromOffset).toString('utf8');
-  const out: ProcessorLogEntry[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(line) as ProcessorLogEntry);
-    } catch {
-      // a line being written
-    }
-  }
-  return out;
-}
 
 /** The shard a processor child was initialized for (from its 'shard processor initialized' line). */
 export function shardOfProcessor(pipeline: Pipeline, pid: number): string | undefined {

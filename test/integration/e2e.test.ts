@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { expect } from 'chai';
 import { PutRecordCommand } from '@aws-sdk/client-kinesis';
 import { simulate, type SimulatedEvent } from '../../src/replay/simulator';
@@ -16,6 +14,12 @@ import { referenceState, waitForCheckpoints as waitForShardCheckpoints } from '.
 import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { createDynamoClient, readLeases } from '../../src/ops/leases';
 import { startPipeline, type Pipeline } from '../helpers/pipeline';
+import {
+  framesStored,
+  processorLogSize,
+  waitForProcessorLog,
+  type ProcessorLogEntry,
+} from '../helpers/processor-log';
 
 // The whole ingest path with real parts: replay producer -> kinesis-mock -> the real KCL MultiLangDaemon
 // (one per stream, leases in dynalite) -> `aggregator process` children -> Redis.
@@ -142,18 +146,20 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
       );
     }
     dynamo.destroy();
-    const logFile = path.join(pipeline.dir, 'processor.log');
-    const logOffset = fs.statSync(logFile).size;
+    const logOffset = processorLogSize(pipeline);
     pipeline.startDaemon('trade', 'worker-trade-2');
     await waitForCheckpoints({ shards: latest }, 150_000);
     // The redelivery really happened: the new processors handled every trade frame published so far again.
-    const redelivered = fs
-      .readFileSync(logFile, 'utf8')
-      .slice(logOffset)
-      .split('\n')
-      .filter((line) => line.includes('"batch stored"') && line.includes('"market-sbe-trade"'))
-      .reduce((sum, line) => sum + (JSON.parse(line) as { frames: number }).frames, 0);
-    expect(redelivered).to.equal(tradeEventsPublished);
+    // ('batch stored' is logged after the checkpoint was recorded, hence the wait for the log.)
+    const tradeStream = pipeline.config.aws.kinesis.streams.trade;
+    const isTrade = (e: ProcessorLogEntry) => e.stream === tradeStream;
+    const log = await waitForProcessorLog(
+      pipeline,
+      logOffset,
+      (entries) => framesStored(entries, isTrade) >= tradeEventsPublished,
+      10_000,
+    );
+    expect(framesStored(log, isTrade)).to.equal(tradeEventsPublished);
     expect(await obState()).to.deep.equal(before);
     expect(await pipeline.redis.xlen(`dlq:{${pipeline.config.aws.kinesis.streams.trade}}`)).to.equal(
       deadLetters,
@@ -161,8 +167,7 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
   });
 
   it('measures events/s through the processors once the daemons are warm (figure, not an assertion)', async function () {
-    const logFile = path.join(pipeline.dir, 'processor.log');
-    const logOffset = fs.statSync(logFile).size;
+    const logOffset = processorLogSize(pipeline);
     const burst = [...simulate({ seed: 7, symbols: SYMBOLS, startTimeUs: 1_770_000_000_000_000n }, 40_000)];
     const started = Date.now();
     const summary = await publish(burst, 'kpl');
@@ -176,14 +181,18 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
         `(${Math.round(burst.length / seconds)} events/s end to end, bounded by kinesis-mock's PutRecords)\n`,
     );
     // The processors' own rate: frames per second of time spent handling batches (decode + Redis write).
+    const log = await waitForProcessorLog(
+      pipeline,
+      logOffset,
+      (entries) => framesStored(entries) >= burst.length,
+      10_000,
+    );
     const perStream = new Map<string, { frames: number; handleMs: number; batches: number }>();
-    const text = fs.readFileSync(logFile, 'utf8').slice(logOffset);
-    for (const line of text.split('\n')) {
-      if (!line.includes('"batch stored"')) continue;
-      const entry = JSON.parse(line) as { stream: string; frames: number; handleMs: number };
+    for (const entry of log) {
+      if (entry.message !== 'batch stored' || entry.stream === undefined) continue;
       const acc = perStream.get(entry.stream) ?? { frames: 0, handleMs: 0, batches: 0 };
-      acc.frames += entry.frames;
-      acc.handleMs += entry.handleMs;
+      acc.frames += entry.frames ?? 0;
+      acc.handleMs += entry.handleMs ?? 0;
       acc.batches += 1;
       perStream.set(entry.stream, acc);
     }

@@ -11,14 +11,13 @@ import type { PublishSummary } from '../../src/replay/producer';
 import { simulate, type SimulatedEvent } from '../../src/replay/simulator';
 import { checkpointsBehind, PipelinePublisher } from '../helpers/exactness';
 import { startPipeline, waitUntil, type Pipeline } from '../helpers/pipeline';
+import { processorLog, processorLogSize } from '../helpers/processor-log';
 import { spawnSidecar, type SidecarProcess } from '../helpers/sidecar-process';
 import {
   checkpointsInto,
   DaemonSupervisor,
   leaseCheckpoints,
   missingLastRecords,
-  processorLogSince,
-  processorLogSize,
   sleep,
   tailFile,
   waitForKinesisPersisted,
@@ -222,7 +221,7 @@ describe('stack faults: Redis, kinesis-mock and dynalite outages under the real 
         expect(a.reason).to.match(/^"unreachable/);
       }
       // The processors really met the outage with records in hand.
-      const log = processorLogSince(pipeline, logOffset);
+      const log = processorLog(pipeline, logOffset);
       const retries = log.filter((l) => l.message === 'redis write failed; retrying').length;
       const gaveUp = log.filter((l) => String(l.message).startsWith('processRecords failed')).length;
       expect(retries, 'no processor retried a Redis write during the outage').to.be.greaterThan(0);
@@ -260,7 +259,7 @@ describe('stack faults: Redis, kinesis-mock and dynalite outages under the real 
     await publishing;
     await publisher.publish(take(1000));
     await expectExact('after the Redis restart');
-    const log = processorLogSince(pipeline, logOffset);
+    const log = processorLog(pipeline, logOffset);
     const dropped = log.filter(
       (l) => l.message === 'redis connection error' || l.message === 'redis write failed; retrying',
     ).length;

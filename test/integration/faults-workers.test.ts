@@ -14,9 +14,6 @@ import {
   groupMembers,
   isAlive,
   leases,
-  logSize,
-  processorLog,
-  processorLogFile,
   shardOfProcessor,
   shardsOfSymbols,
   signal,
@@ -25,6 +22,13 @@ import {
   waitForExit,
   type FrozenMidBatch,
 } from '../helpers/worker-faults';
+import {
+  framesStored,
+  processorLogFile,
+  processorLogSize,
+  waitForProcessorLog,
+  type ProcessorLogEntry,
+} from '../helpers/processor-log';
 
 // Issue 7, worker faults, against the real pipeline (kinesis-mock, dynalite, Redis, real KCL
 // MultiLangDaemons running `aggregator process` children), one trade stream with 3 shards:
@@ -217,20 +221,25 @@ describe('worker faults: processors and workers killed hard mid-batch, leases mo
     const [state, reference] = await publisher.settle(150_000);
     expect(state).to.deep.equal(reference);
     const { shard, checkpoint } = kill;
-    const log = processorLog(pipeline, kill.logOffset).filter(
-      (e) => e.shard === shard && e.pid !== kill.caught.pid,
-    );
+    // Everything published to the shard after the checkpoint (the caught batch included) came again
+    // ('batch stored' is logged after the checkpoint was recorded, hence the wait for the log).
+    const shardEvents = kill.shardEventsSinceCheckpoint();
+    const heirs = (e: ProcessorLogEntry) => e.shard === shard && e.pid !== kill.caught.pid;
+    const log = (
+      await waitForProcessorLog(
+        pipeline,
+        kill.logOffset,
+        (entries) => framesStored(entries, heirs) >= shardEvents,
+        10_000,
+      )
+    ).filter(heirs);
     const starts = log.filter((e) => e.message === 'shard processor initialized');
     expect(starts.length, `no processor took ${shard} over after the kill`).to.be.greaterThan(0);
     expect(
       starts[0]!.startingSequenceNumber,
       `the new owner of ${shard} did not start at the checkpoint`,
     ).to.equal(checkpoint);
-    const frames = log
-      .filter((e) => e.message === 'batch stored')
-      .reduce((sum, e) => sum + (e.frames ?? 0), 0);
-    // Everything published to the shard after the checkpoint (the caught batch included) came again.
-    const shardEvents = kill.shardEventsSinceCheckpoint();
+    const frames = framesStored(log);
     expect(frames, `frames stored for ${shard} after the kill`).to.be.at.least(shardEvents);
     figure(
       `${label}: ${shard} restarted at checkpoint ${checkpoint}, ${frames} events stored again ` +
@@ -362,7 +371,7 @@ describe('worker faults: processors and workers killed hard mid-batch, leases mo
     expect(settledAt, `records on ${shard} before the pause`).to.be.a('string');
     expect(lease?.checkpoint, `checkpoint of ${shard} at the kill`).to.equal(settledAt);
     expect(publisher.latest[stream]?.[shard!]?.lastSequenceNumber).to.not.equal(settledAt);
-    const logOffset = logSize(processorLogFile(pipeline));
+    const logOffset = processorLogSize(pipeline);
     const killedAt = Date.now();
     options.kill(caught.pid);
     figure(
