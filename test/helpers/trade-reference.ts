@@ -57,6 +57,8 @@ export class TradeReference {
   lastGap: RefGap | undefined;
   /** px:<S> as the script keeps it: bucket start -> price text. */
   readonly px = new Map<bigint, string>();
+  /** The newest applied trade time: the price history's horizon is 15 s before it. */
+  pxTimeUs: bigint | undefined;
 
   private advance(t: bigint | undefined): void {
     if (t !== undefined && (this.eventTimeUs === undefined || t > this.eventTimeUs)) this.eventTimeUs = t;
@@ -100,8 +102,11 @@ export class TradeReference {
     this.advance(batchTime);
     for (const t of fresh) this.advance(t.timeUs);
     this.applied.push(...fresh);
-    if (fresh.length > 0 && this.eventTimeUs !== undefined) {
-      const low = this.eventTimeUs / BUCKET_US - PX_BUCKETS + 1n;
+    for (const t of fresh)
+      if (this.pxTimeUs === undefined || t.timeUs > this.pxTimeUs) this.pxTimeUs = t.timeUs;
+    if (fresh.length > 0 && this.pxTimeUs !== undefined) {
+      // The history's clock is the newest trade time, not T (which book events move too).
+      const low = this.pxTimeUs / BUCKET_US - PX_BUCKETS + 1n;
       for (const t of fresh) {
         const b = t.timeUs / BUCKET_US;
         if (b >= low) this.px.set(b * BUCKET_US, t.priceText);

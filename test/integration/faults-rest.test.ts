@@ -180,19 +180,11 @@ function tradeView(snapshot: KeySnapshot): Record<string, unknown> {
       continue;
     }
     // The windows' vwap_minus_mid and window_mid use ob:<S> mid_price, which the reference (never anchored,
-    // depth20 levels only) cannot share with an anchored book.
+    // depth20 levels only) cannot share with an anchored book; px_min_us is the script's own lower bound of the
+    // stored history (trade-windows.lua), not a value readers see.
     out[key] = Object.fromEntries(
       Object.entries(v).filter(([f]) => f !== 'vwap_minus_mid' && f !== 'window_mid' && f !== 'px_min_us'),
     );
-  }
-  // The 15 s price history is compared without its oldest second: its horizon is the symbol's event time, which
-  // book events advance too (trade-windows.lua), while the reference applies every trade before any book event.
-  // When depth events newer than the last trades were applied before them, the live history drops the one bucket
-  // at the horizon that the reference keeps (seen once in about ten runs); every newer bucket must be equal.
-  const px = out[`px:${S}`] as Record<string, string> | undefined;
-  if (px !== undefined) {
-    const newest = Math.max(...Object.keys(px).map(Number));
-    out[`px:${S}`] = Object.fromEntries(Object.entries(px).filter(([f]) => Number(f) > newest - 14_000_000));
   }
   const ob = (snapshot[`ob:${S}`]?.value ?? {}) as Record<string, string>;
   out.ob = {

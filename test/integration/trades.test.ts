@@ -635,6 +635,26 @@ describe('rolling trade statistics against a real Redis', function () {
       expect(px['1019900000']).to.equal('103.99'); // trades 398 and 399 share the newest bucket; 399 wins
     });
 
+    it('price history: the same px:<S> whether a book event moved T before or after the trades', async () => {
+      // 20 trades from 10.0 s to 11.9 s; a book event at 26 s puts T - 15 s in the middle of them.
+      const trades: TradesStreamEvent[] = [];
+      for (let k = 0; k < 20; k++)
+        trades.push(trade(BigInt(k + 1), 10_000_000n + BigInt(k) * 100_000n, 10000n + BigInt(k)));
+      const tradesFirst = new TradeReference();
+      await applyBoth(tradesFirst, trades, 'trades first');
+      await refreshBoth(tradesFirst, 26_000_000n);
+      await expectState(tradesFirst, 'trades first');
+      const px = await redis.hgetall(pxKey);
+      expect(Object.keys(px)).to.have.length(20);
+
+      await redis.flushdb();
+      const bookFirst = new TradeReference();
+      await refreshBoth(bookFirst, 26_000_000n);
+      await applyBoth(bookFirst, trades, 'book event first');
+      await expectState(bookFirst, 'book event first');
+      expect(await redis.hgetall(pxKey)).to.deep.equal(px);
+    });
+
     it('rejects malformed arguments with ERR_TRADE_ARGS and writes nothing', async () => {
       const k = tradeBatchKeys(keys, SYMBOL);
       expect(await rejection(redis.applyTradeBatch(...k, '1000', '1', '1000', '1.0', '1.0'))).to.match(

@@ -15,7 +15,9 @@
   KEYS[5]  tr:<SYMBOL>:state      last applied id, event time, gap counters
   KEYS[6]  px:<SYMBOL>            price history: hash bucket start (us) -> price (exact decimal string) of the
                                   highest-id trade of that 100 ms bucket; buckets starting at or before
-                                  T - 15 s are deleted (pruned when this script applies a trade)
+                                  P - 15 s are deleted, where P (tr:<S>:state px_time_us) is the newest time of
+                                  the applied trades. P, unlike T, is not moved by book events, so the history
+                                  depends on the trades alone, not on how the streams interleave.
 
   ARGV[1]  event time of the batch, us ("" = none): the newest event time of its messages
   ARGV[2..] the trades, 5 fields each, in ascending id order (an id not above its predecessor is a duplicate):
@@ -165,8 +167,12 @@ if applied > 0 then
   redis.call('HSET', ob_key, 'last_trade_price', ARGV[newest + 2], 'last_trade_id', ARGV[newest],
     'last_trade_ts_us', ARGV[newest + 1])
 
-  -- Price history: the highest-id price of each 100 ms bucket of the last 15 s.
-  local bT = TradeWindows.bucket_of(new_t)
+  -- Price history: the highest-id price of each 100 ms bucket of the last 15 s of trade time.
+  local px_t = st.px_t
+  for k = 1, applied do
+    if px_t == nil or ts[k] > px_t then px_t = ts[k] end
+  end
+  local bT = TradeWindows.bucket_of(px_t)
   local px_lo = bT - PX_BUCKETS + 1
   local px_fields, px_values, order = {}, {}, {}
   for k = 1, applied do
@@ -209,6 +215,7 @@ if applied > 0 then
     'last_trade_id', last,
     'trades_applied', string.format('%d', st.trades_applied + applied),
     'px_min_us', px_min ~= nil and string.format('%d', px_min) or '',
+    'px_time_us', string.format('%d', px_t),
   }
   if #gaps > 0 then
     extra_state[#extra_state + 1] = 'gap_count'

@@ -22,6 +22,8 @@
                    window_mid      the mid_price string they were computed with
                    bucket_min_us   smallest bucket start present in tr:<S>:buckets ("" = none)
                    px_min_us       no px:<S> field starts below this ("" = none stored yet)
+                   px_time_us      P: the newest trade time applied, the price history's clock
+                                   (apply-trade-batch-6.lua)
 
   Buckets: 100 ms of trade time. A trade at time t (us) is in the bucket starting at floor(t / 100000) * 100000.
   Let B = floor(T / 100000). The window of W seconds (W = 1, 5) holds the buckets B - 10W + 1 .. B, i.e. the trades
@@ -196,7 +198,7 @@ do
   -- Reads tr:<S>:state. Numbers stay below 2^53 (times in us); the trade id stays a string.
   function TradeWindows.read_state(state_key)
     local v = redis.call('HMGET', state_key, 'event_time_us', 'last_trade_id', 'window_bucket_us', 'window_mid',
-      'bucket_min_us', 'px_min_us', 'trades_applied', 'gap_count', 'gap_missing')
+      'bucket_min_us', 'px_min_us', 'trades_applied', 'gap_count', 'gap_missing', 'px_time_us')
     return {
       t = opt_number(v[1]),
       last_trade_id = (v[2] ~= false and v[2] ~= '') and v[2] or nil,
@@ -207,6 +209,7 @@ do
       trades_applied = opt_number(v[7]) or 0,
       gap_count = opt_number(v[8]) or 0,
       gap_missing = (v[9] ~= false and v[9] ~= '') and v[9] or '0',
+      px_t = opt_number(v[10]),
     }
   end
 
