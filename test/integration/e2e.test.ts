@@ -145,7 +145,10 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
         }),
       );
     }
+    // The old worker is gone: nothing may write the checkpoints back before the new one starts.
+    const rewound = (await readLeases(dynamo, table)).map((l) => l.checkpoint);
     dynamo.destroy();
+    expect(rewound).to.deep.equal(['TRIM_HORIZON', 'TRIM_HORIZON']);
     const logOffset = processorLogSize(pipeline);
     pipeline.startDaemon('trade', 'worker-trade-2');
     await waitForCheckpoints({ shards: latest }, 150_000);
