@@ -266,10 +266,14 @@ export class ReanchorListener {
     const timer = setInterval(() => void renew(), renewEveryMs);
     let report: ReanchorReport;
     try {
-      report = await this.options.reanchorer.run(request.symbol, () => holder, {
-        reanchorId: id,
-        reason: request.reason,
-      });
+      report = await this.options.reanchorer.run(
+        request.symbol,
+        { token, held: () => holder },
+        {
+          reanchorId: id,
+          reason: request.reason,
+        },
+      );
     } finally {
       clearInterval(timer);
     }

@@ -36,12 +36,18 @@ export interface ReanchorerOptions {
   readonly rng?: () => number;
 }
 
+/** The caller's hold on reanchor:<S> (lock.ts): its token, and whether its last renewal still had it. */
+export interface HeldLock {
+  readonly token: string;
+  held(): boolean;
+}
+
 export type AttemptFailure =
   | { readonly stage: 'rest'; readonly error: string }
   | { readonly stage: 'build'; readonly error: string }
   | {
       readonly stage: 'swap';
-      readonly outcome: Exclude<SwapOutcome, 'swapped'>;
+      readonly outcome: Exclude<SwapOutcome, 'swapped' | 'lock_lost'>;
       readonly neededLastUpdateId: bigint | undefined;
     }
   | { readonly stage: 'swap-error'; readonly error: string }
@@ -88,13 +94,15 @@ export class Reanchorer {
   }
 
   /**
-   * Runs the re-anchor. `stillHolder` is asked before each attempt and before each swap: when the lock was lost
-   * (taken over after this process stalled), the run stops without swapping. Redis outages propagate only from
-   * the stats writes; REST, build and swap failures are attempts.
+   * Runs the re-anchor. `lock.held()` is asked before each attempt and before each swap, and the swap itself
+   * refuses to run unless reanchor:<S> still holds `lock.token` (a fence: this process may have stalled past a
+   * take-over since its last renewal); when the lock was lost the run stops without swapping. Without `lock`
+   * (tests, benchmarks) no lock is checked. Redis outages propagate only from the stats writes; REST, build and
+   * swap failures are attempts.
    */
   async run(
     symbol: string,
-    stillHolder: () => boolean = () => true,
+    lock?: HeldLock,
     /** Correlation fields stamped on every log line of this run (e.g. the request id). */
     context: Readonly<Record<string, string>> = {},
   ): Promise<ReanchorReport> {
@@ -160,12 +168,12 @@ export class Reanchorer {
     };
 
     while (attempts < this.options.maxAttempts) {
-      if (!stillHolder()) {
+      if (lock !== undefined && !lock.held()) {
         failures.push({ stage: 'lock-lost' });
         return finish('lock-lost');
       }
       attempts++;
-      const failure = await this.attempt(symbol, stillHolder);
+      const failure = await this.attempt(symbol, lock);
       if (!('stage' in failure)) return finish('swapped', failure);
       failures.push(failure);
       await client.hincrby(stats, 'attempt_failures', 1);
@@ -193,7 +201,7 @@ export class Reanchorer {
 
   private async attempt(
     symbol: string,
-    stillHolder: () => boolean,
+    lock: HeldLock | undefined,
   ): Promise<
     | AttemptFailure
     | Pick<ReanchorReport, 'restMs' | 'buildMs' | 'swapMs' | 'snapshotRequestedMs' | 'build' | 'swap'>
@@ -230,22 +238,22 @@ export class Reanchorer {
       return { stage: 'build', error: errorText(err) };
     }
     const buildDone = this.now();
-    if (!stillHolder()) {
-      await discardTemporaryState(client, keys, symbol).catch(() => undefined);
-      return { stage: 'lock-lost' };
-    }
+    // Lock lost: the temporary keys are the new holder's to rebuild (and expire on their own), so they stay.
+    if (lock !== undefined && !lock.held()) return { stage: 'lock-lost' };
     let swap: SwapResult;
     const swapStarted = process.hrtime.bigint();
     try {
       swap = await swapReanchor(client, keys, symbol, {
         levels: this.options.levels,
         expectedLastUpdateId: depth.lastUpdateId,
+        ...(lock !== undefined && { lockToken: lock.token }),
       });
     } catch (err) {
       await discardTemporaryState(client, keys, symbol).catch(() => undefined);
       return { stage: 'swap-error', error: errorText(err) };
     }
     const swapMs = Number(process.hrtime.bigint() - swapStarted) / 1e6;
+    if (swap.outcome === 'lock_lost') return { stage: 'lock-lost' };
     if (swap.outcome !== 'swapped') {
       return { stage: 'swap', outcome: swap.outcome, neededLastUpdateId: swap.neededLastUpdateId };
     }

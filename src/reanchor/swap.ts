@@ -23,9 +23,10 @@ export type SwapOutcome =
   | 'other_attempt'
   | 'too_old'
   | 'buffer_gap'
-  | 'crossed';
+  | 'crossed'
+  | 'lock_lost';
 
-export type SwapCode = 1 | 0 | -1 | -2 | -3 | -4 | -5 | -6;
+export type SwapCode = 1 | 0 | -1 | -2 | -3 | -4 | -5 | -6 | -7;
 
 const OUTCOMES: Readonly<Record<SwapCode, SwapOutcome>> = {
   1: 'swapped',
@@ -36,6 +37,7 @@ const OUTCOMES: Readonly<Record<SwapCode, SwapOutcome>> = {
   [-4]: 'too_old',
   [-5]: 'buffer_gap',
   [-6]: 'crossed',
+  [-7]: 'lock_lost',
 };
 
 export interface SwapResult {
@@ -56,6 +58,11 @@ export interface SwapOptions {
   readonly levels: number;
   /** The lastUpdateId the temporary state was built from: another attempt's state is refused (-3). */
   readonly expectedLastUpdateId?: bigint;
+  /**
+   * The caller's token in reanchor:<S>: the swap is refused (lock_lost, nothing changed) unless the lock still
+   * holds it, so a listener that stalled past a take-over cannot swap. Without it, no lock is checked.
+   */
+  readonly lockToken?: string;
 }
 
 /** The swap script failed for another reason than an outage (a Lua error, a reply of an unexpected shape). */
@@ -91,7 +98,8 @@ export function swapArgs(symbol: string, options: SwapOptions): string[] {
   if (expected !== undefined && expected < 0n) {
     throw new RangeError(`reanchorSwap ${symbol}: negative expectedLastUpdateId ${expected}`);
   }
-  return [String(options.levels), expected === undefined ? '' : expected.toString()];
+  if (options.lockToken === '') throw new RangeError(`reanchorSwap ${symbol}: empty lockToken`);
+  return [String(options.levels), expected === undefined ? '' : expected.toString(), options.lockToken ?? ''];
 }
 
 function optionalId(symbol: string, value: unknown): bigint | undefined {
@@ -130,7 +138,7 @@ export function parseSwapReply(symbol: string, reply: unknown): SwapResult {
 
 /**
  * Swaps the symbol's temporary state in (one script call), or, when a check fails, deletes it and changes no live
- * key. Outages are rethrown unchanged (isRetryable); a second call after a swap is a no-op (nothing_to_swap).
+ * key (lock_lost: leaves it to the lock's holder). Outages are rethrown unchanged (isRetryable); a second call after a swap is a no-op (nothing_to_swap).
  */
 export async function swapReanchor(
   client: RedisClient,

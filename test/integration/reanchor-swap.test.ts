@@ -322,6 +322,41 @@ describe('re-anchor: temporary state and the atomic swap (real redis-server)', f
     });
   }
 
+  it('refuses a swap whose lock token reanchor:<S> no longer holds (lock_lost, code -7): live state byte-identical, temporary keys left to the holder', async () => {
+    const sc = await scenario(28, 300, 300);
+    await buildTemporaryState(redis, keys, S, { depth: sc.snapshot, trades: sc.restTrades });
+    const live = async () => {
+      const all = await liveSnapshot();
+      delete all[keys.reanchorFlag(S)]; // set by this test
+      return all;
+    };
+    const before = await live();
+    const expectedLastUpdateId = sc.snapshot.lastUpdateId;
+    // Taken over by another listener, then expired: neither lets the stalled holder swap.
+    for (const flag of ['listener-b|1-1', undefined]) {
+      if (flag === undefined) await redis.del(keys.reanchorFlag(S));
+      else await redis.set(keys.reanchorFlag(S), flag, 'EX', 300);
+      const result = await swapReanchor(redis, keys, S, {
+        levels: LEVELS,
+        expectedLastUpdateId,
+        lockToken: 'listener-a|1-0',
+      });
+      expect(result.code, `flag ${flag}`).to.equal(-7);
+      expect(result.outcome).to.equal('lock_lost');
+      expect(await live()).to.deep.equal(before);
+      expect(await temporaryLeft()).to.be.greaterThan(0);
+    }
+    // The holder's own token swaps.
+    await redis.set(keys.reanchorFlag(S), 'listener-a|1-0', 'EX', 300);
+    const result = await swapReanchor(redis, keys, S, {
+      levels: LEVELS,
+      expectedLastUpdateId,
+      lockToken: 'listener-a|1-0',
+    });
+    expect(result.outcome).to.equal('swapped');
+    expect(await redis.exists(keys.reanchorFlag(S))).to.equal(0);
+  });
+
   it('readers never see ob:<S> missing or empty while 50 swaps run', async () => {
     const sc = await scenario(31, 300, 300);
     await buildTemporaryState(redis, keys, S, { depth: sc.snapshot, trades: sc.restTrades });

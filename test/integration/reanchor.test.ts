@@ -439,6 +439,31 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
       expect(Date.now() - started).to.be.at.least(900);
     });
 
+    it('a REST answer so slow that the lock was taken over meanwhile: the stalled run is fenced off, nothing swapped', async () => {
+      await anchoredMarket();
+      const before = await liveState();
+      const rest = restClient();
+      // The listener stalls in the REST call past its lock's life; another listener takes the lock over.
+      // The stalled one has not renewed since, so it still believes it holds the lock: only the swap's fence
+      // (the token in reanchor:<S>) stops it.
+      const stalled: SnapshotSource = {
+        async getDepth(symbol, limit) {
+          const depth = await rest.getDepth(symbol, limit);
+          await redis.set(keys.reanchorFlag(S), 'other|0-3', 'EX', 300);
+          return depth;
+        },
+        getTrades: (symbol, limit) => rest.getTrades(symbol, limit),
+      };
+      const report = await reanchorer(stalled).run(S, { token: 'test|0-2', held: () => true });
+      expect(report.outcome).to.equal('lock-lost');
+      expect(report.attempts).to.equal(1);
+      const after = await liveState();
+      for (const key of Object.keys(after)) if (key.includes('new:')) delete after[key];
+      expect(after).to.deep.equal(before);
+      expect(await redis.get(keys.reanchorFlag(S))).to.equal('other|0-3');
+      expect(await redis.hgetall(keys.reanchorStats(S))).to.include({ last_outcome: 'lock-lost' });
+    });
+
     it('when every attempt fails the re-anchor gives up: live state byte-identical, temporary keys gone, failure counted', async () => {
       await anchoredMarket();
       const before = await liveState();

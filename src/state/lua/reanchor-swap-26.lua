@@ -5,6 +5,8 @@
   reader sees the old state or the new one, never a mix, and ob:<S> is only ever HSET (never deleted or renamed).
 
   Checks, in order (ids compared as decimal strings; L = the snapshot's lastUpdateId from book:new:<S>:state):
+    ARGV[3] given and reanchor:<S> not holding it (the lock was taken over while this caller stalled, or it
+      expired)                                      -> -7, nothing changed, the temporary keys left to the holder
     no temporary key exists at all                  -> 0, nothing changed (e.g. a second call after a swap)
     book:new:<S>:state missing or not complete      -> -1
     the temporary book does not hold the level counts the build recorded (a chunk lost or expired) -> -2
@@ -14,7 +16,7 @@
       book:<S>:state (the newest diff already applied or buffered)   -> -4 (needed_last_update_id says which L would)
     the remaining buffered diffs have a gap (U > previous u + 1)      -> -5 (needed_last_update_id likewise)
     the temporary book with the remaining diffs applied is crossed (best bid >= best ask) -> -6
-  On a failed check (codes < 0) every temporary key (KEYS[15..26]) is deleted and no live key is touched
+  On a failed check (codes -1..-6) every temporary key (KEYS[15..26]) is deleted and no live key is touched
   (reanchor:<S> too is left as it is: the caller decides whether to retry).
 
   On success (code 1):
@@ -51,10 +53,13 @@
 
   ARGV[1]  N: levels written to ob: (1..20)
   ARGV[2]  the lastUpdateId the caller built the temporary state from ("" = accept any)
+  ARGV[3]  the caller's lock token, the value of reanchor:<S> while it holds the lock ("" = no check): a fence,
+           so that a listener that stalled past a take-over cannot swap
 
   Returns { code, book_update_id, diffs_applied, diffs_dropped, trades, needed_last_update_id }
     code 1 swapped | 0 nothing to swap | -1 temporary state missing | -2 temporary book incomplete |
-         -3 another attempt's state | -4 snapshot too old | -5 gap in the buffer after the snapshot | -6 crossed
+         -3 another attempt's state | -4 snapshot too old | -5 gap in the buffer after the snapshot | -6 crossed |
+         -7 the lock is not the caller's
     book_update_id   the live book id after the call ("" if none)
     diffs_applied / diffs_dropped   buffered diffs replayed on / dropped as covered by the snapshot (code 1)
     trades           "rest" (the temporary trade state was swapped in) | "live" (kept) | "" (code <= 0)
@@ -87,8 +92,12 @@ local function temporaries()
   return t
 end
 
+local token = ARGV[3] or ''
+
 local st = redis.call('HMGET', state_key, 'status', 'book_update_id', 'last_seen_u', 'anchors', 'reanchors')
 local live_id = st[2] or ''
+
+if token ~= '' and redis.call('GET', flag_key) ~= token then return { -7, live_id, 0, 0, '', '' } end
 
 local function reject(code, needed)
   redis.call('DEL', unpack(temporaries()))
