@@ -3,6 +3,7 @@ import path from 'node:path';
 import Redis, { Cluster } from 'ioredis';
 import type { Result, RedisOptions } from 'ioredis';
 import type { RedisConfig } from '../config/config';
+import type { Logger } from '../logging/logger';
 
 // Redis connections with the service's Lua scripts defined once per connection (ioredis sends EVALSHA and
 // falls back to EVAL on NOSCRIPT, so a SCRIPT FLUSH or a failover to a fresh node is harmless).
@@ -96,6 +97,17 @@ function baseOptions(config: RedisConfig, options: ConnectOptions): RedisOptions
     retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
     lazyConnect: false,
   };
+}
+
+/**
+ * Logs a connection's errors and each reconnect attempt at warn, so the start of an outage is in the log even
+ * when ioredis resends the unanswered commands after a quick reconnect and no caller sees a failure.
+ */
+export function logConnectionEvents(client: RedisClient, logger: Pick<Logger, 'warn'>): void {
+  client.on('error', (err: Error) => logger.warn('redis connection error', { error: err.message }));
+  client.on('reconnecting', (delayMs: unknown) =>
+    logger.warn('redis connection lost; reconnecting', { delayMs }),
+  );
 }
 
 export function createRedisClient(config: RedisConfig, options: ConnectOptions): RedisClient {

@@ -7,7 +7,7 @@ import { ShardProcessor } from '../../kcl/shard-processor';
 import { toKclRecordProcessor } from '../../kcl/protocol-adapter';
 import { claimStdoutForProtocol } from '../../kcl/stdout-guard';
 import { Keys } from '../../state/keys';
-import { createRedisClient } from '../../state/redis';
+import { createRedisClient, logConnectionEvents } from '../../state/redis';
 import { withRetry } from '../../state/retry';
 import { StateWriter } from '../../state/writer';
 import { requestReanchor, RequestThrottle } from '../../reanchor/requests';
@@ -50,7 +50,7 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
     defaultMeta: { service: config.serviceName, role: 'processor', stream, pid: process.pid },
   });
   const redis = createRedisClient(config.redis, { connectionName: `processor:${kind}:${process.pid}` });
-  redis.on('error', (err: Error) => logger.warn('redis connection error', { error: err.message }));
+  logConnectionEvents(redis, logger);
   const keys = new Keys({ clusterMode: config.redis.clusterMode });
   const telemetry = new ProcessorTelemetry(stream);
   let publishing = false;

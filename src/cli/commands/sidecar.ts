@@ -11,7 +11,7 @@ import { readReports } from '../../ops/telemetry';
 import { startHealthServer, type HealthServer } from '../../ops/health-server';
 import { FeatureSidecar } from '../../sidecar/sidecar';
 import { Keys } from '../../state/keys';
-import { createRedisClient } from '../../state/redis';
+import { createRedisClient, logConnectionEvents } from '../../state/redis';
 import { startReanchorService, type ReanchorService } from '../../reanchor/service';
 import type { AppConfig } from '../../config/config';
 
@@ -137,7 +137,7 @@ export function registerSidecar(program: Command): void {
         defaultMeta: { service: config.serviceName, role: 'sidecar', sidecarId, pid: process.pid },
       });
       const redis = createRedisClient(config.redis, { connectionName: `sidecar:${sidecarId}` });
-      redis.on('error', (err: Error) => logger.warn('redis connection error', { error: err.message }));
+      logConnectionEvents(redis, logger);
       const sidecar = new FeatureSidecar({
         client: redis,
         keys: new Keys({ clusterMode: config.redis.clusterMode }),
