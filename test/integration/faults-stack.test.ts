@@ -271,7 +271,7 @@ describe('stack faults: Redis, kinesis-mock and dynalite outages under the real 
     expect(dropped, 'no processor noticed the restart').to.be.greaterThan(0);
     note(
       `redis restart: down ${downMs} ms, ${behind.length} shards behind at the crash, ` +
-        `${dropped} connection errors/retries logged, ` +
+        `${dropped} connection drops, errors and write retries logged, ` +
         `${supervisor.restartsSince().length - restartsBefore} daemon restarts`,
     );
   });
