@@ -246,7 +246,7 @@ export class Reanchorer {
       swap = await swapReanchor(client, keys, symbol, {
         levels: this.options.levels,
         expectedLastUpdateId: depth.lastUpdateId,
-        ...(lock !== undefined && { lockToken: lock.token }),
+        lockToken: lock?.token,
       });
     } catch (err) {
       await discardTemporaryState(client, keys, symbol).catch(() => undefined);

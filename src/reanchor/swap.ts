@@ -138,7 +138,8 @@ export function parseSwapReply(symbol: string, reply: unknown): SwapResult {
 
 /**
  * Swaps the symbol's temporary state in (one script call), or, when a check fails, deletes it and changes no live
- * key (lock_lost: leaves it to the lock's holder). Outages are rethrown unchanged (isRetryable); a second call after a swap is a no-op (nothing_to_swap).
+ * key (lock_lost: leaves it to the lock's holder). Outages are rethrown unchanged (isRetryable); a second call
+ * after a swap is a no-op (nothing_to_swap).
  */
 export async function swapReanchor(
   client: RedisClient,

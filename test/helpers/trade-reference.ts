@@ -100,10 +100,11 @@ export class TradeReference {
       this.lastId = t.id;
     }
     this.advance(batchTime);
-    for (const t of fresh) this.advance(t.timeUs);
-    this.applied.push(...fresh);
-    for (const t of fresh)
+    for (const t of fresh) {
+      this.advance(t.timeUs);
       if (this.pxTimeUs === undefined || t.timeUs > this.pxTimeUs) this.pxTimeUs = t.timeUs;
+    }
+    this.applied.push(...fresh);
     if (fresh.length > 0 && this.pxTimeUs !== undefined) {
       // The history's clock is the newest trade time, not T (which book events move too).
       const low = this.pxTimeUs / BUCKET_US - PX_BUCKETS + 1n;

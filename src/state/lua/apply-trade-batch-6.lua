@@ -112,7 +112,8 @@ if ARGV[1] ~= '' and e == nil then
 end
 if e ~= nil and (new_t == nil or e > new_t) then new_t = e end
 
--- Pass 1: which trades are new, the gaps, the numbers.
+-- Pass 1: which trades are new, the gaps, the numbers; px_t: the price history's clock (newest trade time).
+local px_t = st.px_t
 local ts, ps, qs, ms, bases = {}, {}, {}, {}, {}
 local duplicates = 0
 local gaps = {}
@@ -152,6 +153,7 @@ for base = 2, nargs, 5 do
     local k = #ts + 1
     ts[k], ps[k], qs[k], ms[k], bases[k] = t, p, q, ARGV[base + 4] == '1', base
     if new_t == nil or t > new_t then new_t = t end
+    if px_t == nil or t > px_t then px_t = t end
     last, last_n = id, id_n
   else
     duplicates = duplicates + 1
@@ -168,10 +170,6 @@ if applied > 0 then
     'last_trade_ts_us', ARGV[newest + 1])
 
   -- Price history: the highest-id price of each 100 ms bucket of the last 15 s of trade time.
-  local px_t = st.px_t
-  for k = 1, applied do
-    if px_t == nil or ts[k] > px_t then px_t = ts[k] end
-  end
   local bT = TradeWindows.bucket_of(px_t)
   local px_lo = bT - PX_BUCKETS + 1
   local px_fields, px_values, order = {}, {}, {}
