@@ -3,6 +3,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { ConfigError } from './errors';
 import { ConfigReader } from './reader';
+import { DEFAULT_MAX_FUTURE_SKEW_MS } from '../events/validate';
 
 // The service configuration, parsed and validated once at the edge (the CLI). Nothing below the CLI reads
 // process.env or a file: it receives an AppConfig. The YAML shape follows the seed's config/aggregator.yaml.
@@ -66,7 +67,27 @@ export interface ProcessingConfig {
   readonly diffBufferMaxLength: number;
   /** Approximate cap of each feat:<SYMBOL>:history stream (vectors as served). */
   readonly featureHistoryMaxLen: number;
+  /**
+   * How far an event or trade time may be ahead of the processor's clock (further: dead-lettered FUTURE_TIME), and
+   * how far ahead of the sidecar's clock an input time may be and still count as known.
+   */
+  readonly maxFutureSkewMs: number;
+  /** Events of symbols outside `symbols`: skipped and counted (default), or applied like the listed ones. */
+  readonly unlistedSymbols: UnlistedSymbolPolicy;
 }
+
+export type UnlistedSymbolPolicy = 'skip' | 'apply';
+export const UNLISTED_SYMBOL_POLICIES: readonly UnlistedSymbolPolicy[] = ['skip', 'apply'];
+
+/**
+ * The most diffs a symbol's buffer may keep: the re-anchor swap replays the whole buffer in one script call, which
+ * must stay short (README: the swap's measured cost per buffered diff).
+ */
+export const MAX_DIFF_BUFFER_LENGTH = 5000;
+
+/** kcl.timeout_in_seconds must exceed processing.batch_deadline_ms by this much: after its last Redis attempt a
+ * child still checkpoints (with retries) and answers the daemon, which halts the JVM when the timeout passes. */
+export const KCL_TIMEOUT_MARGIN_MS = 10_000;
 
 export interface ReanchorRestConfig {
   /** A Binance-compatible REST base URL (https://data-api.binance.vision; the simulated exchange locally). */
@@ -296,10 +317,26 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
     batchDeadlineMs: processingSection.integer('batch_deadline_ms', 10000, 100, 600000),
     redisRetries: processingSection.integer('redis_retries', 5, 0, 100),
     deadLetterMaxLen: processingSection.integer('dead_letter_max_len', 100000, 100, 100000000),
-    diffBufferMaxLength: processingSection.integer('diff_buffer_max_length', 1000, 10, 1000000),
+    diffBufferMaxLength: processingSection.integer(
+      'diff_buffer_max_length',
+      1000,
+      10,
+      MAX_DIFF_BUFFER_LENGTH,
+    ),
     featureHistoryMaxLen: processingSection.integer('feature_history_max_len', 3600, 10, 10000000),
+    maxFutureSkewMs: processingSection.integer('max_future_skew_ms', DEFAULT_MAX_FUTURE_SKEW_MS, 0, 3600000),
+    unlistedSymbols: processingSection.oneOf('unlisted_symbols', UNLISTED_SYMBOL_POLICIES, 'skip'),
   };
   processingSection.done();
+  if (kcl.timeoutInSeconds * 1000 < processing.batchDeadlineMs + KCL_TIMEOUT_MARGIN_MS) {
+    throw new ConfigError(
+      'kcl.timeout_in_seconds',
+      `${kcl.timeoutInSeconds} s leaves less than ${KCL_TIMEOUT_MARGIN_MS / 1000} s after ` +
+        `processing.batch_deadline_ms (${processing.batchDeadlineMs} ms): a child still retrying Redis would ` +
+        `miss it and the daemon would halt the JVM; raise it to at least ` +
+        `${Math.ceil((processing.batchDeadlineMs + KCL_TIMEOUT_MARGIN_MS) / 1000)}`,
+    );
+  }
 
   const reanchorSection = root.section('reanchor');
   const restSection = reanchorSection.section('rest');

@@ -107,6 +107,8 @@ describe('config', () => {
           deadLetterMaxLen: 100000,
           diffBufferMaxLength: 1000,
           featureHistoryMaxLen: 3600,
+          maxFutureSkewMs: 5000,
+          unlistedSymbols: 'skip',
         },
         reanchor: {
           enabled: true,

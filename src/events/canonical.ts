@@ -1,0 +1,75 @@
+// The one string form of every price and quantity in Redis: the exact decimal with exactly CANONICAL_SCALE (8)
+// fraction digits, "59999.98000000", whatever exponent the message carried and whenever it changes. Binance's
+// spot precision is 8 decimals (its REST answers are written that way), so every value it can send has exactly
+// one such string; a value that needs more digits, or one too large for an int64 at that scale, has none.
+// Book levels are keyed by these strings, so one price can never live under two hash fields.
+
+/** Fraction digits of every price and quantity string written to Redis. */
+export const CANONICAL_SCALE = 8;
+
+/** The largest canonical mantissa (value x 10^8): an int64, so every value fits Lua, ioredis and SBE alike. */
+export const MAX_CANONICAL_MANTISSA = (1n << 63n) - 1n;
+
+const POW10: readonly bigint[] = Array.from({ length: 40 }, (_, i) => 10n ** BigInt(i));
+const ZEROS = '000000000';
+
+/**
+ * mantissa x 10^exponent at scale 8 (the canonical mantissa), or undefined when the value needs more than 8
+ * fraction digits or its canonical mantissa leaves int64. Exponents beyond +-39 are out of range (undefined). Pure.
+ */
+export function canonicalMantissa(mantissa: bigint, exponent: number): bigint | undefined {
+  let scaled: bigint;
+  if (exponent === -CANONICAL_SCALE) {
+    scaled = mantissa;
+  } else if (exponent > -CANONICAL_SCALE) {
+    const factor = POW10[exponent + CANONICAL_SCALE];
+    if (factor === undefined) return mantissa === 0n ? 0n : undefined;
+    scaled = mantissa * factor;
+  } else {
+    const divisor = POW10[-CANONICAL_SCALE - exponent];
+    if (divisor === undefined) return mantissa === 0n ? 0n : undefined;
+    if (mantissa % divisor !== 0n) return undefined;
+    scaled = mantissa / divisor;
+  }
+  if (scaled > MAX_CANONICAL_MANTISSA || scaled < -MAX_CANONICAL_MANTISSA) return undefined;
+  return scaled;
+}
+
+/** The canonical string of a canonical mantissa: "-"? digits "." 8 digits ("0.00000001", "60000.00000000"). */
+export function formatCanonical(canonical: bigint): string {
+  const negative = canonical < 0n;
+  let digits = (negative ? -canonical : canonical).toString();
+  if (digits.length <= CANONICAL_SCALE) digits = ZEROS.slice(0, CANONICAL_SCALE + 1 - digits.length) + digits;
+  const cut = digits.length - CANONICAL_SCALE;
+  return `${negative ? '-' : ''}${digits.slice(0, cut)}.${digits.slice(cut)}`;
+}
+
+/** The canonical string of mantissa x 10^exponent, or undefined when it has none (see canonicalMantissa). Pure. */
+export function canonicalDecimal(mantissa: bigint, exponent: number): string | undefined {
+  const scaled = canonicalMantissa(mantissa, exponent);
+  return scaled === undefined ? undefined : formatCanonical(scaled);
+}
+
+/** A value that has no canonical string (more than 8 fraction digits, or too large). */
+export class CanonicalDecimalError extends RangeError {
+  constructor(
+    readonly mantissa: bigint,
+    readonly exponent: number,
+  ) {
+    super(
+      `${mantissa} x 10^${exponent} has no canonical form: more than ${CANONICAL_SCALE} fraction digits ` +
+        `or beyond int64 at that scale`,
+    );
+    this.name = 'CanonicalDecimalError';
+  }
+}
+
+/** canonicalDecimal, throwing CanonicalDecimalError for a value without a canonical string. */
+export function toCanonical(mantissa: bigint, exponent: number): string {
+  const text = canonicalDecimal(mantissa, exponent);
+  if (text === undefined) throw new CanonicalDecimalError(mantissa, exponent);
+  return text;
+}
+
+/** A canonical string as Redis and the Lua scripts expect it: digits, ".", exactly 8 digits, no sign. */
+export const CANONICAL_UNSIGNED = /^\d+\.\d{8}$/;

@@ -1,0 +1,251 @@
+import type {
+  BestBidAskStreamEvent,
+  DepthDiffStreamEvent,
+  DepthSnapshotStreamEvent,
+  PriceLevel,
+  SbeMessage,
+  TradesStreamEvent,
+} from '../sbe/messages';
+import { canonicalMantissa, CANONICAL_SCALE } from './canonical';
+
+// Semantic validation of decoded events (pure): a frame can decode and still carry values no exchange sends.
+// Every event passes here before it is grouped and written; one that fails is dead-lettered under its code and
+// never reaches a script, so it can neither stop a shard nor move the symbol's clock.
+//
+// Rules (the README's "Validation" table repeats them):
+//   INVALID_SYMBOL  the symbol is empty, longer than 32 characters, or has a character that is neither a letter
+//                   nor a digit (any script: Binance lists non-ASCII symbols)
+//   BAD_EXPONENT    priceExponent or qtyExponent outside -18..18
+//   BAD_PRICE       a price <= 0, with more than 8 fraction digits, or above (2^63 - 1) / 10^8
+//   BAD_QTY         a quantity < 0, with more than 8 fraction digits, or above (2^63 - 1) / 10^8
+//   BAD_TRADE_ID    a trade id < 0, or the ids of one message not strictly increasing
+//   BAD_UPDATE_ID   a bookUpdateId < 0, a diff's U < 0 or U > u
+//   BAD_TIME        an eventTime or transactTime < 0
+//   FUTURE_TIME     an eventTime or transactTime further ahead of the processor's clock than the allowed skew
+//                   (processing.max_future_skew_ms). Old events are never rejected for their age: catch-ups,
+//                   Kinesis retention and replays of history are legitimate.
+//   BAD_LEVELS      a price twice on one side of a message; a depth20 side out of order (bids descending, asks
+//                   ascending, strictly) or a crossed depth20 (best bid >= best ask)
+
+export const VALIDATION_CODES = [
+  'INVALID_SYMBOL',
+  'BAD_EXPONENT',
+  'BAD_PRICE',
+  'BAD_QTY',
+  'BAD_TRADE_ID',
+  'BAD_UPDATE_ID',
+  'BAD_TIME',
+  'FUTURE_TIME',
+  'BAD_LEVELS',
+] as const;
+export type ValidationCode = (typeof VALIDATION_CODES)[number];
+
+export const MIN_EXPONENT = -18;
+export const MAX_EXPONENT = 18;
+export const MAX_SYMBOL_LENGTH = 32;
+/** Default of processing.max_future_skew_ms. */
+export const DEFAULT_MAX_FUTURE_SKEW_MS = 5000;
+
+export interface ValidationClock {
+  /** The processor's clock, microseconds since the epoch. */
+  readonly nowUs: bigint;
+  /** How far ahead of nowUs an event or trade time may be, microseconds. */
+  readonly maxFutureSkewUs: bigint;
+}
+
+/** Why an event was rejected: a code, the field (e.g. "trades[3].price") and a sentence naming the value. */
+export interface ValidationFailure {
+  readonly code: ValidationCode;
+  readonly field: string;
+  readonly message: string;
+}
+
+const SYMBOL = /^[\p{L}\p{N}]+$/u;
+
+function fail(code: ValidationCode, field: string, message: string): ValidationFailure {
+  return { code, field, message: `${field}: ${message}` };
+}
+
+/** The symbol rule alone (also used for configured symbols). */
+export function symbolProblem(symbol: string): string | undefined {
+  if (symbol.length === 0) return 'empty';
+  if ([...symbol].length > MAX_SYMBOL_LENGTH) return `longer than ${MAX_SYMBOL_LENGTH} characters`;
+  if (!SYMBOL.test(symbol)) return `${JSON.stringify(symbol)} has a character other than letters and digits`;
+  return undefined;
+}
+
+function checkTime(field: string, value: bigint, clock: ValidationClock): ValidationFailure | undefined {
+  if (value < 0n) return fail('BAD_TIME', field, `negative (${value})`);
+  const ahead = value - clock.nowUs;
+  if (ahead > clock.maxFutureSkewUs) {
+    return fail(
+      'FUTURE_TIME',
+      field,
+      `${value} us is ${Number(ahead) / 1e6} s ahead of the processor's clock (allowed: ` +
+        `${Number(clock.maxFutureSkewUs) / 1e6} s)`,
+    );
+  }
+  return undefined;
+}
+
+function checkExponent(field: string, exponent: number): ValidationFailure | undefined {
+  if (exponent < MIN_EXPONENT || exponent > MAX_EXPONENT) {
+    return fail('BAD_EXPONENT', field, `${exponent} is outside ${MIN_EXPONENT}..${MAX_EXPONENT}`);
+  }
+  return undefined;
+}
+
+/** The value at scale 8, or a failure: price > 0 (quantity >= 0), at most 8 decimals, within int64 at scale 8. */
+function scaled(
+  code: 'BAD_PRICE' | 'BAD_QTY',
+  field: string,
+  mantissa: bigint,
+  exponent: number,
+): bigint | ValidationFailure {
+  if (code === 'BAD_PRICE' ? mantissa <= 0n : mantissa < 0n) {
+    return fail(code, field, `mantissa ${mantissa} is ${code === 'BAD_PRICE' ? 'not positive' : 'negative'}`);
+  }
+  const value = canonicalMantissa(mantissa, exponent);
+  if (value === undefined) {
+    return fail(
+      code,
+      field,
+      `${mantissa} x 10^${exponent} needs more than ${CANONICAL_SCALE} fraction digits or exceeds ` +
+        `(2^63 - 1) / 10^${CANONICAL_SCALE}`,
+    );
+  }
+  return value;
+}
+
+function isFailure(v: bigint | ValidationFailure): v is ValidationFailure {
+  return typeof v !== 'bigint';
+}
+
+function checkCommon(
+  message: SbeMessage,
+  clock: ValidationClock,
+): ValidationFailure | undefined {
+  const problem = symbolProblem(message.symbol);
+  if (problem !== undefined) return fail('INVALID_SYMBOL', 'symbol', problem);
+  return (
+    checkExponent('priceExponent', message.priceExponent) ??
+    checkExponent('qtyExponent', message.qtyExponent) ??
+    checkTime('eventTime', message.eventTime, clock)
+  );
+}
+
+function validateTrades(m: TradesStreamEvent, clock: ValidationClock): ValidationFailure | undefined {
+  const time = checkTime('transactTime', m.transactTime, clock);
+  if (time !== undefined) return time;
+  let previous: bigint | undefined;
+  for (let i = 0; i < m.trades.length; i++) {
+    const t = m.trades[i]!;
+    if (t.id < 0n) return fail('BAD_TRADE_ID', `trades[${i}].id`, `negative (${t.id})`);
+    if (previous !== undefined && t.id <= previous) {
+      return fail('BAD_TRADE_ID', `trades[${i}].id`, `${t.id} does not follow ${previous} (ids must increase)`);
+    }
+    previous = t.id;
+    const price = scaled('BAD_PRICE', `trades[${i}].price`, t.priceMantissa, m.priceExponent);
+    if (isFailure(price)) return price;
+    const qty = scaled('BAD_QTY', `trades[${i}].qty`, t.qtyMantissa, m.qtyExponent);
+    if (isFailure(qty)) return qty;
+  }
+  return undefined;
+}
+
+function validateBestBidAsk(m: BestBidAskStreamEvent): ValidationFailure | undefined {
+  if (m.bookUpdateId < 0n) return fail('BAD_UPDATE_ID', 'bookUpdateId', `negative (${m.bookUpdateId})`);
+  for (const [field, code, mantissa, exponent] of [
+    ['bidPrice', 'BAD_PRICE', m.bidPriceMantissa, m.priceExponent],
+    ['bidQty', 'BAD_QTY', m.bidQtyMantissa, m.qtyExponent],
+    ['askPrice', 'BAD_PRICE', m.askPriceMantissa, m.priceExponent],
+    ['askQty', 'BAD_QTY', m.askQtyMantissa, m.qtyExponent],
+  ] as const) {
+    const v = scaled(code, field, mantissa, exponent);
+    if (isFailure(v)) return v;
+  }
+  return undefined;
+}
+
+/**
+ * The levels of one side: prices > 0, quantities >= 0, no price twice; with `order`, strictly descending (bids)
+ * or ascending (asks). Returns the first (best) canonical price, or a failure.
+ */
+function checkSide(
+  side: 'bids' | 'asks',
+  levels: readonly PriceLevel[],
+  priceExponent: number,
+  qtyExponent: number,
+  ordered: boolean,
+): bigint | undefined | ValidationFailure {
+  let first: bigint | undefined;
+  let previous: bigint | undefined;
+  const seen = ordered || levels.length < 2 ? undefined : new Set<bigint>();
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i]!;
+    const price = scaled('BAD_PRICE', `${side}[${i}].price`, level.priceMantissa, priceExponent);
+    if (isFailure(price)) return price;
+    const qty = scaled('BAD_QTY', `${side}[${i}].qty`, level.qtyMantissa, qtyExponent);
+    if (isFailure(qty)) return qty;
+    if (ordered) {
+      if (previous !== undefined && (side === 'bids' ? price >= previous : price <= previous)) {
+        return fail(
+          'BAD_LEVELS',
+          `${side}[${i}].price`,
+          `${side} must be strictly ${side === 'bids' ? 'descending' : 'ascending'} by price`,
+        );
+      }
+      previous = price;
+    } else if (seen !== undefined) {
+      if (seen.has(price)) return fail('BAD_LEVELS', `${side}[${i}].price`, 'the same price twice on one side');
+      seen.add(price);
+    }
+    if (first === undefined) first = price;
+  }
+  return first;
+}
+
+function validateDepthSnapshot(m: DepthSnapshotStreamEvent): ValidationFailure | undefined {
+  if (m.bookUpdateId < 0n) return fail('BAD_UPDATE_ID', 'bookUpdateId', `negative (${m.bookUpdateId})`);
+  const bid = checkSide('bids', m.bids, m.priceExponent, m.qtyExponent, true);
+  if (typeof bid === 'object') return bid;
+  const ask = checkSide('asks', m.asks, m.priceExponent, m.qtyExponent, true);
+  if (typeof ask === 'object') return ask;
+  if (bid !== undefined && ask !== undefined && bid >= ask) {
+    return fail('BAD_LEVELS', 'bids[0].price', 'the best bid is not below the best ask (crossed snapshot)');
+  }
+  return undefined;
+}
+
+function validateDepthDiff(m: DepthDiffStreamEvent): ValidationFailure | undefined {
+  if (m.firstBookUpdateId < 0n)
+    return fail('BAD_UPDATE_ID', 'firstBookUpdateId', `negative (${m.firstBookUpdateId})`);
+  if (m.firstBookUpdateId > m.lastBookUpdateId) {
+    return fail(
+      'BAD_UPDATE_ID',
+      'firstBookUpdateId',
+      `U = ${m.firstBookUpdateId} is above u = ${m.lastBookUpdateId}`,
+    );
+  }
+  const bid = checkSide('bids', m.bids, m.priceExponent, m.qtyExponent, false);
+  if (typeof bid === 'object') return bid;
+  const ask = checkSide('asks', m.asks, m.priceExponent, m.qtyExponent, false);
+  if (typeof ask === 'object') return ask;
+  return undefined;
+}
+
+/** The first rule a decoded event breaks, or undefined when it may be applied. Pure. */
+export function validateMessage(message: SbeMessage, clock: ValidationClock): ValidationFailure | undefined {
+  const common = checkCommon(message, clock);
+  if (common !== undefined) return common;
+  switch (message.message) {
+    case 'TradesStreamEvent':
+      return validateTrades(message, clock);
+    case 'BestBidAskStreamEvent':
+      return validateBestBidAsk(message);
+    case 'DepthSnapshotStreamEvent':
+      return validateDepthSnapshot(message);
+    case 'DepthDiffStreamEvent':
+      return validateDepthDiff(message);
+  }
+}
