@@ -85,9 +85,12 @@ export const UNLISTED_SYMBOL_POLICIES: readonly UnlistedSymbolPolicy[] = ['skip'
  */
 export const MAX_DIFF_BUFFER_LENGTH = 5000;
 
-/** kcl.timeout_in_seconds must exceed processing.batch_deadline_ms by this much: after its last Redis attempt a
- * child still checkpoints (with retries) and answers the daemon, which halts the JVM when the timeout passes. */
-export const KCL_TIMEOUT_MARGIN_MS = 10_000;
+/**
+ * kcl.timeout_in_seconds must exceed processing.batch_deadline_ms (rounded up to seconds) by more than this: after
+ * its last Redis attempt a child still checkpoints and answers the daemon, which halts the JVM when a child misses
+ * the timeout.
+ */
+export const KCL_TIMEOUT_MARGIN_SECONDS = 5;
 
 export interface ReanchorRestConfig {
   /** A Binance-compatible REST base URL (https://data-api.binance.vision; the simulated exchange locally). */
@@ -328,13 +331,12 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
     unlistedSymbols: processingSection.oneOf('unlisted_symbols', UNLISTED_SYMBOL_POLICIES, 'skip'),
   };
   processingSection.done();
-  if (kcl.timeoutInSeconds * 1000 < processing.batchDeadlineMs + KCL_TIMEOUT_MARGIN_MS) {
+  const deadlineSeconds = Math.ceil(processing.batchDeadlineMs / 1000);
+  if (kcl.timeoutInSeconds <= deadlineSeconds + KCL_TIMEOUT_MARGIN_SECONDS) {
     throw new ConfigError(
       'kcl.timeout_in_seconds',
-      `${kcl.timeoutInSeconds} s leaves less than ${KCL_TIMEOUT_MARGIN_MS / 1000} s after ` +
-        `processing.batch_deadline_ms (${processing.batchDeadlineMs} ms): a child still retrying Redis would ` +
-        `miss it and the daemon would halt the JVM; raise it to at least ` +
-        `${Math.ceil((processing.batchDeadlineMs + KCL_TIMEOUT_MARGIN_MS) / 1000)}`,
+      `must exceed processing.batch_deadline_ms (${deadlineSeconds} s) by more than ` +
+        `${KCL_TIMEOUT_MARGIN_SECONDS} s, or the daemon halts while a batch is still retrying`,
     );
   }
 

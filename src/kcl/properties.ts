@@ -47,13 +47,7 @@ export function propertiesValues(
       );
     }
   }
-  const deadlineSeconds = Math.ceil(config.processing.batchDeadlineMs / 1000);
-  if (config.kcl.timeoutInSeconds <= deadlineSeconds + 5) {
-    throw new ConfigError(
-      'kcl.timeout_in_seconds',
-      `must exceed processing.batch_deadline_ms (${deadlineSeconds} s) by more than 5 s, or the daemon halts while a batch is still retrying`,
-    );
-  }
+  // kcl.timeout_in_seconds against processing.batch_deadline_ms: checked once, when the config is parsed.
   const wrapper = (env[PROCESSOR_WRAPPER_ENV] ?? '')
     .trim()
     .split(/\s+/)

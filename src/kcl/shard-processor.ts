@@ -1,13 +1,26 @@
 import type { Logger } from '../logging/logger';
-import type { DecodedFrame, SbeMessage } from '../sbe/messages';
+import { LogRateLimiter } from '../logging/rate-limit';
+import type { SbeMessage } from '../sbe/messages';
+import { walkFrames, type FrameWalkItem } from '../sbe/decoder';
 import { SbeDecodeError } from '../sbe/errors';
-import { groupBySymbol, type SymbolEvents } from '../state/batch';
-import type { DeadLetter, WriteResult } from '../state/writer';
+import {
+  DEFAULT_MAX_FUTURE_SKEW_MS,
+  validateMessage,
+  type ValidationClock,
+  type ValidationFailure,
+} from '../events/validate';
+import { groupEvents, type FrameOrigin, type SourcedEvent, type SymbolEvents } from '../state/batch';
+import { deadLetterOf, type ContainedFailure, type DeadLetter, type WriteResult } from '../state/writer';
 import { backoffDelay } from '../state/retry';
 
-// The per-shard record processor, free of the MultiLang protocol so it can be tested directly:
-// decode every record (one or more SBE frames), write the batch to Redis, and only then checkpoint.
-// A record that does not decode is dead-lettered in the same write and skipped; it never blocks the shard.
+// The per-shard record processor, free of the MultiLang protocol so it can be tested directly. For each batch:
+//   1. walk every record's frames (src/sbe walkFrames): a frame that does not decode is dead-lettered, alone when
+//      its extent is known, else with the rest of its record; the frames before it (and after it) still count;
+//   2. validate every decoded event (src/events/validate.ts): an impossible one is dead-lettered under its code;
+//   3. events of symbols outside processing.symbols are skipped and counted (policy `skip`) or kept (`apply`);
+//   4. write the rest to Redis (the writer contains a failure of one symbol's calls: it dead-letters those events);
+//   5. only then checkpoint the batch's last record.
+// No record, however impossible, stops the shard: only a Redis that never acknowledges does (no checkpoint).
 
 export interface InputRecord {
   readonly data: string;
@@ -27,26 +40,47 @@ export interface BatchWriter {
 export interface BatchReport {
   readonly shardId: string;
   readonly records: number;
+  /** Frames decoded (valid or not). */
   readonly frames: number;
+  /** Dead letters of the batch: undecodable frames, events failing validation, contained failures. */
   readonly deadLetters: number;
   /** Dead letters of the batch per error code. */
   readonly deadLetterCodes: Readonly<Record<string, number>>;
+  /** Events of symbols outside processing.symbols, per symbol: skipped (policy `skip`) or applied (`apply`). */
+  readonly unlistedSymbols: Readonly<Record<string, number>>;
+  readonly unlistedAction: 'skipped' | 'applied';
+  /** Events written, per symbol (after validation and the symbol policy). */
+  readonly eventsBySymbol: Readonly<Record<string, number>>;
   readonly millisBehindLatest: number | undefined;
   /** Redis write of the batch, retries included. */
   readonly writeMs: number;
-  /** Decode + group + write: the processor's own time for the batch (checkpoint excluded). */
+  /** Decode + validate + group + write: the processor's own time for the batch (checkpoint excluded). */
   readonly handleMs: number;
   readonly result: WriteResult;
   readonly checkpointed: string | undefined;
 }
 
+/** What happens to events of symbols outside processing.symbols. */
+export interface SymbolPolicy {
+  readonly listed: ReadonlySet<string>;
+  readonly unlisted: 'skip' | 'apply';
+}
+
 export interface ShardProcessorOptions {
   readonly stream: string;
-  readonly decode: (data: Buffer) => DecodedFrame[];
+  /** Walks one record's frames (default: src/sbe walkFrames). */
+  readonly walk?: (data: Buffer) => FrameWalkItem[];
   readonly writer: BatchWriter;
   /** Writes the batch, retrying as the writer's policy allows; rejects when the batch cannot be stored. */
   readonly writeWithRetry: (write: () => Promise<WriteResult>) => Promise<WriteResult>;
   readonly logger: Logger;
+  /** processing.max_future_skew_ms (default 5000) and the clock validation compares event times with. */
+  readonly maxFutureSkewMs?: number;
+  readonly nowMs?: () => number;
+  /** processing.symbols and processing.unlisted_symbols (default: every symbol applied). */
+  readonly symbols?: SymbolPolicy;
+  /** Interval of the rate-limited log lines (dead letters, skipped symbols), per code and symbol. */
+  readonly logIntervalMs?: number;
   readonly checkpointRetries?: number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly onBatch?: (report: BatchReport) => void;
@@ -70,6 +104,15 @@ function countCodes(deadLetters: readonly DeadLetter[]): Record<string, number> 
   return counts;
 }
 
+/** The events of a batch that passed decoding, validation and the symbol policy, and what did not. */
+export interface PreparedBatch {
+  readonly events: SourcedEvent[];
+  readonly deadLetters: DeadLetter[];
+  readonly frames: number;
+  /** Events of unlisted symbols per symbol (skipped or kept, as the policy says). */
+  readonly unlistedSymbols: Record<string, number>;
+}
+
 /** Error names of a checkpoint reply that mean "try again"; ShutdownException means the lease is gone. */
 const RETRYABLE_CHECKPOINT_ERRORS = new Set([
   'ThrottlingException',
@@ -77,11 +120,26 @@ const RETRYABLE_CHECKPOINT_ERRORS = new Set([
   'KinesisClientLibDependencyException',
 ]);
 
+/** An error of our own code met while reading a record, as a decode error coded UNEXPECTED. */
+function unexpected(err: unknown): SbeDecodeError {
+  const message = err instanceof Error ? err.message : String(err);
+  return new SbeDecodeError('UNEXPECTED', 0, 'record', message);
+}
+
+/** The symbol a dead letter names: unknown when the symbol itself was the problem. */
+function symbolOf(message: SbeMessage, failure: ValidationFailure): string | undefined {
+  return failure.code === 'INVALID_SYMBOL' ? undefined : message.symbol;
+}
+
 export class ShardProcessor {
   private shardId = 'unknown-shard';
   private leaseLost = false;
 
-  constructor(private readonly options: ShardProcessorOptions) {}
+  private readonly logLimiter: LogRateLimiter;
+
+  constructor(private readonly options: ShardProcessorOptions) {
+    this.logLimiter = new LogRateLimiter(options.logIntervalMs ?? 60_000);
+  }
 
   initialize(shardId: string, startingSequenceNumber: string | undefined): void {
     this.shardId = shardId;
@@ -89,42 +147,120 @@ export class ShardProcessor {
     this.options.logger.info('shard processor initialized', { shard: shardId, startingSequenceNumber });
   }
 
-  /** Decodes records; undecodable ones become dead letters carrying their sequence number and the error. */
-  decodeRecords(records: readonly InputRecord[]): {
-    messages: SbeMessage[];
-    deadLetters: DeadLetter[];
-    frames: number;
-  } {
-    const messages: SbeMessage[] = [];
+  /**
+   * Walks, validates and filters the records' frames (steps 1-3). Every frame ends as an event to write, a dead
+   * letter, or a skipped event of an unlisted symbol: nothing is dropped silently.
+   */
+  prepare(records: readonly InputRecord[]): PreparedBatch {
+    const walk = this.options.walk ?? walkFrames;
+    const clock: ValidationClock = {
+      nowUs: BigInt(Math.trunc((this.options.nowMs ?? Date.now)())) * 1000n,
+      maxFutureSkewUs: BigInt(this.options.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS) * 1000n,
+    };
+    const policy = this.options.symbols;
+    const events: SourcedEvent[] = [];
     const deadLetters: DeadLetter[] = [];
+    const unlistedSymbols: Record<string, number> = {};
+    let frames = 0;
     for (const record of records) {
+      const data = Buffer.from(record.data, 'base64');
+      let items: FrameWalkItem[];
       try {
-        const frames = this.options.decode(Buffer.from(record.data, 'base64'));
-        for (const frame of frames) messages.push(frame.message);
+        items = walk(data);
       } catch (err) {
-        const code = err instanceof SbeDecodeError ? err.code : 'UNEXPECTED';
-        const letter: DeadLetter = {
+        // Not a decode error but a bug of the walk itself: the record is kept whole, the shard goes on.
+        items = [{ ok: false, error: unexpected(err), start: 0, end: data.length }];
+      }
+      for (const [frameIndex, item] of items.entries()) {
+        const whole = item.start === 0 && item.end === data.length;
+        const origin: FrameOrigin = {
           stream: this.options.stream,
           shardId: this.shardId,
           sequenceNumber: record.sequenceNumber,
           subSequenceNumber: record.subSequenceNumber ?? 0,
           partitionKey: record.partitionKey,
-          errorCode: code,
-          error: err instanceof Error ? err.message : String(err),
-          dataBase64: record.data,
           approximateArrivalTimestamp: record.approximateArrivalTimestamp,
+          frameIndex,
+          frameBase64: () => (whole ? record.data : data.subarray(item.start, item.end).toString('base64')),
         };
-        deadLetters.push(letter);
-        this.options.logger.warn('poison record dead-lettered', {
-          shard: this.shardId,
-          sequenceNumber: record.sequenceNumber,
-          subSequenceNumber: letter.subSequenceNumber,
-          errorCode: code,
-          error: letter.error,
-        });
+        if (!item.ok) {
+          const letter = deadLetterOf(origin, item.error.code, item.error.message, undefined);
+          deadLetters.push(letter);
+          this.logRejected(letter);
+          continue;
+        }
+        frames++;
+        const message = item.frame.message;
+        let failure: ValidationFailure | undefined;
+        try {
+          failure = validateMessage(message, clock);
+        } catch (err) {
+          const letter = deadLetterOf(origin, 'UNEXPECTED', unexpected(err).message, undefined);
+          deadLetters.push(letter);
+          this.logRejected(letter);
+          continue;
+        }
+        if (failure !== undefined) {
+          const letter = deadLetterOf(origin, failure.code, failure.message, symbolOf(message, failure));
+          deadLetters.push(letter);
+          this.logRejected(letter, failure);
+          continue;
+        }
+        if (policy !== undefined && !policy.listed.has(message.symbol)) {
+          unlistedSymbols[message.symbol] = (unlistedSymbols[message.symbol] ?? 0) + 1;
+          this.logUnlisted(message.symbol, policy.unlisted);
+          if (policy.unlisted === 'skip') continue;
+        }
+        events.push({ message, origin });
       }
     }
-    return { messages, deadLetters, frames: messages.length };
+    return { events, deadLetters, frames, unlistedSymbols };
+  }
+
+  /** One warn line per error code and symbol per interval, with the count of the ones not logged. */
+  private logRejected(letter: DeadLetter, failure?: ValidationFailure): void {
+    const line = this.logLimiter.hit(`dead:${letter.errorCode}:${letter.symbol ?? ''}`);
+    if (line === undefined) return;
+    this.options.logger.warn('frame dead-lettered', {
+      shard: this.shardId,
+      errorCode: letter.errorCode,
+      symbol: letter.symbol,
+      field: failure?.field,
+      error: letter.error,
+      sequenceNumber: letter.sequenceNumber,
+      subSequenceNumber: letter.subSequenceNumber,
+      frameIndex: letter.frameIndex,
+      occurrences: line.occurrences,
+    });
+  }
+
+  private logUnlisted(symbol: string, policy: 'skip' | 'apply'): void {
+    const line = this.logLimiter.hit(`unlisted:${symbol}`);
+    if (line === undefined) return;
+    this.options.logger.warn(
+      policy === 'skip'
+        ? 'events of a symbol outside processing.symbols skipped'
+        : 'events of a symbol outside processing.symbols applied',
+      { shard: this.shardId, symbol, occurrences: line.occurrences },
+    );
+  }
+
+  private logContained(failures: readonly ContainedFailure[]): void {
+    for (const f of failures) {
+      // Never rate-limited away entirely: one line per code and symbol per interval, at error (a bug or a
+      // broken key, not bad data).
+      const line = this.logLimiter.hit(`contained:${f.code}:${f.symbol}:${f.kind}`);
+      if (line === undefined) continue;
+      this.options.logger.error("a symbol's script call failed; its events of the batch were dead-lettered", {
+        shard: this.shardId,
+        symbol: f.symbol,
+        kind: f.kind,
+        errorCode: f.code,
+        error: f.error,
+        events: f.events,
+        occurrences: line.occurrences,
+      });
+    }
   }
 
   /** Stores the batch, then checkpoints its last record. Rejects (no checkpoint) if Redis never acknowledged. */
@@ -134,10 +270,13 @@ export class ShardProcessor {
     checkpoint: CheckpointFn,
   ): Promise<BatchReport> {
     const received = process.hrtime.bigint();
-    const { messages, deadLetters, frames } = this.decodeRecords(records);
-    const groups = [...groupBySymbol(messages).values()];
+    const prepared = this.prepare(records);
+    const groups = [...groupEvents(prepared.events).values()];
     const started = process.hrtime.bigint();
-    const result = await this.options.writeWithRetry(() => this.options.writer.write(groups, deadLetters));
+    const result = await this.options.writeWithRetry(() =>
+      this.options.writer.write(groups, prepared.deadLetters),
+    );
+    this.logContained(result.contained);
     this.reportIntegrity(result);
     const written = process.hrtime.bigint();
     const writeMs = Number(written - started) / 1e6;
@@ -150,12 +289,25 @@ export class ShardProcessor {
         ? last.sequenceNumber
         : undefined;
     }
+    const allDeadLetters = [...prepared.deadLetters, ...result.containedDeadLetters];
+    const eventsBySymbol: Record<string, number> = {};
+    for (const group of groups) {
+      const failed = new Set(result.contained.filter((f) => f.symbol === group.symbol).map((f) => f.kind));
+      const written =
+        (failed.has('trades') ? 0 : group.trades.length) +
+        (failed.has('bestBidAsks') ? 0 : group.bestBidAsks.length) +
+        (failed.has('depth') ? 0 : group.depth.length);
+      if (written > 0) eventsBySymbol[group.symbol] = written;
+    }
     const report: BatchReport = {
       shardId: this.shardId,
       records: records.length,
-      frames,
-      deadLetters: deadLetters.length,
-      deadLetterCodes: countCodes(deadLetters),
+      frames: prepared.frames,
+      deadLetters: allDeadLetters.length,
+      deadLetterCodes: countCodes(allDeadLetters),
+      unlistedSymbols: prepared.unlistedSymbols,
+      unlistedAction: this.options.symbols?.unlisted === 'skip' ? 'skipped' : 'applied',
+      eventsBySymbol,
       millisBehindLatest,
       writeMs,
       handleMs,

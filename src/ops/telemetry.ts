@@ -31,6 +31,8 @@ export interface ProcessorReport {
   readonly eventsTotal: number;
   readonly batchesTotal: number;
   readonly deadLettersTotal: number;
+  /** Events of symbols outside processing.symbols skipped (policy skip). */
+  readonly unlistedSkippedTotal?: number;
   readonly integrityIssuesTotal: number;
   readonly checkpointFailuresTotal: number;
   readonly redisRetriesTotal: number;
@@ -60,6 +62,7 @@ export class ProcessorTelemetry {
   private readonly deadLetters: Counter<'stream' | 'shard' | 'code'>;
   private readonly integrity: Counter<'stream' | 'shard' | 'symbol' | 'kind'>;
   private readonly checkpointFailures: Counter<'stream' | 'shard'>;
+  private readonly unlisted: Counter<'stream' | 'shard' | 'action'>;
   private readonly rss: Gauge<'stream' | 'shard'>;
   private readonly startedMs: number;
   private shardId = 'unknown-shard';
@@ -71,6 +74,7 @@ export class ProcessorTelemetry {
     integrity: 0,
     checkpointFailures: 0,
     redisRetries: 0,
+    unlistedSkipped: 0,
   };
   private lagMs: number | null = null;
   private lastProcessedMs: number | null = null;
@@ -132,6 +136,12 @@ export class ProcessorTelemetry {
       labelNames: ['stream', 'shard'],
       registers,
     });
+    this.unlisted = new Counter({
+      name: 'aggregator_unlisted_symbol_events_total',
+      help: 'Events of symbols outside processing.symbols: skipped or applied, as processing.unlisted_symbols says',
+      labelNames: ['stream', 'shard', 'action'],
+      registers,
+    });
     this.rss = new Gauge({
       name: 'aggregator_processor_resident_memory_bytes',
       help: 'Resident memory of the processor child',
@@ -162,6 +172,14 @@ export class ProcessorTelemetry {
     for (const [code, count] of Object.entries(deadLetterCodes)) {
       this.deadLetters.inc({ ...base, code }, count);
       this.totals.deadLetters += count;
+    }
+    for (const count of Object.values(report.unlistedSymbols)) {
+      this.unlisted.inc({ ...base, action: report.unlistedAction }, count);
+      if (report.unlistedAction === 'skipped') this.totals.unlistedSkipped += count;
+    }
+    for (const failure of report.result.contained) {
+      const operation = failure.kind === 'bestBidAsks' ? 'best_bid_ask' : failure.kind;
+      this.operations.inc({ ...base, operation, result: 'failed' });
     }
     for (const r of report.result.symbols) {
       let events = 0;
@@ -229,6 +247,7 @@ export class ProcessorTelemetry {
       eventsTotal: this.totals.events,
       batchesTotal: this.totals.batches,
       deadLettersTotal: this.totals.deadLetters,
+      unlistedSkippedTotal: this.totals.unlistedSkipped,
       integrityIssuesTotal: this.totals.integrity,
       checkpointFailuresTotal: this.totals.checkpointFailures,
       redisRetriesTotal: this.totals.redisRetries,

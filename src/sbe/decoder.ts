@@ -263,6 +263,7 @@ function readSymbol(buf: Buffer, pos: number): { symbol: string; end: number } {
         start,
         'symbol',
         `symbol at offset ${start} (${len} bytes) is not valid UTF-8`,
+        end,
       );
     }
   }
@@ -342,17 +343,11 @@ function decodeTrades(
   const dims = readGroupHeader(buf, root + blockLength, TRADE_GROUP, MAX_TRADES_PER_EVENT, 'trades');
   const trades: TradeEntry[] = [];
   let p = dims.first;
+  let badEnum: { index: number; at: number; value: number } | undefined;
   for (let i = 0; i < dims.count; i++) {
     const maker = buf[p + TE_BUYER_MAKER] ?? 0;
-    if (maker > 1) {
-      const at = p + TE_BUYER_MAKER;
-      throw new SbeDecodeError(
-        'INVALID_ENUM',
-        at,
-        `trades[${i}].isBuyerMaker`,
-        `trades[${i}].isBuyerMaker at offset ${at} is ${maker}, boolEnum allows only 0 or 1`,
-      );
-    }
+    // Reported after the symbol is read: the frame's extent is then known and the next frame can be decoded.
+    if (maker > 1 && badEnum === undefined) badEnum = { index: i, at: p + TE_BUYER_MAKER, value: maker };
     trades.push({
       id: buf.readBigInt64LE(p + TE_ID),
       priceMantissa: buf.readBigInt64LE(p + TE_PRICE),
@@ -363,6 +358,16 @@ function decodeTrades(
     p += dims.entryLength;
   }
   const { symbol, end } = readSymbol(buf, p);
+  if (badEnum !== undefined) {
+    const { index, at, value } = badEnum;
+    throw new SbeDecodeError(
+      'INVALID_ENUM',
+      at,
+      `trades[${index}].isBuyerMaker`,
+      `trades[${index}].isBuyerMaker at offset ${at} is ${value}, boolEnum allows only 0 or 1`,
+      end,
+    );
+  }
   return {
     message: {
       message: 'TradesStreamEvent',
@@ -520,6 +525,39 @@ export function decodeFrame(buf: Buffer, offset = 0): DecodedFrame {
   }
   const header: MessageHeader = { blockLength, templateId, schemaId, version };
   return { header, message: r.message, frameLength: r.end - offset };
+}
+
+/** One item of walkFrames: a decoded frame, or the error of the bytes [start, end) that did not decode. */
+export type FrameWalkItem =
+  | { readonly ok: true; readonly frame: DecodedFrame; readonly start: number; readonly end: number }
+  | { readonly ok: false; readonly error: SbeDecodeError; readonly start: number; readonly end: number };
+
+/**
+ * Walks the frames of one record and never throws for bad bytes: each frame decoded, or the error of a damaged
+ * one. A damaged frame whose extent is known (SbeDecodeError.frameEnd: a bad enum byte, a symbol that is not
+ * UTF-8) is one item and the walk goes on after it; otherwise its lengths cannot be trusted and the rest of the
+ * record, from that frame on, is one damaged item. An empty record is one EMPTY item.
+ */
+export function walkFrames(buf: Buffer): FrameWalkItem[] {
+  if (buf.length === 0) {
+    const error = new SbeDecodeError('EMPTY', 0, 'frame', 'empty buffer: no SBE frame at offset 0');
+    return [{ ok: false, error, start: 0, end: 0 }];
+  }
+  const items: FrameWalkItem[] = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    try {
+      const frame = decodeFrame(buf, pos);
+      items.push({ ok: true, frame, start: pos, end: pos + frame.frameLength });
+      pos += frame.frameLength;
+    } catch (err) {
+      if (!(err instanceof SbeDecodeError)) throw err;
+      const end = err.frameEnd !== undefined && err.frameEnd > pos ? err.frameEnd : buf.length;
+      items.push({ ok: false, error: err, start: pos, end });
+      pos = end;
+    }
+  }
+  return items;
 }
 
 /** Decodes every frame of a buffer holding one or more concatenated frames (one Kinesis record). */

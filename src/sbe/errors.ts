@@ -11,19 +11,24 @@ export type SbeDecodeErrorCode =
   /** A boolEnum byte other than 0 or 1 (the schema defines no other value). */
   | 'INVALID_ENUM'
   | 'INVALID_SYMBOL'
-  | 'TRAILING_BYTES';
+  | 'TRAILING_BYTES'
+  /** Not a fault of the bytes: the reader itself failed (a bug); the record is kept whole. */
+  | 'UNEXPECTED';
 
 export class SbeDecodeError extends Error {
   /**
    * @param offset byte offset (in the buffer given to the decoder) where the problem is
    * @param field  e.g. 'header', 'root', 'trades.groupHeader', 'trades[3].isBuyerMaker', 'symbol'
    * @param message a full sentence naming the field and the offset
+   * @param frameEnd where the damaged frame ends, when its lengths could still be read (a bad enum byte, a symbol
+   *                 that is not UTF-8): the frames after it can then be decoded
    */
   constructor(
     readonly code: SbeDecodeErrorCode,
     readonly offset: number,
     readonly field: string,
     message: string,
+    readonly frameEnd?: number,
   ) {
     super(message);
     this.name = 'SbeDecodeError';

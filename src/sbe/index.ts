@@ -11,7 +11,8 @@ export {
   decodeFrame,
   decodeFrames,
   fieldOffset,
+  walkFrames,
 } from './decoder';
-export type { FieldLayout, GroupLayout, MessageLayout } from './decoder';
+export type { FieldLayout, FrameWalkItem, GroupLayout, MessageLayout } from './decoder';
 export { encodeFrames, encodeMessage } from './encoder';
 export { frameToJson } from './json';

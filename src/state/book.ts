@@ -1,4 +1,5 @@
 import type { Result } from 'ioredis';
+import { toCanonical } from '../events/canonical';
 import { formatDecimal } from '../sbe/decimal';
 import type {
   BestBidAskStreamEvent,
@@ -7,7 +8,7 @@ import type {
   PriceLevel,
   SbeMessage,
 } from '../sbe/messages';
-import { isRetryable } from './errors';
+import { classifyFailure, type ContainedCode, type HasDeadLetterCode } from './errors';
 import type { Keys } from './keys';
 import type { RedisClient } from './redis';
 
@@ -46,8 +47,17 @@ import type { RedisClient } from './redis';
 // Ids are compared as decimal strings in Lua (any int64); the zset scores and the crossed check use doubles,
 // exact for prices of at most 15 significant digits (8 decimals below 10^7).
 //
-// Exponents: one symbol's prices must always be formatted at the same exponent (Binance sends -8 for all spot
-// symbols), since the full book is keyed by the exact price string ("1.5" and "1.50" would be two levels).
+// Prices and quantities are written in their canonical form (src/events/canonical.ts: exactly 8 fraction digits)
+// whatever exponent a message carries, so one price is one hash field and one sorted-set member, and a quantity-0
+// diff at any exponent removes the level.
+//
+// Bounded calls: a symbol's depth batch is split into calls of at most MAX_DIFFS_PER_CALL diffs and
+// MAX_LEVELS_PER_CALL levels (planDepthCalls), so no call holds Redis long whatever the batch size; the calls are
+// pipelined in u order on one connection. A chunk whose diffs chain is first sent as its net effect alone ("net"
+// form: a coalesced diff, U of the first, u of the last, last write per level wins); the script applies it only when
+// the book is in sync, no re-anchor keeps diffs and the chunk bridges the book, else it writes nothing and asks for
+// the "full" form (every diff's string too), which the writer then sends. A symbol whose book is out of sync or
+// being re-anchored is sent the full form directly until a reply shows it in sync again.
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -130,6 +140,12 @@ export interface DepthBatchResult {
   readonly depth20Applied: boolean;
   /** best_bid/best_ask/spread/mid_price were rewritten. */
   readonly bestWritten: boolean;
+  /** Script calls issued (bounded chunks, plus the full-form resends of refused net-form calls). */
+  readonly calls: number;
+  /** Net-form calls the script refused and that were sent again in the full form. */
+  readonly resent: number;
+  /** The next batch of this symbol should go in the full form (the book is out of sync or being re-anchored). */
+  readonly fullFormNext: boolean;
 }
 
 export interface BestBidAskResult {
@@ -167,7 +183,8 @@ export interface RestDepthSnapshot {
 }
 
 /** Input the scripts cannot take (a programming error upstream, or an impossible event): nothing was sent. */
-export class BookArgumentError extends Error {
+export class BookArgumentError extends Error implements HasDeadLetterCode {
+  readonly deadLetterCode = 'SCRIPT_ARGS';
   constructor(
     readonly symbol: string,
     message: string,
@@ -178,11 +195,11 @@ export class BookArgumentError extends Error {
 }
 
 /**
- * A script call failed for a reason other than an outage (those are rethrown unchanged so that isRetryable()
+ * A script call failed for a reason other than an outage (those are rethrown unchanged so that classifyFailure()
  * sees them): code BOOKARGS (the script refused its arguments, before writing anything), SCRIPT (another
  * error reply, e.g. a Lua bug) or REPLY (a reply of an unexpected shape).
  */
-export class BookScriptError extends Error {
+export class BookScriptError extends Error implements HasDeadLetterCode {
   constructor(
     readonly script: 'applyDepthBatch' | 'applyBestBidAsk' | 'anchorBook',
     readonly symbol: string,
@@ -192,6 +209,10 @@ export class BookScriptError extends Error {
   ) {
     super(`${script} ${symbol}: ${message}`);
     this.name = 'BookScriptError';
+  }
+
+  get deadLetterCode(): ContainedCode {
+    return this.code === 'BOOKARGS' ? 'SCRIPT_ARGS' : this.code === 'REPLY' ? 'SCRIPT_REPLY' : 'SCRIPT_ERROR';
   }
 }
 
@@ -329,7 +350,16 @@ function checkSymbol(symbol: string, message: SbeMessage): void {
   }
 }
 
-/** Appends " price qty" of each level (exact decimal strings; negative mantissas are refused). */
+/** A price or quantity as its canonical string; a value without one is refused (nothing is sent). */
+function canonical(symbol: string, mantissa: bigint, exponent: number): string {
+  try {
+    return toCanonical(mantissa, exponent);
+  } catch (err) {
+    throw new BookArgumentError(symbol, (err as Error).message);
+  }
+}
+
+/** Appends " price qty" of each level (canonical strings; negative mantissas are refused). */
 function pushLevels(
   out: string[],
   symbol: string,
@@ -345,8 +375,8 @@ function pushLevels(
       );
     }
     out.push(
-      formatDecimal(level.priceMantissa, priceExponent),
-      formatDecimal(level.qtyMantissa, qtyExponent),
+      canonical(symbol, level.priceMantissa, priceExponent),
+      canonical(symbol, level.qtyMantissa, qtyExponent),
     );
   }
 }
@@ -448,55 +478,157 @@ export function netEffect(diffs: readonly DepthDiffStreamEvent[]): { counts: str
   return { counts: counts.join(' '), values };
 }
 
+/** Most diffs one apply-depth-batch call carries (measured: README, "Bounded script calls"). */
+export const MAX_DIFFS_PER_CALL = 200;
+/** Most levels (summed over a call's diffs and its depth20 snapshot) one call carries. */
+export const MAX_LEVELS_PER_CALL = 1200;
+
+export interface DepthCallLimits {
+  readonly maxDiffs: number;
+  readonly maxLevels: number;
+}
+
+export const DEFAULT_DEPTH_CALL_LIMITS: DepthCallLimits = {
+  maxDiffs: MAX_DIFFS_PER_CALL,
+  maxLevels: MAX_LEVELS_PER_CALL,
+};
+
+/** One call's share of a symbol's depth batch (see planDepthCalls). */
+export interface DepthChunk {
+  /** Sorted by u strictly ascending (duplicates of a u dropped). */
+  readonly diffs: readonly DepthDiffStreamEvent[];
+  /** The batch's newest depth20 snapshot, carried by the last chunk only. */
+  readonly snapshot: DepthSnapshotStreamEvent | undefined;
+  /** Newest event time of the chunk's events (its diffs; the last chunk also the batch's depth20 snapshots). */
+  readonly eventTimeUs: bigint | undefined;
+  /** Each diff's U <= the previous u + 1: the chunk can be sent as its net effect. */
+  readonly chained: boolean;
+}
+
 /**
- * ARGV of apply-depth-batch-12.lua for one symbol's messages of a depth-stream batch: the newest depth20 snapshot
- * (top `levels`), the diffs sorted by u ascending with duplicates (same u) removed, and, when they chain
- * (each U <= previous u + 1), their net effect for the script's fast path. Messages of other kinds are not this
- * script's and are skipped.
+ * Splits one symbol's depth messages (depth20 snapshots and diffs; other kinds are skipped) into the chunks of
+ * bounded calls: diffs sorted by u ascending with repeated u dropped, cut after at most limits.maxDiffs diffs or
+ * before the levels would exceed limits.maxLevels (a single larger diff is a chunk of its own: a diff is applied
+ * whole). The newest depth20 snapshot goes with the last chunk. No messages give one empty chunk (a call still
+ * advances nothing: callers skip it). Pure.
+ */
+export function planDepthCalls(
+  symbol: string,
+  messages: readonly SbeMessage[],
+  limits: DepthCallLimits = DEFAULT_DEPTH_CALL_LIMITS,
+): DepthChunk[] {
+  let newestSnapshot: DepthSnapshotStreamEvent | undefined;
+  let snapshotsTime: bigint | undefined;
+  const all: DepthDiffStreamEvent[] = [];
+  for (const message of messages) {
+    if (message.message !== 'DepthSnapshotStreamEvent' && message.message !== 'DepthDiffStreamEvent')
+      continue;
+    checkSymbol(symbol, message);
+    if (message.message === 'DepthDiffStreamEvent') {
+      all.push(message);
+    } else {
+      if (snapshotsTime === undefined || message.eventTime > snapshotsTime) snapshotsTime = message.eventTime;
+      if (newestSnapshot === undefined || message.bookUpdateId > newestSnapshot.bookUpdateId) {
+        newestSnapshot = message;
+      }
+    }
+  }
+  all.sort(compareDiffs);
+  const chunks: DepthChunk[] = [];
+  let current: DepthDiffStreamEvent[] = [];
+  let levels = 0;
+  let time: bigint | undefined;
+  let chained = true;
+  const cut = (snapshot: DepthSnapshotStreamEvent | undefined, extraTime: bigint | undefined) => {
+    if (extraTime !== undefined && (time === undefined || extraTime > time)) time = extraTime;
+    chunks.push({ diffs: current, snapshot, eventTimeUs: time, chained });
+    current = [];
+    levels = 0;
+    time = undefined;
+    chained = true;
+  };
+  let previous: DepthDiffStreamEvent | undefined;
+  for (const diff of all) {
+    if (previous !== undefined && diff.lastBookUpdateId === previous.lastBookUpdateId) continue;
+    const size = diff.bids.length + diff.asks.length;
+    if (current.length > 0 && (current.length >= limits.maxDiffs || levels + size > limits.maxLevels)) {
+      cut(undefined, undefined);
+    }
+    const last = current[current.length - 1];
+    if (last !== undefined && diff.firstBookUpdateId > last.lastBookUpdateId + 1n) chained = false;
+    current.push(diff);
+    levels += size;
+    if (time === undefined || diff.eventTime > time) time = diff.eventTime;
+    previous = diff;
+  }
+  if (newestSnapshot !== undefined) {
+    const size = newestSnapshot.bids.length + newestSnapshot.asks.length;
+    if (current.length > 0 && levels + size > limits.maxLevels) cut(undefined, undefined);
+  }
+  cut(newestSnapshot, snapshotsTime);
+  return chunks;
+}
+
+/** How a chunk is sent: its net effect alone (in-sync fast path only) or every diff's string as well. */
+export type DepthCallForm = 'net' | 'full';
+
+/**
+ * ARGV of apply-depth-batch-12.lua for one chunk (layout in the script's header). The "net" form needs a chained
+ * chunk with at least one diff.
+ */
+export function depthChunkArgs(
+  symbol: string,
+  chunk: DepthChunk,
+  options: BookOptions,
+  form: DepthCallForm,
+): string[] {
+  const bound = checkOptions(symbol, options);
+  const { diffs, snapshot } = chunk;
+  const prefix = [
+    String(options.levels),
+    String(bound),
+    chunk.eventTimeUs === undefined ? '' : checkId(symbol, 'event time', chunk.eventTimeUs),
+    snapshot ? checkId(symbol, 'depth20 bookUpdateId', snapshot.bookUpdateId) : '',
+    snapshot ? checkId(symbol, 'depth20 event time', snapshot.eventTime) : '',
+    snapshot ? encodeTopLevels(snapshot, options.levels) : '',
+    String(diffs.length),
+  ];
+  const net = chunk.chained && diffs.length > 0 ? netEffect(diffs) : undefined;
+  if (form === 'net') {
+    const first = diffs[0];
+    const last = diffs[diffs.length - 1];
+    if (net === undefined || first === undefined || last === undefined) {
+      throw new BookArgumentError(symbol, 'the net form needs a chained chunk with diffs');
+    }
+    const header = [
+      'net',
+      checkId(symbol, 'U', first.firstBookUpdateId),
+      checkId(symbol, 'u', first.lastBookUpdateId),
+      checkId(symbol, 'u', last.lastBookUpdateId),
+      checkId(symbol, 'event time', last.eventTime),
+      net.counts,
+    ].join(' ');
+    return [...prefix, header, ...net.values];
+  }
+  return [...prefix, net ? net.counts : '', ...diffs.map(encodeDiff), ...(net ? net.values : [])];
+}
+
+/**
+ * ARGV of apply-depth-batch-12.lua ("full" form) for one symbol's messages of a depth-stream batch as ONE call: the
+ * newest depth20 snapshot (top `levels`), the diffs sorted by u ascending with duplicates (same u) removed, and,
+ * when they chain (each U <= previous u + 1), their net effect for the script's fast path. Messages of other kinds
+ * are skipped. (applyBookBatch splits a batch into bounded calls; this is the unsplit form.)
  */
 export function depthBatchArgs(
   symbol: string,
   messages: readonly SbeMessage[],
   options: BookOptions,
 ): string[] {
-  const bound = checkOptions(symbol, options);
-  let newestSnapshot: DepthSnapshotStreamEvent | undefined;
-  const all: DepthDiffStreamEvent[] = [];
-  let batchTime: bigint | undefined;
-  for (const message of messages) {
-    if (message.message !== 'DepthSnapshotStreamEvent' && message.message !== 'DepthDiffStreamEvent')
-      continue;
-    checkSymbol(symbol, message);
-    if (batchTime === undefined || message.eventTime > batchTime) batchTime = message.eventTime;
-    if (message.message === 'DepthDiffStreamEvent') all.push(message);
-    else if (newestSnapshot === undefined || message.bookUpdateId > newestSnapshot.bookUpdateId) {
-      newestSnapshot = message;
-    }
-  }
-  all.sort(compareDiffs);
-  const diffs: DepthDiffStreamEvent[] = [];
-  let chained = true;
-  for (const diff of all) {
-    const previous = diffs[diffs.length - 1];
-    if (previous !== undefined) {
-      if (diff.lastBookUpdateId === previous.lastBookUpdateId) continue;
-      if (diff.firstBookUpdateId > previous.lastBookUpdateId + 1n) chained = false;
-    }
-    diffs.push(diff);
-  }
-  const net = chained && diffs.length > 0 ? netEffect(diffs) : undefined;
-  return [
-    String(options.levels),
-    String(bound),
-    batchTime === undefined ? '' : checkId(symbol, 'event time', batchTime),
-    newestSnapshot ? checkId(symbol, 'depth20 bookUpdateId', newestSnapshot.bookUpdateId) : '',
-    newestSnapshot ? checkId(symbol, 'depth20 event time', newestSnapshot.eventTime) : '',
-    newestSnapshot ? encodeTopLevels(newestSnapshot, options.levels) : '',
-    String(diffs.length),
-    net ? net.counts : '',
-    ...diffs.map(encodeDiff),
-    ...(net ? net.values : []),
-  ];
+  checkOptions(symbol, options);
+  const unbounded = { maxDiffs: Number.MAX_SAFE_INTEGER, maxLevels: Number.MAX_SAFE_INTEGER };
+  const [chunk] = planDepthCalls(symbol, messages, unbounded);
+  if (chunk === undefined) throw new Error('internal: planDepthCalls returned no chunk');
+  return depthChunkArgs(symbol, chunk, options, 'full');
 }
 
 /** ARGV of apply-best-bid-ask-5.lua: the newest bestBidAsk of one symbol's batch (other kinds are skipped). */
@@ -550,7 +682,8 @@ export function anchorArgs(symbol: string, snapshot: RestDepthSnapshot, options:
 type ScriptName = BookScriptError['script'];
 
 function scriptError(script: ScriptName, symbol: string, err: unknown): unknown {
-  if (isRetryable(err)) return err;
+  // Outages and failures of the connection itself stay as they are: classifyFailure must see them.
+  if (classifyFailure(err) !== 'contained') return err;
   const message = err instanceof Error ? err.message : String(err);
   const code = message.startsWith('BOOKARGS ') ? 'BOOKARGS' : 'SCRIPT';
   return new BookScriptError(script, symbol, code, message, err);
@@ -613,39 +746,25 @@ class ReplyReader {
   }
 }
 
-/**
- * Applies one symbol's messages of a depth-stream batch (depth20 snapshots and depth diffs; other kinds are
- * skipped) with one script call, and refreshes the symbol's trade windows with the batch's newest event time.
- */
-export async function applyBookBatch(
-  client: RedisClient,
-  keys: Keys,
+/** Options of one symbol's depth batch (applyBookBatch). */
+export interface BookBatchOptions extends BookOptions {
+  /** Bounds of one call (default DEFAULT_DEPTH_CALL_LIMITS). */
+  readonly limits?: DepthCallLimits;
+  /**
+   * Send every chunk in the full form at once: the caller knows the book was out of sync, or a re-anchor was keeping
+   * diffs, at its last call (DepthBatchResult.fullFormNext), so the net form would only be refused.
+   */
+  readonly fullForm?: boolean;
+}
+
+function isResendReply(reply: unknown[]): boolean {
+  return reply.length === 1 && reply[0] === -1;
+}
+
+function readDepthReply(
   symbol: string,
-  messages: readonly SbeMessage[],
-  options: BookOptions,
-): Promise<DepthBatchResult> {
-  const args = depthBatchArgs(symbol, messages, options);
-  const [ob, bids, asks, bidsIdx, asksIdx, state, buffer, tr1, tr5, buckets, trState, flag] = depthBatchKeys(
-    keys,
-    symbol,
-  ) as [string, string, string, string, string, string, string, string, string, string, string, string];
-  const reply = await call('applyDepthBatch', symbol, () =>
-    client.applyDepthBatch(
-      ob,
-      bids,
-      asks,
-      bidsIdx,
-      asksIdx,
-      state,
-      buffer,
-      tr1,
-      tr5,
-      buckets,
-      trState,
-      flag,
-      ...args,
-    ),
-  );
+  reply: unknown[],
+): Omit<DepthBatchResult, 'calls' | 'resent' | 'fullFormNext'> {
   const r = new ReplyReader('applyDepthBatch', symbol, reply);
   const applied = r.number();
   const ignored = r.number();
@@ -676,6 +795,80 @@ export async function applyBookBatch(
     levelsSource: source === '' ? undefined : source,
     depth20Applied,
     bestWritten,
+  };
+}
+
+/**
+ * Applies one symbol's messages of a depth-stream batch (depth20 snapshots and depth diffs; other kinds are
+ * skipped) in bounded calls (planDepthCalls), pipelined in u order, and refreshes the symbol's trade windows with
+ * each call's newest event time. Chained chunks go in the net form first unless options.fullForm says the book is
+ * out of sync or being re-anchored; a refused net call and the refused calls after it are sent again in the full
+ * form. The result sums the calls (applied, ignored, buffered, kept, overflow), ORs their flags and carries the
+ * book state after the last call.
+ */
+export async function applyBookBatch(
+  client: RedisClient,
+  keys: Keys,
+  symbol: string,
+  messages: readonly SbeMessage[],
+  options: BookBatchOptions,
+): Promise<DepthBatchResult> {
+  checkOptions(symbol, options);
+  const chunks = planDepthCalls(symbol, messages, options.limits);
+  const scriptKeys = depthBatchKeys(keys, symbol) as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  const formOf = (chunk: DepthChunk): DepthCallForm =>
+    options.fullForm !== true && chunk.chained && chunk.diffs.length > 0 ? 'net' : 'full';
+  // Every call's arguments are built before the first is sent: a chunk that cannot be encoded sends nothing.
+  const args = chunks.map((chunk) => depthChunkArgs(symbol, chunk, options, formOf(chunk)));
+  const send = (argv: string[]) =>
+    call('applyDepthBatch', symbol, () => client.applyDepthBatch(...scriptKeys, ...argv));
+  const replies = await Promise.all(args.map(send));
+  const refused = replies.flatMap((reply, i) => (isResendReply(reply) ? [i] : []));
+  if (refused.length > 0) {
+    const again = await Promise.all(
+      refused.map((i) => send(depthChunkArgs(symbol, chunks[i]!, options, 'full'))),
+    );
+    refused.forEach((i, k) => (replies[i] = again[k]!));
+  }
+  let total: Omit<DepthBatchResult, 'calls' | 'resent' | 'fullFormNext'> | undefined;
+  for (const reply of replies) {
+    const r = readDepthReply(symbol, reply);
+    total =
+      total === undefined
+        ? r
+        : {
+            ...r,
+            applied: total.applied + r.applied,
+            ignored: total.ignored + r.ignored,
+            buffered: total.buffered + r.buffered,
+            kept: total.kept + r.kept,
+            overflow: total.overflow + r.overflow,
+            gap: total.gap || r.gap,
+            crossed: total.crossed || r.crossed,
+            levelsSource: r.levelsSource ?? total.levelsSource,
+            depth20Applied: total.depth20Applied || r.depth20Applied,
+            bestWritten: total.bestWritten || r.bestWritten,
+          };
+  }
+  if (total === undefined) throw new Error('internal: a depth batch without a call');
+  return {
+    ...total,
+    calls: replies.length + refused.length,
+    resent: refused.length,
+    fullFormNext: total.status !== 'in_sync' || total.kept > 0,
   };
 }
 

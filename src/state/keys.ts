@@ -75,17 +75,24 @@ export class Keys {
     return `feat:${this.tag(symbol)}:lease`;
   }
 
-  /** Dead-letter stream of a Kinesis stream: poison records kept with their sequence number and error. */
+  /** Dead-letter stream of a Kinesis stream: poison frames kept with their sequence number, frame and error. */
   deadLetters(stream: string): string {
     return `dlq:{${stream}}`;
   }
 
-  /** Marker that a poison record was already dead-lettered (redelivery must not add it twice). */
-  deadLetterSeen(stream: string, shardId: string, sequenceNumber: string, subSequenceNumber: number): string {
-    return `dlq:{${stream}}:seen:${shardId}:${sequenceNumber}:${subSequenceNumber}`;
+  /** Marker that a frame (or the undecodable rest of a record) was already dead-lettered: a redelivery must not
+   * add it twice. */
+  deadLetterSeen(
+    stream: string,
+    shardId: string,
+    sequenceNumber: string,
+    subSequenceNumber: number,
+    frameIndex: number,
+  ): string {
+    return `dlq:{${stream}}:seen:${shardId}:${sequenceNumber}:${subSequenceNumber}:${frameIndex}`;
   }
 
-  /** Per-error-code counts of dead-lettered records of a stream (never trimmed, unlike the stream). */
+  /** Per-error-code counts of dead letters of a stream (never trimmed, unlike the stream). */
   deadLetterCounts(stream: string): string {
     return `dlq:{${stream}}:counts`;
   }

@@ -1,6 +1,7 @@
 import type { Result } from 'ioredis';
-import { formatDecimal } from '../sbe/decimal';
+import { toCanonical } from '../events/canonical';
 import type { TradesStreamEvent } from '../sbe/messages';
+import type { ContainedCode, HasDeadLetterCode } from './errors';
 import type { Keys } from './keys';
 import type { RedisClient } from './redis';
 
@@ -10,8 +11,9 @@ import type { RedisClient } from './redis';
 // to another worker loses nothing). Idempotent: only ids above the last applied one are applied; a jump in ids
 // is reported as a gap.
 //
-// The symbol's event time T is the newest time seen for it: trade times, the batch's message event times, and the
-// event times the book scripts pass to refresh_trade_windows (lua/includes/trade-windows.lua). With B the 100 ms
+// The symbol's event time T is the newest time seen for it: trade times (each trade's transactTime; a trade
+// message's own eventTime does not move T) and the event times the book scripts pass to refresh_trade_windows
+// (lua/includes/trade-windows.lua). With B the 100 ms
 // bucket holding T, the window of W seconds holds the trades of buckets B - 10W + 1 .. B (bucket start > T - W).
 //
 // Statistics of a window (doubles; written with %.17g; an empty window gives zeros, never NaN or infinity):
@@ -31,7 +33,8 @@ import type { RedisClient } from './redis';
 //   price_momentum      (last - first) / first; first = price of the lowest-id trade of the oldest non-empty bucket,
 //                       last = price of the highest-id trade of the newest non-empty bucket (0 if count < 2)
 //   volume_acceleration (V_new - V_old) / 2.5 s; V_new = volume of buckets B-24..B, V_old of B-49..B-25
-// Trade time is the message's transactTime; price and qty are the exact decimals as sent.
+// Trade time is the message's transactTime; price and qty are canonical decimal strings (exactly 8 fraction
+// digits, src/events/canonical.ts), whatever exponent the message carried.
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -85,7 +88,7 @@ export interface FlatTrade {
   readonly id: bigint;
   /** Trade time (the message's transactTime), microseconds. */
   readonly timeUs: bigint;
-  /** Exact decimal strings, as formatted by formatDecimal at the message's exponents. */
+  /** Canonical decimal strings (toCanonical of the mantissas at the message's exponents). */
   readonly price: string;
   readonly qty: string;
   readonly isBuyerMaker: boolean;
@@ -94,7 +97,7 @@ export interface FlatTrade {
 export interface FlattenedTrades {
   /** Ascending ids, each once. */
   readonly trades: readonly FlatTrade[];
-  /** Newest eventTime / transactTime of the messages (undefined when there are none). */
+  /** Newest transactTime of the messages that carry trades (undefined when there are none). */
   readonly eventTimeUs: bigint | undefined;
   /** Trades dropped because their id was already in the batch (the first occurrence is kept). */
   readonly duplicatesInBatch: number;
@@ -130,11 +133,13 @@ export interface ApplyTradeBatchOptions {
   readonly maxTradesPerCall?: number;
 }
 
-/** Messages of another symbol passed to a single-symbol call, or a reply of the wrong shape. */
-export class TradeBatchError extends Error {
+/** Messages the script cannot take (another symbol's, a value without a canonical form), or a reply of the wrong
+ * shape (deadLetterCode SCRIPT_REPLY). */
+export class TradeBatchError extends Error implements HasDeadLetterCode {
   constructor(
     message: string,
     readonly symbol: string,
+    readonly deadLetterCode: ContainedCode = 'SCRIPT_ARGS',
   ) {
     super(message);
     this.name = 'TradeBatchError';
@@ -171,16 +176,20 @@ export function flattenTrades(symbol: string, messages: readonly TradesStreamEve
         symbol,
       );
     }
-    const newest = message.eventTime > message.transactTime ? message.eventTime : message.transactTime;
-    if (eventTimeUs === undefined || newest > eventTimeUs) eventTimeUs = newest;
+    // T follows trade times only: the message's eventTime is when it was sent, not when the trades happened.
+    if (message.trades.length > 0 && (eventTimeUs === undefined || message.transactTime > eventTimeUs)) {
+      eventTimeUs = message.transactTime;
+    }
     for (const trade of message.trades) {
-      all.push({
-        id: trade.id,
-        timeUs: message.transactTime,
-        price: formatDecimal(trade.priceMantissa, message.priceExponent),
-        qty: formatDecimal(trade.qtyMantissa, message.qtyExponent),
-        isBuyerMaker: trade.isBuyerMaker,
-      });
+      let price: string;
+      let qty: string;
+      try {
+        price = toCanonical(trade.priceMantissa, message.priceExponent);
+        qty = toCanonical(trade.qtyMantissa, message.qtyExponent);
+      } catch (err) {
+        throw new TradeBatchError(`trade ${trade.id} of ${symbol}: ${(err as Error).message}`, symbol);
+      }
+      all.push({ id: trade.id, timeUs: message.transactTime, price, qty, isBuyerMaker: trade.isBuyerMaker });
     }
   }
   // A stable sort keeps the first occurrence of a repeated id first.
@@ -228,7 +237,11 @@ export function parseTradeBatchReply(symbol: string, reply: unknown): TradeBatch
     typeof reply[1] !== 'number' ||
     !reply.slice(2).every((v) => typeof v === 'string' && /^\d*$/.test(v))
   ) {
-    throw new TradeBatchError(`unexpected reply of applyTradeBatch: ${JSON.stringify(reply)}`, symbol);
+    throw new TradeBatchError(
+      `unexpected reply of applyTradeBatch: ${JSON.stringify(reply)}`,
+      symbol,
+      'SCRIPT_REPLY',
+    );
   }
   const values = reply as [number, number, ...string[]];
   const gaps: TradeGap[] = [];

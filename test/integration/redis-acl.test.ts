@@ -137,6 +137,7 @@ describe('redis ACL user "aggregator" (deploy/redis/aggregator.acl, real redis-s
       shardId: 'shardId-000000000000',
       sequenceNumber: '49590338271490256608559692538361571095921575989136588898',
       subSequenceNumber: 0,
+      frameIndex: 0,
       partitionKey: S,
       errorCode: 'SBE_DECODE',
       error: 'bad template',

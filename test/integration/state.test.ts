@@ -27,6 +27,7 @@ function letter(sequenceNumber: string): DeadLetter {
     shardId: 'shardId-000000000000',
     sequenceNumber,
     subSequenceNumber: 0,
+    frameIndex: 0,
     partitionKey: 'BTCUSDT',
     errorCode: 'TRUNCATED',
     error: 'truncated frame: need 8 bytes for header at offset 0, have 3',

@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import kcl from 'aws-kcl';
 import { loadConfig, STREAM_KINDS, type StreamKind } from '../../config/config';
 import { createLogger, endLogger } from '../../logging/logger';
-import { decodeFrames } from '../../sbe/decoder';
 import { ShardProcessor } from '../../kcl/shard-processor';
 import { toKclRecordProcessor } from '../../kcl/protocol-adapter';
 import { claimStdoutForProtocol } from '../../kcl/stdout-guard';
@@ -93,9 +92,13 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
 
   const processor = new ShardProcessor({
     stream,
-    decode: decodeFrames,
     writer,
     logger,
+    maxFutureSkewMs: config.processing.maxFutureSkewMs,
+    symbols: {
+      listed: new Set(config.processing.symbols),
+      unlisted: config.processing.unlistedSymbols,
+    },
     writeWithRetry: (write) =>
       withRetry(write, {
         deadline: Date.now() + config.processing.batchDeadlineMs,

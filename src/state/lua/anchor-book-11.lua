@@ -123,6 +123,7 @@ if Book.newer(book_id, ob[1] or '') then
   Book.level_fields(fields, n, bp, bq, ap, aq, book_id, book_ts)
   if Book.newer(book_id, ob[2] or '') then Book.best_fields(fields, bp[1], bq[1], ap[1], aq[1], book_id, book_ts) end
   redis.call('HSET', ob_key, unpack(fields))
+  Book.clear_levels_beyond(ob_key, n)
 end
 
 refresh_trade_windows(ob_key, KEYS[8], KEYS[9], KEYS[10], KEYS[11], '')

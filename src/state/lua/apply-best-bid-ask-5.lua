@@ -13,7 +13,8 @@
   KEYS[2]  tr:<S>:1s   KEYS[3] tr:<S>:5s   KEYS[4] tr:<S>:buckets   KEYS[5] tr:<S>:state   (trade windows)
 
   ARGV[1]  bookUpdateId of the batch's newest bestBidAsk ("" = none: only the windows are refreshed)
-  ARGV[2]  bid price   ARGV[3] bid qty   ARGV[4] ask price   ARGV[5] ask qty   (exact decimal strings)
+  ARGV[2]  bid price   ARGV[3] bid qty   ARGV[4] ask price   ARGV[5] ask qty   (canonical decimals: exactly 8
+           fraction digits)
   ARGV[6]  its event time, us
   ARGV[7]  event time of the batch, us: the newest event time among its events ("" = none)
 
@@ -27,14 +28,12 @@
 local ob_key = KEYS[1]
 local id = ARGV[1]
 local applied, best_written = 0, 0
-if ARGV[7] ~= '' then Book.check_id(ARGV[7], 'batch event time') end
+if ARGV[7] ~= '' then Book.check_time(ARGV[7], 'batch event time') end
 
 if id ~= '' then
   Book.check_id(id, 'bookUpdateId')
-  Book.check_id(ARGV[6], 'event time')
-  for i = 2, 5 do
-    if not string.find(ARGV[i], '^%d+%.?%d*$') then Book.bad_args('not a decimal: ' .. ARGV[i]) end
-  end
+  Book.check_time(ARGV[6], 'event time')
+  for i = 2, 5 do Book.check_decimal(ARGV[i], i % 2 == 0 and 'price' or 'qty') end
   local current = redis.call('HMGET', ob_key, 'bba_update_id', 'best_update_id')
   if Book.newer(id, current[1] or '') then
     applied = 1

@@ -51,17 +51,28 @@
   ARGV[5]  its event time, us
   ARGV[6]  its top N levels: "<nBids> <bidPrice> <bidQty> ... <askPrice> <askQty> ..." ("" = none)
   ARGV[7]  D: the number of diffs
-  ARGV[8]  the batch's net effect, "" or "<nBidSet> <nBidDel> <nAskSet> <nAskDel>" when the diffs chain
+  ARGV[8]  "full" form: the net effect, "" or "<nBidSet> <nBidDel> <nAskSet> <nAskDel>" when the diffs chain
            (each U <= previous u + 1): then the fast path below may be taken
+           "net" form: "net <U> <u1> <u> <ts> <nBidSet> <nBidDel> <nAskSet> <nAskDel>": the chained diffs coalesced
+           (U and u1 of the first, u and event time ts of the last, last write per level wins); no diff strings
+  full form:
   ARGV[9 .. 8+D]  the diffs, one encoded string each, sorted by u strictly ascending
   ARGV[9+D ..]    with a net effect: nBidSet bid price, qty pairs (final non-zero quantities), nBidDel bid prices
                   (final quantity 0), nAskSet ask pairs, nAskDel ask prices, each in first-seen order over the diffs
+  net form:
+  ARGV[9 ..]      the net effect's values, laid out as above
   Fast path: when the book is in sync and the first diff bridges it (u > book id >= U - 1), every diff applies
   and the book receives exactly the net effect (the same writes, in the same order, as applying the diffs one by
   one, which the script does otherwise); no level needs parsing in Lua. A batch whose newest diff is not newer than
   the book id (in sync) or last_seen_u (out of sync), i.e. a redelivery, is ignored whole without parsing.
+  The net form is applied ONLY by the fast path and only when no re-anchor keeps diffs (KEYS[12] absent); otherwise
+  the script writes nothing and returns { -1 }: the caller sends the same chunk in the full form.
+  Prices and quantities are canonical decimal strings (exactly 8 fraction digits, src/events/canonical.ts); the
+  net values and the depth20 levels are checked before the first write, the levels of full-form diff strings when
+  they are parsed (before the writes of the slow path).
 
-  Returns { applied, ignored, buffered, gap, crossed, overflow, status, reason, book_update_id, buffer_length,
+  Returns { -1 } for a net-form call the fast path cannot take (nothing written), else
+          { applied, ignored, buffered, gap, crossed, overflow, status, reason, book_update_id, buffer_length,
             levels_source, depth20_applied, best_written, kept }
     applied / ignored / buffered   diffs of this call applied to the book / ignored / appended to the buffer
                                    without being applied (applied + ignored + buffered = the diffs of the call)
@@ -88,11 +99,11 @@ if not buffer_max or buffer_max < 1 or buffer_max % 1 ~= 0 then
   Book.bad_args('buffer bound must be a positive integer: ' .. ARGV[2])
 end
 local batch_time = ARGV[3]
-if batch_time ~= '' then Book.check_id(batch_time, 'batch event time') end
+if batch_time ~= '' then Book.check_time(batch_time, 'batch event time') end
 local d20_id = ARGV[4]
 if d20_id ~= '' then
   Book.check_id(d20_id, 'depth20 bookUpdateId')
-  Book.check_id(ARGV[5], 'depth20 event time')
+  Book.check_time(ARGV[5], 'depth20 event time')
 end
 
 local st = redis.call('HMGET', state_key, 'status', 'reason', 'book_update_id', 'last_seen_u', 'book_ts_us',
@@ -130,6 +141,8 @@ if d20_id ~= '' and Book.newer(d20_id, last_d20) then
   if not nb then Book.bad_args('malformed depth20 levels "' .. string.sub(ARGV[6], 1, 60) .. '"') end
   d20 = { { {}, {} }, { {}, {} } }
   Book.each_level(ARGV[6], pos, tonumber(nb), function(side, p, q)
+    Book.check_decimal(p, 'depth20 price')
+    Book.check_decimal(q, 'depth20 qty')
     local lv = d20[side]
     lv[1][#lv[1] + 1] = p
     lv[2][#lv[2] + 1] = q
@@ -137,9 +150,26 @@ if d20_id ~= '' and Book.newer(d20_id, last_d20) then
 end
 
 local D = tonumber(ARGV[7])
-if not D or D < 0 or D % 1 ~= 0 or #ARGV < 8 + D then Book.bad_args('bad diff count ' .. tostring(ARGV[7])) end
+if not D or D < 0 or D % 1 ~= 0 then Book.bad_args('bad diff count ' .. tostring(ARGV[7])) end
 local net = nil
-if ARGV[8] ~= '' then
+-- The net form: the coalesced diff's ids and time; its values start at ARGV[9] (full form: after the D diffs).
+local net_form = string.sub(ARGV[8], 1, 4) == 'net '
+local net_U, net_first_u, net_u, net_ts
+local values_at = 9 + D
+if net_form then
+  local U, u1, u, ts, bs, bd, as, ad = string.match(ARGV[8],
+    '^net (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+)$')
+  if not U or D == 0 then Book.bad_args('malformed net form "' .. string.sub(ARGV[8], 1, 80) .. '"') end
+  Book.check_id(U, 'U'); Book.check_id(u1, 'u'); Book.check_id(u, 'u'); Book.check_time(ts, 'event time')
+  if Book.newer(U, u1) or Book.newer(u1, u) then Book.bad_args('net form ids out of order "' .. ARGV[8] .. '"') end
+  net_U, net_first_u, net_u, net_ts = U, u1, u, ts
+  bs, bd, as, ad = tonumber(bs), tonumber(bd), tonumber(as), tonumber(ad)
+  if 8 + 2 * bs + bd + 2 * as + ad ~= #ARGV then Book.bad_args('net effect counts do not match ARGV') end
+  net = { bs, bd, as, ad }
+  values_at = 9
+elseif #ARGV < 8 + D then
+  Book.bad_args('bad diff count ' .. tostring(ARGV[7]))
+elseif ARGV[8] ~= '' then
   local bs, bd, as, ad = string.match(ARGV[8], '^(%d+) (%d+) (%d+) (%d+)$')
   if not bs or D == 0 then Book.bad_args('malformed net effect "' .. ARGV[8] .. '"') end
   bs, bd, as, ad = tonumber(bs), tonumber(bd), tonumber(as), tonumber(ad)
@@ -148,6 +178,8 @@ if ARGV[8] ~= '' then
 elseif #ARGV ~= 8 + D then
   Book.bad_args('expected ' .. D .. ' diffs, got ' .. (#ARGV - 8) .. ' arguments after ARGV[8]')
 end
+-- Every net value is a canonical decimal (so no write below can fail half way through an event).
+if net then Book.check_decimals(ARGV, values_at, #ARGV, 'net effect value') end
 
 local applied, ignored, gap_now, crossed_now, overflow_now, kept = 0, 0, 0, 0, 0, 0
 local pending = {}
@@ -155,9 +187,12 @@ local wrote_levels = false
 
 local fast = false
 if net and in_sync then
-  local U, first_u = Book.diff_header(ARGV[9])
+  local U, first_u = net_U, net_first_u
+  if not net_form then U, first_u = Book.diff_header(ARGV[9]) end
   fast = Book.newer(first_u, book_id) and not Book.newer(U, Book.inc(book_id))
 end
+-- The net form carries no diff strings: only the fast path without a re-anchor's keeping can apply it.
+if net_form and (not fast or keeping) then return { -1 } end
 
 -- A batch whose newest diff was applied or buffered already (a redelivery) is ignored without parsing the rest.
 local all_seen = false
@@ -169,8 +204,12 @@ end
 if all_seen then
   ignored = D
 elseif fast then
-  local _, u, ts = Book.diff_header(ARGV[8 + D])
-  local i = 9 + D
+  local u, ts = net_u, net_ts
+  if not net_form then
+    local _
+    _, u, ts = Book.diff_header(ARGV[8 + D])
+  end
+  local i = values_at
   local bs, bd, as, ad = net[1], net[2], net[3], net[4]
   Book.write_side(bids_key, bids_idx, ARGV, i, i + 2 * bs - 1, ARGV, i + 2 * bs, i + 2 * bs + bd - 1)
   i = i + 2 * bs + bd
@@ -306,6 +345,7 @@ if lv then
   end
 end
 if #fields > 0 then redis.call('HSET', ob_key, unpack(fields)) end
+if lv then Book.clear_levels_beyond(ob_key, n) end
 
 refresh_trade_windows(ob_key, KEYS[8], KEYS[9], KEYS[10], KEYS[11], batch_time)
 

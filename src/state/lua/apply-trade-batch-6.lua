@@ -19,9 +19,9 @@
                                   the applied trades. P, unlike T, is not moved by book events, so the history
                                   depends on the trades alone, not on how the streams interleave.
 
-  ARGV[1]  event time of the batch, us ("" = none): the newest event time of its messages
+  ARGV[1]  event time of the batch, us ("" = none): the newest trade time (transactTime) of its messages
   ARGV[2..] the trades, 5 fields each, in ascending id order (an id not above its predecessor is a duplicate):
-           id, trade time (us), price (exact decimal), qty (exact decimal), isBuyerMaker ("1" or "0")
+           id, trade time (us), price, qty (canonical decimals: exactly 8 fraction digits), isBuyerMaker ("1"|"0")
 
   T becomes max(T, ARGV[1], times of the applied trades); then the windows are refreshed as by
   refresh_trade_windows. With no trade (or only duplicates) this is refresh_trade_windows(ARGV[1]).
@@ -30,7 +30,9 @@
            applied/duplicates: trades applied / skipped as not newer; event_time_us: T after the call ("" if no
            time is known yet); last_trade_id: the last applied id ("" if none ever); then each gap of this call
            as the inclusive range of missing ids (decimal strings).
-  Errors   "ERR_TRADE_ARGS ..." when ARGV does not hold whole trades or a time, price or qty is not a number;
+  Errors   "ERR_TRADE_ARGS ..." when ARGV does not hold whole trades, an id is not a decimal id (digits, no sign,
+           no leading zero, at most 19 digits), a time is not an integer below 2^53 us, a price or qty is not a
+           canonical decimal or isBuyerMaker is not "0"/"1"; every trade is checked before the first write, so
            nothing is written then.
 ]]
 
@@ -98,6 +100,30 @@ local function dec_sub(a, b)
   local s = string.gsub(table.concat(out), '^0+', '')
   if s == '' then return '0' end
   return s
+end
+
+-- Every argument is checked before anything is read or written (no half-applied call, no wrapped number).
+local MAX_TIME = 9007199254740991 -- 2^53 - 1: times stay exact doubles
+local function bad_time(v) return not string.find(v, '^%d+$') or #v > 16 or tonumber(v) > MAX_TIME end
+if ARGV[1] ~= '' and bad_time(ARGV[1]) then
+  return redis.error_reply('ERR_TRADE_ARGS event time is not an integer below 2^53: ' .. string.sub(ARGV[1], 1, 40))
+end
+local CANONICAL = '^%d+%.%d%d%d%d%d%d%d%d$'
+for base = 2, nargs, 5 do
+  local id = ARGV[base]
+  if not string.find(id, '^%d+$') or #id > 19 or (#id > 1 and string.byte(id, 1) == 48) then
+    return redis.error_reply('ERR_TRADE_ARGS trade id is not a decimal id: ' .. string.sub(id, 1, 40))
+  end
+  if bad_time(ARGV[base + 1]) then
+    return redis.error_reply('ERR_TRADE_ARGS trade ' .. id .. ': time is not an integer below 2^53')
+  end
+  if not string.find(ARGV[base + 2], CANONICAL) or not string.find(ARGV[base + 3], CANONICAL) then
+    return redis.error_reply('ERR_TRADE_ARGS trade ' .. id .. ': price and qty must be canonical decimals')
+  end
+  local maker = ARGV[base + 4]
+  if maker ~= '0' and maker ~= '1' then
+    return redis.error_reply('ERR_TRADE_ARGS trade ' .. id .. ': isBuyerMaker must be "0" or "1"')
+  end
 end
 
 local st = TradeWindows.read_state(state_key)

@@ -226,6 +226,7 @@ if new_last ~= '' and Book.newer(new_last, live_tr[1] or '') then
   end
 end
 if #fields > 0 then redis.call('HSET', ob_key, unpack(fields)) end
+Book.clear_levels_beyond(ob_key, n)
 refresh_trade_windows(ob_key, tr1_key, tr5_key, buckets_key, trstate_key,
   trades == 'rest' and (live_tr[2] or '') or '')
 if redis.call('EXISTS', tr1_key) == 1 then redis.call('EXPIRE', tr1_key, TRADE_TTL) end

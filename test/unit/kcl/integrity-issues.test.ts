@@ -3,7 +3,6 @@ import sinon from 'sinon';
 import { ShardProcessor } from '../../../src/kcl/shard-processor';
 import type { InputRecord, IntegrityIssue, ShardProcessorOptions } from '../../../src/kcl/shard-processor';
 import { silentLogger } from '../../../src/logging/logger';
-import { decodeFrames } from '../../../src/sbe/decoder';
 import { encodeFrames } from '../../../src/sbe/encoder';
 import type { TradesStreamEvent } from '../../../src/sbe/messages';
 import type { DepthBatchResult } from '../../../src/state/book';
@@ -53,6 +52,9 @@ function depth(overrides: Partial<DepthBatchResult> = {}): DepthBatchResult {
     levelsSource: 'book',
     depth20Applied: false,
     bestWritten: true,
+    calls: 1,
+    resent: 0,
+    fullFormNext: false,
     ...overrides,
   };
 }
@@ -62,7 +64,7 @@ function symbolResult(symbol: string, overrides: Partial<SymbolWriteResult> = {}
 }
 
 function result(...symbols: SymbolWriteResult[]): WriteResult {
-  return { symbols, deadLettersAdded: 0 };
+  return { symbols, deadLettersAdded: 0, contained: [], containedDeadLetters: [] };
 }
 
 interface Harness {
@@ -82,7 +84,6 @@ function harness(writeResult: WriteResult, overrides: Partial<ShardProcessorOpti
   const logger = silentLogger();
   const processor = new ShardProcessor({
     stream: 'market-sbe-depth',
-    decode: decodeFrames,
     writer: { write },
     writeWithRetry: (w) => w(),
     logger,

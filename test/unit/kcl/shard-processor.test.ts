@@ -8,13 +8,12 @@ import type {
   ShardProcessorOptions,
 } from '../../../src/kcl/shard-processor';
 import { silentLogger } from '../../../src/logging/logger';
-import { decodeFrames } from '../../../src/sbe/decoder';
 import { encodeFrames } from '../../../src/sbe/encoder';
 import type { BestBidAskStreamEvent, TradesStreamEvent } from '../../../src/sbe/messages';
 import type { SymbolEvents } from '../../../src/state/batch';
 import type { DeadLetter, WriteResult } from '../../../src/state/writer';
 
-const RESULT: WriteResult = { symbols: [], deadLettersAdded: 1 };
+const RESULT: WriteResult = { symbols: [], deadLettersAdded: 1, contained: [], containedDeadLetters: [] };
 const SHARD = 'shardId-000000000007';
 
 function trade(symbol: string, id: bigint, priceMantissa: bigint): TradesStreamEvent {
@@ -82,7 +81,6 @@ function harness(overrides: Partial<ShardProcessorOptions> = {}): Harness {
   const onBatch = sinon.spy();
   const processor = new ShardProcessor({
     stream: 'market-sbe-trade',
-    decode: decodeFrames,
     writer,
     writeWithRetry: (w) => w(),
     logger: silentLogger(),
@@ -160,7 +158,7 @@ describe('kcl/ShardProcessor', () => {
 
     it('an unexpected (non-SBE) decoder error is dead-lettered as UNEXPECTED', async () => {
       const h = harness({
-        decode: () => {
+        walk: () => {
           throw new TypeError('boom');
         },
       });
@@ -181,6 +179,153 @@ describe('kcl/ShardProcessor', () => {
       );
       expect(h.write.firstCall.args[1].map((l) => l.errorCode)).to.deep.equal(['EMPTY', 'TRUNCATED']);
       expect(h.checkpoint.args).to.deep.equal([['2']]);
+    });
+  });
+
+  describe('frames, validation and the symbol policy', () => {
+    const NOW_MS = 1_700_000_010_000;
+
+    it('a bad frame of a record is dead-lettered alone when its extent is known; the other frames are written', async () => {
+      const h = harness({ nowMs: () => NOW_MS });
+      const good = encodeFrames([trade('BTCUSDT', 1n, 6_000_000n)]);
+      const bad = encodeFrames([trade('BTCUSDT', 2n, 6_000_000n)]);
+      bad[bad.length - 7 - 1 - 1] = 7; // isBuyerMaker of the only trade (the symbol BTCUSDT follows it)
+      const tail = encodeFrames([trade('BTCUSDT', 3n, 6_000_000n)]);
+      const report = await h.processor.processRecords(
+        [record('10', Buffer.concat([good, bad, tail]))],
+        0,
+        checkpointFn(h),
+      );
+      const [groups, letters] = h.write.firstCall.args;
+      expect([...groups][0]!.trades.flatMap((t) => t.trades.map((x) => x.id))).to.deep.equal([1n, 3n]);
+      expect(letters.map((l) => [l.frameIndex, l.errorCode, l.dataBase64])).to.deep.equal([
+        [1, 'INVALID_ENUM', bad.toString('base64')],
+      ]);
+      expect(report.frames).to.equal(2);
+      expect(report.deadLetterCodes).to.deep.equal({ INVALID_ENUM: 1 });
+    });
+
+    it('a frame whose lengths cannot be trusted takes the rest of its record; the frames before it are written', async () => {
+      const h = harness({ nowMs: () => NOW_MS });
+      const good = encodeFrames([trade('BTCUSDT', 1n, 6_000_000n)]);
+      const rest = Buffer.concat([Buffer.from([1, 2, 3, 4, 5, 6, 7, 8, 9]), good]);
+      await h.processor.processRecords([record('11', Buffer.concat([good, rest]))], 0, checkpointFn(h));
+      const [groups, letters] = h.write.firstCall.args;
+      expect([...groups][0]!.trades).to.have.length(1);
+      expect(letters.map((l) => [l.frameIndex, l.errorCode, l.dataBase64])).to.deep.equal([
+        [1, 'SCHEMA_MISMATCH', rest.toString('base64')],
+      ]);
+    });
+
+    it('impossible values are dead-lettered under their code with the symbol; valid events around them are written', async () => {
+      const h = harness({ nowMs: () => NOW_MS });
+      const negativeId = trade('BTCUSDT', -5n, 6_000_000n);
+      const future = { ...bba('BTCUSDT', 9n), eventTime: BigInt(NOW_MS + 3_600_000) * 1000n };
+      const negativeUpdate = bba('BTCUSDT', -1n);
+      const report = await h.processor.processRecords(
+        [
+          record('20', encodeFrames([trade('BTCUSDT', 1n, 6_000_000n), negativeId])),
+          record('21', encodeFrames([future, bba('ETHUSDT', 4n)])),
+          record('22', encodeFrames([negativeUpdate])),
+        ],
+        0,
+        checkpointFn(h),
+      );
+      const [groups, letters] = h.write.firstCall.args;
+      const list = [...groups];
+      expect(list.map((g) => g.symbol)).to.deep.equal(['BTCUSDT', 'ETHUSDT']);
+      expect(list[0]!.trades).to.have.length(1);
+      expect(list[0]!.bestBidAsks).to.have.length(0);
+      expect(letters.map((l) => [l.sequenceNumber, l.frameIndex, l.errorCode, l.symbol])).to.deep.equal([
+        ['20', 1, 'BAD_TRADE_ID', 'BTCUSDT'],
+        ['21', 0, 'FUTURE_TIME', 'BTCUSDT'],
+        ['22', 0, 'BAD_UPDATE_ID', 'BTCUSDT'],
+      ]);
+      expect(letters[1]!.error).to.match(/eventTime: .* ahead of the processor's clock/);
+      expect(report.deadLetterCodes).to.deep.equal({ BAD_TRADE_ID: 1, FUTURE_TIME: 1, BAD_UPDATE_ID: 1 });
+      expect(report.checkpointed).to.equal('22');
+    });
+
+    it('the skew is configurable: an event 2 s ahead passes with the default 5 s and fails with 1 s', async () => {
+      const ahead = { ...bba('BTCUSDT', 9n), eventTime: BigInt(NOW_MS + 2000) * 1000n };
+      const lenient = harness({ nowMs: () => NOW_MS });
+      await lenient.processor.processRecords([record('1', encodeFrames([ahead]))], 0, checkpointFn(lenient));
+      expect(lenient.write.firstCall.args[1]).to.have.length(0);
+      const strict = harness({ nowMs: () => NOW_MS, maxFutureSkewMs: 1000 });
+      await strict.processor.processRecords([record('1', encodeFrames([ahead]))], 0, checkpointFn(strict));
+      expect(strict.write.firstCall.args[1].map((l) => l.errorCode)).to.deep.equal(['FUTURE_TIME']);
+    });
+
+    it('unlisted symbols: skipped and counted (skip), or written (apply)', async () => {
+      const records = [
+        record('1', encodeFrames([bba('BTCUSDT', 1n), bba('DOGEUSDT', 2n), bba('DOGEUSDT', 3n)])),
+      ];
+      const skip = harness({
+        nowMs: () => NOW_MS,
+        symbols: { listed: new Set(['BTCUSDT']), unlisted: 'skip' },
+      });
+      const skipped = await skip.processor.processRecords(records, 0, checkpointFn(skip));
+      expect([...skip.write.firstCall.args[0]].map((g) => g.symbol)).to.deep.equal(['BTCUSDT']);
+      expect(skipped.unlistedSymbols).to.deep.equal({ DOGEUSDT: 2 });
+      expect(skipped.unlistedAction).to.equal('skipped');
+      expect(skipped.checkpointed).to.equal('1');
+      const apply = harness({
+        nowMs: () => NOW_MS,
+        symbols: { listed: new Set(['BTCUSDT']), unlisted: 'apply' },
+      });
+      const applied = await apply.processor.processRecords(records, 0, checkpointFn(apply));
+      expect([...apply.write.firstCall.args[0]].map((g) => g.symbol)).to.deep.equal(['BTCUSDT', 'DOGEUSDT']);
+      expect(applied.unlistedSymbols).to.deep.equal({ DOGEUSDT: 2 });
+      expect(applied.unlistedAction).to.equal('applied');
+    });
+
+    it('every event handed to the writer carries its origin (for a contained failure to dead-letter it)', async () => {
+      const h = harness({ nowMs: () => NOW_MS });
+      const frames = encodeFrames([bba('BTCUSDT', 1n), bba('BTCUSDT', 2n)]);
+      await h.processor.processRecords([record('30', frames, { subSequenceNumber: 2 })], 0, checkpointFn(h));
+      const group = [...h.write.firstCall.args[0]][0]!;
+      expect(
+        group.origins.bestBidAsks.map((o) => [o.sequenceNumber, o.subSequenceNumber, o.frameIndex]),
+      ).to.deep.equal([
+        ['30', 2, 0],
+        ['30', 2, 1],
+      ]);
+      expect(group.origins.bestBidAsks[1]!.frameBase64()).to.equal(
+        encodeFrames([bba('BTCUSDT', 2n)]).toString('base64'),
+      );
+    });
+
+    it('contained failures count as dead letters of the batch under their codes', async () => {
+      const h = harness({ nowMs: () => NOW_MS });
+      const letter = {
+        stream: 'market-sbe-trade',
+        shardId: SHARD,
+        sequenceNumber: '40',
+        subSequenceNumber: 0,
+        frameIndex: 0,
+        partitionKey: 'pk',
+        symbol: 'BTCUSDT',
+        errorCode: 'SCRIPT_ERROR',
+        error: 'bestBidAsks of BTCUSDT: WRONGTYPE',
+        dataBase64: '',
+        approximateArrivalTimestamp: undefined,
+      };
+      h.write.resolves({
+        symbols: [],
+        deadLettersAdded: 1,
+        contained: [
+          { symbol: 'BTCUSDT', kind: 'bestBidAsks', code: 'SCRIPT_ERROR', error: letter.error, events: 1 },
+        ],
+        containedDeadLetters: [letter],
+      });
+      const report = await h.processor.processRecords(
+        [record('40', encodeFrames([bba('BTCUSDT', 1n)]))],
+        0,
+        checkpointFn(h),
+      );
+      expect(report.deadLetterCodes).to.deep.equal({ SCRIPT_ERROR: 1 });
+      expect(report.eventsBySymbol).to.deep.equal({});
+      expect(report.checkpointed).to.equal('40');
     });
   });
 

@@ -27,6 +27,9 @@ const depth: DepthBatchResult = {
   levelsSource: undefined,
   depth20Applied: false,
   bestWritten: false,
+  calls: 1,
+  resent: 0,
+  fullFormNext: true,
 };
 
 function batch(overrides: Partial<BatchReport> = {}): BatchReport {
@@ -36,12 +39,17 @@ function batch(overrides: Partial<BatchReport> = {}): BatchReport {
     frames: 6,
     deadLetters: 1,
     deadLetterCodes: { TRUNCATED: 1 },
+    unlistedSymbols: {},
+    unlistedAction: 'skipped',
+    eventsBySymbol: { BTCUSDT: 12 },
     millisBehindLatest: 1500,
     writeMs: 2.5,
     handleMs: 3,
     result: {
       symbols: [{ symbol: 'BTCUSDT', trades, bestBidAsk: undefined, depth }],
       deadLettersAdded: 1,
+      contained: [],
+      containedDeadLetters: [],
     },
     checkpointed: '49590000000000000001',
     ...overrides,

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { groupBySymbol } from '../../../src/state/batch';
+import { groupBySymbol, groupEvents } from '../../../src/state/batch';
 import type {
   BestBidAskStreamEvent,
   DepthDiffStreamEvent,
@@ -108,7 +108,32 @@ describe('groupBySymbol', () => {
       trades: [],
       bestBidAsks: [b1],
       depth: [],
+      origins: { trades: [], bestBidAsks: [], depth: [] },
     });
+  });
+
+  it('groupEvents keeps the origin of each event beside it, per kind', () => {
+    const origin = (frameIndex: number) => ({
+      stream: 's',
+      shardId: 'shard',
+      sequenceNumber: '1',
+      subSequenceNumber: 0,
+      partitionKey: 'pk',
+      approximateArrivalTimestamp: undefined,
+      frameIndex,
+      frameBase64: () => '',
+    });
+    const t1 = trades('BTCUSDT', 10n, [[2n, 100n]]);
+    const b1 = bba('BTCUSDT', 7n, 1n, 2n);
+    const d1 = diff('BTCUSDT', 6n, 6n);
+    const group = groupEvents([
+      { message: t1, origin: origin(0) },
+      { message: b1, origin: origin(1) },
+      { message: d1, origin: origin(2) },
+    ]).get('BTCUSDT')!;
+    expect(group.origins.trades.map((o) => o.frameIndex)).to.deep.equal([0]);
+    expect(group.origins.bestBidAsks.map((o) => o.frameIndex)).to.deep.equal([1]);
+    expect(group.origins.depth.map((o) => o.frameIndex)).to.deep.equal([2]);
   });
 
   it('keeps duplicates (the scripts decide what is new)', () => {

@@ -23,6 +23,8 @@ import {
   DEFAULT_BUFFER_MAX_LENGTH,
   depthBatchArgs,
   depthBatchKeys,
+  depthChunkArgs,
+  planDepthCalls,
   encodeDiff,
   encodeTopLevels,
   netEffect,
@@ -178,7 +180,7 @@ describe('order book: argument builders', () => {
   it('encodes a diff as "U u eventTime nBids bid pairs ask pairs" with exact strings', () => {
     expect(
       encodeDiff(diff(5n, 7n, [lv(6000001n, 0n), lv(6000000n, 1500n)], [lv(6000002n, 25n)], 123n)),
-    ).to.equal('5 7 123 2 60000.01 0.000 60000.00 1.500 60000.02 0.025');
+    ).to.equal('5 7 123 2 60000.01000000 0.00000000 60000.00000000 1.50000000 60000.02000000 0.02500000');
     expect(encodeDiff(diff(5n, 5n, [], []))).to.equal('5 5 50 0');
   });
 
@@ -192,7 +194,9 @@ describe('order book: argument builders', () => {
 
   it('depth20 top levels are cut at N per side', () => {
     const snap = depth20(9n, [lv(300n, 1n), lv(200n, 2n), lv(100n, 3n)], [lv(400n, 4n)]);
-    expect(encodeTopLevels(snap, 2)).to.equal('2 3.00 0.001 2.00 0.002 4.00 0.004');
+    expect(encodeTopLevels(snap, 2)).to.equal(
+      '2 3.00000000 0.00100000 2.00000000 0.00200000 4.00000000 0.00400000',
+    );
     expect(encodeTopLevels(depth20(9n, [], []), 10)).to.equal('0');
   });
 
@@ -210,15 +214,15 @@ describe('order book: argument builders', () => {
       '999', // newest event time among depth messages (the trade's 99999 is not this script's)
       '3',
       '777',
-      '1 1.00 0.001',
+      '1 1.00000000 0.00100000',
       '2',
       '1 0 1 0',
-      '1 2 20 1 1.00 0.001',
-      '3 4 40 0 2.00 0.002',
-      '1.00',
-      '0.001',
-      '2.00',
-      '0.002',
+      '1 2 20 1 1.00000000 0.00100000',
+      '3 4 40 0 2.00000000 0.00200000',
+      '1.00000000',
+      '0.00100000',
+      '2.00000000',
+      '0.00200000',
     ]);
   });
 
@@ -230,7 +234,17 @@ describe('order book: argument builders', () => {
     ];
     expect(netEffect(diffs)).to.deep.equal({
       counts: '2 2 1 1',
-      values: ['1.00', '0.005', '0.80', '0.004', '0.90', '0.70', '1.10', '0.006', '1.20'],
+      values: [
+        '1.00000000',
+        '0.00500000',
+        '0.80000000',
+        '0.00400000',
+        '0.90000000',
+        '0.70000000',
+        '1.10000000',
+        '0.00600000',
+        '1.20000000',
+      ],
     });
   });
 
@@ -263,7 +277,7 @@ describe('order book: argument builders', () => {
       bba(9n, 102n, 103n, 400n),
       bba(8n, 1n, 2n, 600n),
     ]);
-    expect(args).to.deep.equal(['9', '1.02', '1.500', '1.03', '0.025', '400', '600']);
+    expect(args).to.deep.equal(['9', '1.02000000', '1.50000000', '1.03000000', '0.02500000', '400', '600']);
     expect(bestBidAskArgs(S, [trade])).to.deep.equal(['', '', '', '', '', '', '']);
     expect(() => bestBidAskArgs(S, [bba(1n, 1n, 2n, 1n, 'ETHUSDT')])).to.throw(BookArgumentError);
   });
@@ -289,6 +303,122 @@ describe('order book: argument builders', () => {
       '0.35260000',
       '3199.00000000',
     ]);
+  });
+});
+
+describe('order book: bounded calls', () => {
+  const options = { levels: 2 };
+  const keys = new Keys({ clusterMode: false });
+  const chain = (n: number, levelsEach: number) =>
+    Array.from({ length: n }, (_, i) =>
+      diff(
+        BigInt(i + 1),
+        BigInt(i + 1),
+        Array.from({ length: levelsEach }, (_v, k) => lv(BigInt(1000 + k), BigInt(i + 1))),
+        [],
+      ),
+    );
+
+  it('cuts at maxDiffs or before maxLevels would be exceeded; the newest depth20 rides on the last chunk', () => {
+    const snap = depth20(99n, [lv(300n, 1n)], [lv(400n, 1n)], 5n);
+    const chunks = planDepthCalls(S, [...chain(7, 3), snap], { maxDiffs: 3, maxLevels: 100 });
+    expect(chunks.map((c) => c.diffs.map((d) => d.lastBookUpdateId))).to.deep.equal([
+      [1n, 2n, 3n],
+      [4n, 5n, 6n],
+      [7n],
+    ]);
+    expect(chunks.map((c) => c.snapshot?.bookUpdateId)).to.deep.equal([undefined, undefined, 99n]);
+    expect(chunks.every((c) => c.chained)).to.equal(true);
+    // Each chunk's own newest event time; the last also the depth20's.
+    expect(chunks.map((c) => c.eventTimeUs)).to.deep.equal([30n, 60n, 70n]);
+    const byLevels = planDepthCalls(S, chain(5, 4), { maxDiffs: 100, maxLevels: 10 });
+    expect(byLevels.map((c) => c.diffs.length)).to.deep.equal([2, 2, 1]);
+    // A diff larger than the bound is a chunk of its own (a diff is applied whole).
+    const big = planDepthCalls(S, chain(2, 30), { maxDiffs: 100, maxLevels: 10 });
+    expect(big.map((c) => c.diffs.length)).to.deep.equal([1, 1]);
+  });
+
+  it('a gap inside a chunk makes it unchained (full form only); duplicates of a u are dropped', () => {
+    const chunks = planDepthCalls(S, [diff(1n, 2n, [], []), diff(1n, 2n, [], []), diff(5n, 6n, [], [])]);
+    expect(chunks).to.have.length(1);
+    expect(chunks[0]!.diffs).to.have.length(2);
+    expect(chunks[0]!.chained).to.equal(false);
+    expect(() => depthChunkArgs(S, chunks[0]!, options, 'net')).to.throw(BookArgumentError, 'net form');
+  });
+
+  it('the net form is one coalesced diff: U and u of the first, u and time of the last, last write wins', () => {
+    const [chunk] = planDepthCalls(S, [
+      diff(5n, 6n, [lv(100n, 1n), lv(90n, 2n)], [], 60n),
+      diff(7n, 9n, [lv(100n, 0n)], [lv(110n, 3n)], 90n),
+    ]);
+    expect(depthChunkArgs(S, chunk!, options, 'net')).to.deep.equal([
+      '2',
+      String(DEFAULT_BUFFER_MAX_LENGTH),
+      '90',
+      '',
+      '',
+      '',
+      '2',
+      'net 5 6 9 90 1 1 1 0',
+      '0.90000000',
+      '0.00200000',
+      '1.00000000',
+      '1.10000000',
+      '0.00300000',
+    ]);
+    expect(depthChunkArgs(S, chunk!, options, 'full').slice(7, 10)).to.deep.equal([
+      '1 1 1 0',
+      '5 6 60 2 1.00000000 0.00100000 0.90000000 0.00200000',
+      '7 9 90 1 1.00000000 0.00000000 1.10000000 0.00300000',
+    ]);
+  });
+
+  it('a refused net-form call is sent again in the full form; fullForm sends the full form at once', async () => {
+    const ok = [1, 0, 0, 0, 0, 0, 'in_sync', '', '6', 0, 'book', 0, 1, 0];
+    const sent: string[][] = [];
+    const fake = (replies: unknown[][]) =>
+      ({
+        applyDepthBatch: (...argv: string[]) => {
+          sent.push(argv.slice(12));
+          return Promise.resolve(replies.shift());
+        },
+      }) as unknown as RedisClient;
+    const diffs = chain(2, 1);
+    const result = await applyBookBatch(fake([[-1], ok]), keys, S, diffs, { levels: 2 });
+    expect(sent.map((argv) => argv[7]!.split(' ')[0])).to.deep.equal(['net', '1']);
+    expect(result).to.include({ calls: 2, resent: 1, applied: 1, fullFormNext: false });
+    sent.length = 0;
+    await applyBookBatch(fake([ok]), keys, S, diffs, { levels: 2, fullForm: true });
+    expect(sent.map((argv) => argv[7])).to.deep.equal(['1 0 0 0']);
+  });
+
+  it('sums the calls of a split batch and keeps the book state of the last one', async () => {
+    const replies = [
+      [2, 0, 0, 0, 0, 0, 'in_sync', '', '2', 0, 'book', 0, 1, 0],
+      [1, 1, 1, 1, 0, 3, 'out_of_sync', 'gap', '2', 4, '', 1, 0, 0],
+    ];
+    const client = {
+      applyDepthBatch: () => Promise.resolve(replies.shift()),
+    } as unknown as RedisClient;
+    const result = await applyBookBatch(client, keys, S, chain(4, 1), {
+      levels: 2,
+      limits: { maxDiffs: 2, maxLevels: 100 },
+    });
+    expect(result).to.deep.include({
+      applied: 3,
+      ignored: 1,
+      buffered: 1,
+      gap: true,
+      overflow: 3,
+      status: 'out_of_sync',
+      reason: 'gap',
+      bufferLength: 4,
+      levelsSource: 'book',
+      depth20Applied: true,
+      bestWritten: true,
+      calls: 2,
+      fullFormNext: true,
+    });
   });
 });
 
@@ -417,6 +547,9 @@ describe('order book: script replies and errors (fake client)', () => {
       levelsSource: undefined,
       depth20Applied: true,
       bestWritten: false,
+      calls: 1,
+      resent: 0,
+      fullFormNext: true,
     });
     const bad = await rejection(() =>
       applyBookBatch(

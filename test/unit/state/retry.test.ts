@@ -63,6 +63,9 @@ describe('state/retry', () => {
       "Stream isn't writeable and enableOfflineQueue options is false",
       'Reached the max retries per request limit (which is 1). Refer to "maxRetriesPerRequest" option for details.',
       'Failed to refresh slots cache.',
+      // A full (noeviction) or a failing-to-save Redis refuses writes until it recovers: no event is to blame.
+      'OOM command not allowed when used memory > maxmemory.',
+      "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk.",
     ];
     const permanent = [
       'ERR wrong number of arguments for command',
@@ -70,7 +73,6 @@ describe('state/retry', () => {
       'NOAUTH Authentication required.',
       'NOSCRIPT No matching script.',
       'ERR Error running script: attempt to compare nil with string',
-      'OOM command not allowed when used memory > maxmemory.',
       'something LOADING later in the text',
     ];
     for (const message of retryable) {

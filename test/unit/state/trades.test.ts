@@ -48,14 +48,14 @@ describe('state/trades', () => {
       const b = message(1_000n, [[11n, 5_999_900n, 5n, false]], { eventTime: 1_500n });
       const flat = flattenTrades('BTCUSDT', [a, b]);
       expect(flat.trades).to.deep.equal([
-        { id: 10n, timeUs: 2_000n, price: '60000.00', qty: '0.00100', isBuyerMaker: true },
-        { id: 11n, timeUs: 1_000n, price: '59999.00', qty: '0.00005', isBuyerMaker: false },
-        { id: 12n, timeUs: 2_000n, price: '60001.00', qty: '0.00150', isBuyerMaker: false },
+        { id: 10n, timeUs: 2_000n, price: '60000.00000000', qty: '0.00100000', isBuyerMaker: true },
+        { id: 11n, timeUs: 1_000n, price: '59999.00000000', qty: '0.00005000', isBuyerMaker: false },
+        { id: 12n, timeUs: 2_000n, price: '60001.00000000', qty: '0.00150000', isBuyerMaker: false },
       ]);
       expect(flat.duplicatesInBatch).to.equal(0);
     });
 
-    it('formats price and qty exactly at each message’s own exponents', () => {
+    it('writes price and qty in the one canonical form (8 decimals) whatever the message’s exponents', () => {
       const flat = flattenTrades('BTCUSDT', [
         message(1n, [[1n, 968219000000n, 1_000n, false]], { priceExponent: -8, qtyExponent: -8 }),
         message(2n, [[2n, 968219n, 1n, false]], { priceExponent: -2, qtyExponent: 0 }),
@@ -63,9 +63,15 @@ describe('state/trades', () => {
       ]);
       expect(flat.trades.map((t) => [t.price, t.qty])).to.deep.equal([
         ['9682.19000000', '0.00001000'],
-        ['9682.19', '1'],
-        ['9700', '30'],
+        ['9682.19000000', '1.00000000'],
+        ['9700.00000000', '30.00000000'],
       ]);
+    });
+
+    it('refuses a value with more than 8 decimals (no canonical form): nothing is sent', () => {
+      expect(() => flattenTrades('BTCUSDT', [message(1n, [[1n, 123n, 1n, false]], { priceExponent: -10 })]))
+        .to.throw(TradeBatchError, 'no canonical form')
+        .with.property('deadLetterCode', 'SCRIPT_ARGS');
     });
 
     it('keeps the first occurrence of an id repeated within the batch and counts the others', () => {
@@ -79,24 +85,24 @@ describe('state/trades', () => {
       ]);
       const flat = flattenTrades('BTCUSDT', [first, again, first]);
       expect(flat.trades.map((t) => [t.id, t.price, t.timeUs])).to.deep.equal([
-        [7n, '1.00', 1_000n],
-        [8n, '2.00', 1_000n],
-        [9n, '3.00', 9_000n],
+        [7n, '1.00000000', 1_000n],
+        [8n, '2.00000000', 1_000n],
+        [9n, '3.00000000', 9_000n],
       ]);
       expect(flat.duplicatesInBatch).to.equal(3);
     });
 
-    it('the batch event time is the newest eventTime or transactTime of its messages', () => {
+    it('the batch event time is the newest trade time (transactTime); eventTime never moves it', () => {
       expect(flattenTrades('BTCUSDT', []).eventTimeUs).to.equal(undefined);
       expect(
         flattenTrades('BTCUSDT', [
           message(5_000n, [[1n, 1n, 1n, false]], { eventTime: 5_003n }),
-          message(4_000n, [[2n, 1n, 1n, false]], { eventTime: 4_001n }),
+          message(4_000n, [[2n, 1n, 1n, false]], { eventTime: 9_001n }),
         ]).eventTimeUs,
-      ).to.equal(5_003n);
-      // A message with no trades still carries a time; an eventTime older than transactTime does not win.
+      ).to.equal(5_000n);
+      // A message with no trades carries no trade time.
       expect(flattenTrades('BTCUSDT', [message(7_000n, [], { eventTime: 6_000n })]).eventTimeUs).to.equal(
-        7_000n,
+        undefined,
       );
     });
 

@@ -11,8 +11,9 @@
   - The only doubles: sorted-set scores (tonumber(price), used for ordering) and the book metrics. A decimal with
     at most 15 significant digits (8 decimals below 10^7, e.g. 60000.00000000) converts to a distinct double and
     the conversion is monotonic, so scores order distinct prices exactly as their decimal values.
-  - One price has one string per symbol: the exponent of a symbol does not change between messages (Binance
-    sends -8 for every spot symbol); "1.5" and "1.50" would be two levels.
+  - One price has one string per symbol: every price and quantity a script receives is canonical, exactly 8
+    fraction digits (src/events/canonical.ts) whatever exponent its message carried, so "1.5" and "1.50" can never
+    be two levels. Book.check_decimal(s) enforces the form on arguments before a script's first write.
 
   Diff encoding (ARGV of apply-depth-batch and the entries of book:<S>:buffer, the same string):
     "<U> <u> <eventTimeUs> <nBids> <bidPrice> <bidQty> ... <askPrice> <askQty> ..."
@@ -98,10 +99,35 @@ do
     return t
   end
 
-  function Book.check_id(s, what)
-    if type(s) ~= 'string' or not find(s, '^%d+$') or (#s > 1 and byte(s, 1) == 48) then
-      Book.bad_args(what .. ' is not a decimal id: ' .. tostring(s))
+  -- A canonical decimal: digits, a dot, exactly 8 digits (src/events/canonical.ts).
+  local CANONICAL = '^%d+%.%d%d%d%d%d%d%d%d$'
+  function Book.check_decimal(s, what)
+    if type(s) ~= 'string' or not find(s, CANONICAL) then
+      Book.bad_args(what .. ' is not a canonical decimal: ' .. sub(tostring(s), 1, 40))
     end
+    return s
+  end
+
+  -- Every t[from..to] is a canonical decimal.
+  function Book.check_decimals(t, from, to, what)
+    for i = from, to do
+      if not find(t[i], CANONICAL) then
+        Book.bad_args(what .. ' ' .. (i - from + 1) .. ' is not a canonical decimal: ' .. sub(t[i], 1, 40))
+      end
+    end
+  end
+
+  function Book.check_id(s, what)
+    if type(s) ~= 'string' or not find(s, '^%d+$') or (#s > 1 and byte(s, 1) == 48) or #s > 19 then
+      Book.bad_args(what .. ' is not a decimal id: ' .. sub(tostring(s), 1, 40))
+    end
+    return s
+  end
+
+  -- A time in us that the windows may compute with: a decimal id below 2^53 (an exact double).
+  function Book.check_time(s, what)
+    Book.check_id(s, what)
+    if #s > 16 or tonumber(s) > 9007199254740991 then Book.bad_args(what .. ' is beyond 2^53 us: ' .. s) end
     return s
   end
 
@@ -285,6 +311,21 @@ do
   local function number(x)
     if x ~= x or x == math.huge or x == -math.huge or x == 0 then return '0' end
     return fmt('%.17g', x)
+  end
+
+  -- Level fields beyond N (bid<N+1>_p .. ask20_q) left by a run with more levels (processing.order_book_levels
+  -- lowered) are deleted: one HEXISTS per write of the levels, the deletion only when they exist.
+  local MAX_LEVELS = 20
+  function Book.clear_levels_beyond(ob_key, n)
+    if n >= MAX_LEVELS or redis.call('HEXISTS', ob_key, 'bid' .. (n + 1) .. '_p') == 0 then return end
+    local stale = {}
+    for i = n + 1, MAX_LEVELS do
+      stale[#stale + 1] = 'bid' .. i .. '_p'
+      stale[#stale + 1] = 'bid' .. i .. '_q'
+      stale[#stale + 1] = 'ask' .. i .. '_p'
+      stale[#stale + 1] = 'ask' .. i .. '_q'
+    end
+    redis.call('HDEL', ob_key, unpack(stale))
   end
 
   -- Appends the level fields and metrics of top-N bids/asks (arrays of price and qty strings) to `out`.

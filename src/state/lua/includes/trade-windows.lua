@@ -35,7 +35,8 @@
   prices (Welford, trades added in id order), first price (lowest id in the bucket), last price (highest id),
   newest trade time. Windows merge their buckets oldest to newest with Chan's parallel formula.
 
-  Statistics of a window (all doubles from the decimal strings, written with %.17g; an empty window is all zeros):
+  Statistics of a window (all doubles from the decimal strings, written with %.17g, never NaN or infinity: a
+  non-finite value is written as 0; an empty window is all zeros):
     count               number of trades in the window
     buy_volume          sum of qty of trades whose buyer was the taker (isBuyerMaker = false)
     sell_volume         sum of qty of the others (isBuyerMaker = true: the seller was the taker)
@@ -73,9 +74,11 @@ do
   TradeWindows.BUCKET_US = BUCKET_US
   TradeWindows.N5 = N5
 
-  -- %.17g round-trips a double; -0 is written as 0.
+  -- %.17g round-trips a double; -0 is written as 0, and so is a non-finite value (never "inf" or "nan" in a
+  -- window: validated inputs cannot produce one, this is the last guard).
+  local huge = math.huge
   local function num(x)
-    if x == 0 then return '0' end
+    if x == 0 or x ~= x or x == huge or x == -huge then return '0' end
     return fmt('%.17g', x)
   end
   TradeWindows.num = num
