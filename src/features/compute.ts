@@ -1,4 +1,5 @@
-import { FEATURE_SCHEMA_VERSION, type FeatureVector, type StateSnapshot } from './types';
+import { DEFAULT_MAX_FUTURE_SKEW_MS } from '../events/validate';
+import { FEATURE_SCHEMA_VERSION, type FeatureOptions, type FeatureVector, type StateSnapshot } from './types';
 
 // The pure feature functions: one StateSnapshot (every input hash, read in one atomic step) and the time the
 // vector is computed for (asOfMs) -> one FeatureVector. No I/O, no clock, no randomness: the sidecar serves the
@@ -9,13 +10,18 @@ import { FEATURE_SCHEMA_VERSION, type FeatureVector, type StateSnapshot } from '
 // decimal number, finite) reads as 0 and marks its input as missing, which lowers `completeness`. Every division
 // is guarded, so every number of the vector is finite.
 //
-// Times: T = tr:<S>:state event_time_us (the symbol's event time, microseconds). A px:<S> field is the start of
-// a 100 ms bucket (us) -> the price of the highest-id trade in it.
+// Times: T = tr:<S>:state event_time_us (the symbol's event time, microseconds), advanced by trades and book
+// events alike; P = tr:<S>:state px_time_us (the newest trade time applied). A px:<S> field is the start of a
+// 100 ms bucket (us) -> the price of the highest-id trade in it.
+//
+// Freshness: each input is judged by its own time against asOfMs (the sidecar's clock), never by T alone: book
+// events keep T moving during a trade-stream outage, and a single clock error can push T (a maximum) far ahead.
+// A time more than maxFutureSkewMs ahead of asOfMs is not data but a clock error: it counts as unknown.
 
 /** Horizons of the returns, seconds. */
 export const RETURN_HORIZONS_S = [1, 5, 10] as const;
 
-/** An input older than this (asOfMs minus its own timestamp) counts as missing in `completeness`. */
+/** An input older than this (asOfMs minus its own time) counts as missing in `completeness`. */
 export const STALE_AFTER_MS = 5000;
 
 /** data_age_ms when no input carries a time at all (completeness is then 0 too). */
@@ -158,18 +164,21 @@ export const FEATURE_DEFINITIONS: readonly FeatureDefinition[] = [
   {
     name: 'data_age_ms',
     formula:
-      'max(0, feature_ts - newest / 1000), newest = max(ob:<S> ts_us, tr:<S>:1s last_ts_us, ' +
-      'tr:<S>:state event_time_us)',
+      'max(0, feature_ts - newest / 1000), newest = the newest known time among ob:<S> ts_us, ' +
+      'tr:<S>:1s last_ts_us, tr:<S>:state event_time_us and px_time_us; known = well-formed and at most ' +
+      `processing.max_future_skew_ms (default ${DEFAULT_MAX_FUTURE_SKEW_MS} ms) ahead of feature_ts (a time ` +
+      'further ahead is a clock error)',
     unit: 'ms',
-    whenMissing: `${DATA_AGE_UNKNOWN} when none of the three times is known`,
+    whenMissing: `${DATA_AGE_UNKNOWN} when none of these times is known`,
   },
   {
     name: 'completeness',
     formula:
-      `fraction of the ${COMPLETENESS_INPUTS.length} inputs present, well-formed and fresh (age <= ` +
-      `${STALE_AFTER_MS} ms by its own time): ${COMPLETENESS_INPUTS.join(', ')}`,
+      `fraction of the ${COMPLETENESS_INPUTS.length} inputs present, well-formed and fresh: ` +
+      `${COMPLETENESS_INPUTS.join(', ')}; fresh = the input's own time is known (as for data_age_ms) and ` +
+      `feature_ts - time <= ${STALE_AFTER_MS} ms (each input's time: "Freshness in completeness")`,
     unit: 'fraction in [0, 1]',
-    whenMissing: '0 when nothing is known',
+    whenMissing: '0 when no input is present and fresh',
   },
   {
     name: 'schema_version',
@@ -272,19 +281,40 @@ function maxId(...raws: Array<string | undefined>): string {
  * The feature vector of one snapshot as of `asOfMs` (ms since the epoch). Pure and deterministic; every number
  * finite. Keys: FEATURE_NAMES in order, then the watermarks (WATERMARK_FIELDS).
  */
-export function computeFeatures(snapshot: StateSnapshot, asOfMs: number): FeatureVector {
+export function computeFeatures(
+  snapshot: StateSnapshot,
+  asOfMs: number,
+  options: FeatureOptions = {},
+): FeatureVector {
+  const maxFutureSkewMs = options.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS;
+  if (!(maxFutureSkewMs >= 0)) throw new RangeError(`maxFutureSkewMs must be >= 0, got ${maxFutureSkewMs}`);
   const ob = snapshot.orderBook;
+  const tradeState = snapshot.tradeState;
   const present = new Set<CompletenessInput>();
+  /** A well-formed time not beyond the skew ahead of asOfMs, else undefined (a clock error is no time). */
+  const known = (raw: string | undefined): number | undefined => {
+    const timeUs = parseTimeUs(raw);
+    return timeUs !== undefined && timeUs / 1000 <= asOfMs + maxFutureSkewMs ? timeUs : undefined;
+  };
   const fresh = (timeUs: number | undefined): boolean =>
     timeUs !== undefined && asOfMs - timeUs / 1000 <= STALE_AFTER_MS;
 
-  const obTsUs = parseTimeUs(ob.ts_us);
-  const eventTimeUs = parseTimeUs(snapshot.tradeState.event_time_us);
-  const tradeFresh = fresh(eventTimeUs);
-  if (tradeFresh) present.add('event_time');
+  const obTsUs = known(ob.ts_us);
+  // T as stored drives the windows, the returns and the watermark; T known is whether they can be trusted.
+  const eventTimeUs = parseTimeUs(tradeState.event_time_us);
+  const eventTimeKnownUs = known(tradeState.event_time_us);
+  if (fresh(eventTimeKnownUs)) present.add('event_time');
+  const lastTradeUs = known(ob.last_trade_ts_us);
+  // P: the newest trade applied (older states lack px_time_us: the last trade's time then). Only trades move it,
+  // so a trade-stream outage shows here while book events keep T fresh.
+  const pxTimeRaw = tradeState.px_time_us;
+  const pxTimeUs = known(pxTimeRaw);
+  const newestTradeUs = pxTimeRaw === undefined || pxTimeRaw === '' ? lastTradeUs : pxTimeUs;
+  // The windows and past prices are taken relative to T: fresh trades and a trustworthy T.
+  const tradeDerivedFresh = fresh(newestTradeUs) && eventTimeKnownUs !== undefined;
 
   const price = parsePositive(ob.last_trade_price);
-  if (price !== undefined && fresh(parseTimeUs(ob.last_trade_ts_us))) present.add('last_trade_price');
+  if (price !== undefined && fresh(lastTradeUs)) present.add('last_trade_price');
   const bid = parsePositive(ob.best_bid);
   const ask = parsePositive(ob.best_ask);
   const mid = parsePositive(ob.mid_price);
@@ -299,7 +329,7 @@ export function computeFeatures(snapshot: StateSnapshot, asOfMs: number): Featur
   const askStrength = levels.num('ask_strength');
   const levelsValid =
     levels.ok && parsePositive(ob.bid1_p) !== undefined && parsePositive(ob.ask1_p) !== undefined;
-  if (levelsValid && fresh(parseTimeUs(ob.book_ts_us))) present.add('book_levels');
+  if (levelsValid && fresh(known(ob.book_ts_us))) present.add('book_levels');
 
   const w1 = new FieldReader(snapshot.trades1s);
   const volume1 = w1.num('volume');
@@ -309,27 +339,27 @@ export function computeFeatures(snapshot: StateSnapshot, asOfMs: number): Featur
   const notional1 = w1.num('notional');
   const vwapDev1 = w1.num('vwap_minus_mid');
   const std1 = w1.num('price_std');
-  if (w1.ok && tradeFresh) present.add('window_1s');
+  if (w1.ok && tradeDerivedFresh) present.add('window_1s');
 
   const w5 = new FieldReader(snapshot.trades5s);
   const volume5 = w5.num('volume');
   const signed5 = w5.num('signed_volume');
   const vwapDev5 = w5.num('vwap_minus_mid');
   const momentum = w5.num('price_momentum');
-  if (w5.ok && tradeFresh) present.add('window_5s');
+  if (w5.ok && tradeDerivedFresh) present.add('window_5s');
 
   const returns: Record<string, number> = {};
   for (const h of RETURN_HORIZONS_S) {
     const then =
       eventTimeUs === undefined ? undefined : priceAtOrBefore(snapshot.priceHistory, eventTimeUs - h * 1e6);
-    if (then !== undefined && tradeFresh) present.add(`price_${h}s_ago` as CompletenessInput);
+    if (then !== undefined && tradeDerivedFresh) present.add(`price_${h}s_ago` as CompletenessInput);
     returns[`ret_${h}s`] = price !== undefined && then !== undefined ? finite(price / then - 1) : 0;
   }
 
   const spreadBp =
     bid !== undefined && ask !== undefined ? finite(ratio(ask - bid, (bid + ask) / 2) * 10_000) : 0;
 
-  const times = [obTsUs, parseTimeUs(snapshot.trades1s.last_ts_us), eventTimeUs].filter(
+  const times = [obTsUs, known(snapshot.trades1s.last_ts_us), eventTimeKnownUs, pxTimeUs].filter(
     (t): t is number => t !== undefined && t > 0,
   );
   const newestUs = times.length > 0 ? Math.max(...times) : undefined;

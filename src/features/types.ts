@@ -3,7 +3,16 @@
 // verifier recomputes it from a replayed event log (training/serving parity).
 
 /** Bumped whenever a feature's definition, name or unit changes, so consumers can detect it. */
-export const FEATURE_SCHEMA_VERSION = 1;
+export const FEATURE_SCHEMA_VERSION = 2;
+
+/** How computeFeatures judges the times of its inputs. */
+export interface FeatureOptions {
+  /**
+   * How far ahead of the time the vector is computed for an input time may be, ms (processing.max_future_skew_ms,
+   * default DEFAULT_MAX_FUTURE_SKEW_MS). A time further ahead is a clock error: the input counts as missing.
+   */
+  readonly maxFutureSkewMs?: number;
+}
 
 /** Every Redis hash a feature vector is computed from, as read in one atomic step (strings as stored). */
 export interface StateSnapshot {

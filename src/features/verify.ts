@@ -1,7 +1,7 @@
 // `aggregator features verify`: training/serving parity. The served vectors (feat:<S>:history, each entry the
 // vector's fields as served) are recomputed from the event log: the events are replayed into a scratch Redis
 // with StateWriter up to each vector's input watermarks, the snapshot is read, computeFeatures runs with the
-// served feature_ts, and every field is compared (strings and schema_version exactly, numbers to 1e-9
+// served feature_ts (and the sidecar's processing.max_future_skew_ms), and every field is compared (strings and schema_version exactly, numbers to 1e-9
 // relative).
 //
 // Replay to watermarks: a vector carries, per input stream, the newest event id its state had applied
@@ -22,12 +22,13 @@ import type { Command } from 'commander';
 import { simulate } from '../replay/simulator';
 import { decodeFrame, type SbeMessage, type TradesStreamEvent } from '../sbe';
 import { groupBySymbol } from '../state/batch';
+import { DEFAULT_MAX_FUTURE_SKEW_MS } from '../events/validate';
 import { Keys } from '../state/keys';
 import { defineScripts, type RedisClient } from '../state/redis';
 import { StateWriter, type StateWriterOptions } from '../state/writer';
 import { FEATURE_NAMES, WATERMARK_FIELDS, computeFeatures } from './compute';
 import { readSnapshot } from './snapshot';
-import type { FeatureVector } from './types';
+import type { FeatureOptions, FeatureVector } from './types';
 
 /** One served vector: its stream entry id and fields (strings, as stored). */
 export interface ServedVector {
@@ -210,6 +211,8 @@ export interface VerifyOptions {
   /** The served vectors, oldest first. */
   readonly served: readonly ServedVector[];
   readonly writerOptions: StateWriterOptions;
+  /** The serving sidecar's options (maxFutureSkewMs: its processing.max_future_skew_ms). */
+  readonly featureOptions?: FeatureOptions;
   /** Called once per vector as it is verified. */
   readonly onResult?: (result: VectorResult) => void;
 }
@@ -228,7 +231,7 @@ export async function verifyServedVectors(options: VerifyOptions): Promise<Verif
     });
     const snapshot = await readSnapshot(options.scratch, options.keys, options.symbol);
     const asOf = Number(vector.fields.feature_ts);
-    const recomputed = computeFeatures(snapshot, Number.isFinite(asOf) ? asOf : 0);
+    const recomputed = computeFeatures(snapshot, Number.isFinite(asOf) ? asOf : 0, options.featureOptions);
     const mismatches = compareVectors(vector.fields, recomputed);
     const result = { id: vector.id, ok: mismatches.length === 0, mismatches };
     results.push(result);
@@ -294,6 +297,7 @@ interface VerifyCliOptions {
   count?: string;
   clusterMode?: boolean;
   levels: string;
+  maxFutureSkewMs: string;
 }
 
 export function registerFeaturesVerify(featuresCommand: Command): void {
@@ -317,9 +321,19 @@ export function registerFeaturesVerify(featuresCommand: Command): void {
     .option('--count <n>', 'verify only the oldest n served vectors')
     .option('--cluster-mode', 'hash-tagged key names (redis.cluster_mode)')
     .option('--levels <n>', 'processing.order_book_levels of the served state', '10')
+    .option(
+      '--max-future-skew-ms <ms>',
+      'processing.max_future_skew_ms of the serving sidecar',
+      String(DEFAULT_MAX_FUTURE_SKEW_MS),
+    )
     .action(async (opts: VerifyCliOptions) => {
       if (opts.scratchUrl === opts.redisUrl)
         throw new Error('--scratch-url must differ from --redis-url (the scratch database is flushed)');
+      const maxFutureSkewMs = Number(opts.maxFutureSkewMs);
+      if (opts.maxFutureSkewMs.trim() === '' || !Number.isInteger(maxFutureSkewMs) || maxFutureSkewMs < 0)
+        throw new Error(
+          `--max-future-skew-ms must be a non-negative integer, got ${JSON.stringify(opts.maxFutureSkewMs)}`,
+        );
       let events: Iterable<SbeMessage>;
       if (opts.events !== undefined) events = parseEventLog(fs.readFileSync(opts.events, 'utf8'));
       else if (opts.simSeed !== undefined)
@@ -356,6 +370,7 @@ export function registerFeaturesVerify(featuresCommand: Command): void {
             diffBufferMaxLength: 1000,
             deadLetterMaxLen: 1000,
           },
+          featureOptions: { maxFutureSkewMs },
           onResult: (r) => process.stdout.write(`${formatResult(r)}\n`),
         });
         process.stdout.write(

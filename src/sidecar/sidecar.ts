@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { FeatureVector, StateSnapshot } from '../features/types';
+import type { FeatureOptions, FeatureVector, StateSnapshot } from '../features/types';
 import type { Logger } from '../logging/logger';
 import type { Keys } from '../state/keys';
 import type { RedisClient } from '../state/redis';
@@ -26,7 +26,11 @@ import { RedisFeatureStore, type FeatureStore } from './store';
 // skipped and reported as failed.
 
 export type ReadSnapshot = (client: RedisClient, keys: Keys, symbol: string) => Promise<StateSnapshot>;
-export type ComputeFeatures = (snapshot: StateSnapshot, asOfMs: number) => FeatureVector;
+export type ComputeFeatures = (
+  snapshot: StateSnapshot,
+  asOfMs: number,
+  options?: FeatureOptions,
+) => FeatureVector;
 
 export interface SidecarTimers {
   setTimeout(callback: () => void, ms: number): unknown;
@@ -43,6 +47,8 @@ export interface FeatureSidecarOptions {
   readonly historyMaxLen: number;
   readonly readSnapshot: ReadSnapshot;
   readonly computeFeatures: ComputeFeatures;
+  /** Passed to computeFeatures at every tick (the CLI: processing.max_future_skew_ms). */
+  readonly featureOptions?: FeatureOptions;
   readonly logger: Logger;
   readonly now?: () => number;
   readonly timers?: SidecarTimers;
@@ -318,7 +324,7 @@ export class FeatureSidecar {
       const snapshot = await retry('read', () =>
         this.options.readSnapshot(this.options.client, this.options.keys, symbol),
       );
-      const computed = this.options.computeFeatures(snapshot, tickMs);
+      const computed = this.options.computeFeatures(snapshot, tickMs, this.options.featureOptions);
       const computeMs = Number(process.hrtime.bigint() - computeStarted) / 1e6;
       const served = chooseVector(computed, this.lastGood.get(symbol), tickMs, this.policy);
       const writeRetriesBefore = retries;

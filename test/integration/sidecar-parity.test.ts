@@ -116,7 +116,7 @@ describe('feature parity: sidecar vectors = offline recomputation from the event
     const log = path.join(dir, 'events.hex');
     fs.writeFileSync(log, events.map((m) => encodeMessage(m).toString('hex')).join('\n') + '\n');
     const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
-    const verify = () =>
+    const verify = (...extra: string[]) =>
       spawnSync(
         process.execPath,
         [
@@ -131,11 +131,15 @@ describe('feature parity: sidecar vectors = offline recomputation from the event
           `redis://127.0.0.1:${port}/2`,
           '--events',
           log,
+          ...extra,
         ],
         { encoding: 'utf8', timeout: 60_000 },
       );
     const ok = verify();
     expect(ok.status, ok.stderr + ok.stdout).to.equal(0);
+    const badSkew = verify('--max-future-skew-ms', '-5');
+    expect(badSkew.status).to.equal(1);
+    expect(badSkew.stderr).to.contain('--max-future-skew-ms must be a non-negative integer, got "-5"');
     return (async () => {
       const [last] = await reader.xrevrange(`feat:${SYMBOL}:history`, '+', '-', 'COUNT', 1);
       const fields = last![1];

@@ -147,6 +147,7 @@ export function registerSidecar(program: Command): void {
         historyMaxLen,
         readSnapshot,
         computeFeatures,
+        featureOptions: { maxFutureSkewMs: config.processing.maxFutureSkewMs },
         logger,
       });
       const metrics = new SidecarMetrics();

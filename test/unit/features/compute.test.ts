@@ -9,6 +9,7 @@ import {
   parseNumber,
   priceAtOrBefore,
 } from '../../../src/features/compute';
+import { DEFAULT_MAX_FUTURE_SKEW_MS } from '../../../src/events/validate';
 import { FEATURE_SCHEMA_VERSION, type StateSnapshot } from '../../../src/features/types';
 import { Prng } from '../../../src/replay/simulator';
 
@@ -17,6 +18,7 @@ import { Prng } from '../../../src/replay/simulator';
 const T = 1_700_000_000_900_000; // event time, us
 const AS_OF = 1_700_000_001_000; // ms: 100 ms after T
 const N = COMPLETENESS_INPUTS.length;
+const HOUR_US = 3_600_000_000;
 
 function base(): StateSnapshot {
   return {
@@ -52,7 +54,7 @@ function base(): StateSnapshot {
       last_ts_us: String(T - 50_000),
     },
     trades5s: { volume: '10', signed_volume: '-5', vwap_minus_mid: '-1', price_momentum: '0.01' },
-    tradeState: { event_time_us: String(T), last_trade_id: '77' },
+    tradeState: { event_time_us: String(T), last_trade_id: '77', px_time_us: String(T) },
     priceHistory: {
       [String(T - 1_000_000)]: '80', // exactly at T - 1 s: ret_1s = 100/80 - 1
       [String(T - 5_100_000)]: '50', // newest at or before T - 5 s: ret_5s = 1
@@ -71,6 +73,16 @@ function withOb(patch: Record<string, string | undefined>): StateSnapshot {
     else ob[k] = v;
   }
   return { ...s, orderBook: ob };
+}
+
+function withTradeState(patch: Record<string, string | undefined>): StateSnapshot {
+  const s = base();
+  const state: Record<string, string> = { ...s.tradeState };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === undefined) delete state[k];
+    else state[k] = v;
+  }
+  return { ...s, tradeState: state };
 }
 
 function num(v: number | string | undefined): number {
@@ -282,6 +294,110 @@ describe('computeFeatures', () => {
     expect(trStale.data_age_ms).to.equal(100);
   });
 
+  it('trade-stream outage (book events keep T fresh, trades 10 s old): the six trade-derived inputs are missing', () => {
+    // As the state stands 10 s after the last trade: book events moved T and the book times, the windows emptied.
+    const s = base();
+    const later = String(T + 10_000_000);
+    const emptyWindow = { ...s.trades1s, count: '0', volume: '0', signed_volume: '0', last_ts_us: '0' };
+    const outage: StateSnapshot = {
+      ...s,
+      orderBook: { ...s.orderBook, ts_us: later, book_ts_us: later },
+      trades1s: emptyWindow,
+      trades5s: { ...s.trades5s, volume: '0', signed_volume: '0' },
+      tradeState: { ...s.tradeState, event_time_us: later },
+    };
+    const f = computeFeatures(outage, AS_OF + 10_000);
+    // missing: last_trade_price, window_1s, window_5s, price_1s_ago, price_5s_ago, price_10s_ago
+    expect(f.completeness).to.equal(5 / N);
+    expect(num(f.completeness)).to.be.below(0.5);
+    expect(f.volume_1s).to.equal(0);
+    expect(f.data_age_ms).to.equal(100);
+    // The returns keep their formula relative to T (newest px bucket at or before T + 10 s - h: T - 1 s, 80).
+    expect([f.ret_1s, f.ret_5s, f.ret_10s]).to.deep.equal([0.25, 0.25, 0.25]);
+    // Trades exactly 5 s old still count; 1 us older they do not.
+    const tradesAt = (timeUs: number): StateSnapshot => ({
+      ...outage,
+      orderBook: { ...outage.orderBook, last_trade_ts_us: String(timeUs) },
+      tradeState: { ...outage.tradeState, px_time_us: String(timeUs) },
+    });
+    expect(computeFeatures(tradesAt(T + 5_100_000), AS_OF + 10_000).completeness).to.equal(1);
+    expect(computeFeatures(tradesAt(T + 5_099_999), AS_OF + 10_000).completeness).to.equal(5 / N);
+  });
+
+  it('T one hour ahead (a clock error): event_time, windows and past prices missing, data_age_ms from the rest', () => {
+    const future = String(T + HOUR_US);
+    const f = computeFeatures(withTradeState({ event_time_us: future }), AS_OF);
+    // missing: event_time, window_1s, window_5s, price_1s_ago, price_5s_ago, price_10s_ago
+    expect(f.completeness).to.equal(5 / N);
+    expect(f.data_age_ms).to.equal(100);
+    // The watermark is the state as read; the returns keep their formula relative to T.
+    expect(f.src_event_time_us).to.equal(future);
+    expect(f.ret_1s).to.equal(0.25);
+    // The book's time one hour ahead: best_bid, best_ask, mid_price missing too; data_age_ms not 0 from it.
+    const g = computeFeatures(
+      { ...withTradeState({ event_time_us: future }), orderBook: withOb({ ts_us: future }).orderBook },
+      AS_OF,
+    );
+    expect(g.completeness).to.equal(2 / N);
+    expect(g.data_age_ms).to.equal(100);
+    // Every time one hour ahead: none is known.
+    const all = computeFeatures(
+      {
+        ...withTradeState({ event_time_us: future, px_time_us: future }),
+        orderBook: withOb({ ts_us: future, book_ts_us: future, last_trade_ts_us: future }).orderBook,
+        trades1s: { ...base().trades1s, last_ts_us: future },
+      },
+      AS_OF,
+    );
+    expect(all.completeness).to.equal(0);
+    expect(all.data_age_ms).to.equal(DATA_AGE_UNKNOWN);
+  });
+
+  it('a time exactly max_future_skew_ms ahead counts; 1 us further does not', () => {
+    const boundUs = (AS_OF + DEFAULT_MAX_FUTURE_SKEW_MS) * 1000;
+    const at = computeFeatures(withTradeState({ event_time_us: String(boundUs) }), AS_OF);
+    expect(at.completeness).to.equal(1);
+    expect(at.data_age_ms).to.equal(0);
+    const beyond = computeFeatures(withTradeState({ event_time_us: String(boundUs + 1) }), AS_OF);
+    expect(beyond.completeness).to.equal(5 / N);
+    expect(beyond.data_age_ms).to.equal(100);
+    // The option moves the bound: with 0, nothing ahead of asOf counts.
+    const zero = { maxFutureSkewMs: 0 };
+    expect(
+      computeFeatures(withTradeState({ event_time_us: String(AS_OF * 1000) }), AS_OF, zero).completeness,
+    ).to.equal(1);
+    expect(
+      computeFeatures(withTradeState({ event_time_us: String(AS_OF * 1000 + 1) }), AS_OF, zero).completeness,
+    ).to.equal(5 / N);
+    // The default is processing.max_future_skew_ms' default.
+    expect(computeFeatures(base(), AS_OF, {})).to.deep.equal(
+      computeFeatures(base(), AS_OF, { maxFutureSkewMs: DEFAULT_MAX_FUTURE_SKEW_MS }),
+    );
+    expect(() => computeFeatures(base(), AS_OF, { maxFutureSkewMs: -1 })).to.throw(
+      RangeError,
+      'maxFutureSkewMs must be >= 0, got -1',
+    );
+    expect(() => computeFeatures(base(), AS_OF, { maxFutureSkewMs: NaN })).to.throw(RangeError);
+  });
+
+  it('the newest trade time is px_time_us, else ob last_trade_ts_us', () => {
+    const old = String(T - 10_000_000);
+    // px_time_us absent: last_trade_ts_us judges the windows and past prices.
+    expect(computeFeatures(withTradeState({ px_time_us: undefined }), AS_OF).completeness).to.equal(1);
+    expect(computeFeatures(withTradeState({ px_time_us: '' }), AS_OF).completeness).to.equal(1);
+    const fallbackOld = {
+      ...withTradeState({ px_time_us: undefined }),
+      orderBook: withOb({ last_trade_ts_us: old }).orderBook,
+    };
+    // missing: last_trade_price, window_1s, window_5s, the three past prices
+    expect(computeFeatures(fallbackOld, AS_OF).completeness).to.equal(5 / N);
+    // px_time_us present: it wins over last_trade_ts_us (which judges last_trade_price alone).
+    expect(computeFeatures(withOb({ last_trade_ts_us: old }), AS_OF).completeness).to.equal((N - 1) / N);
+    expect(computeFeatures(withTradeState({ px_time_us: old }), AS_OF).completeness).to.equal(6 / N);
+    // A malformed px_time_us is no time (not a reason to fall back).
+    expect(computeFeatures(withTradeState({ px_time_us: 'x' }), AS_OF).completeness).to.equal(6 / N);
+  });
+
   it('data_age_ms is floored at 0 when inputs are newer than asOf', () => {
     const f = computeFeatures(base(), AS_OF - 1000);
     expect(f.data_age_ms).to.equal(0);
@@ -339,7 +455,7 @@ describe('computeFeatures', () => {
         orderBook: hash(obFields),
         trades1s: hash(trFields),
         trades5s: hash(trFields),
-        tradeState: hash(['event_time_us', 'last_trade_id']),
+        tradeState: hash(['event_time_us', 'last_trade_id', 'px_time_us']),
         priceHistory: px,
         bookState: hash(['book_update_id']),
       };

@@ -145,6 +145,20 @@ describe('FeatureSidecar (fake timers)', () => {
     expect(sidecar.heldSymbols()).to.deep.equal(['BTCUSDT']);
   });
 
+  it('passes featureOptions to computeFeatures at every tick', async () => {
+    const seen: unknown[] = [];
+    sidecar = make({
+      featureOptions: { maxFutureSkewMs: 1234 },
+      computeFeatures: (snap, asOfMs, options): FeatureVector => {
+        seen.push(options);
+        return { symbol: snap.symbol, feature_ts: asOfMs, completeness: 1 };
+      },
+    });
+    sidecar.start();
+    await clock.tickAsync(2 * INTERVAL);
+    expect(seen).to.deep.equal([{ maxFutureSkewMs: 1234 }, { maxFutureSkewMs: 1234 }]);
+  });
+
   it('stays on the grid over many ticks even when every tick takes a while (no drift)', async () => {
     readDelayMs = 733;
     sidecar = make();
