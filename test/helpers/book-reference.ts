@@ -1,4 +1,5 @@
 import { formatDecimal } from '../../src/sbe/decimal';
+import { canonical8 } from './canonical';
 import type {
   BestBidAskStreamEvent,
   DepthDiffStreamEvent,
@@ -105,7 +106,7 @@ export class ReferenceBook {
   constructor(private readonly options: ReferenceOptions) {}
 
   private static fmtLevels(levels: readonly PriceLevel[], pe: number, qe: number): Array<[string, string]> {
-    return levels.map((l) => [formatDecimal(l.priceMantissa, pe), formatDecimal(l.qtyMantissa, qe)]);
+    return levels.map((l) => [canonical8(l.priceMantissa, pe), canonical8(l.qtyMantissa, qe)]);
   }
 
   /** The book's best `n` levels per side, best first (exact ordering). */
@@ -302,8 +303,8 @@ export class ReferenceBook {
     const pe = newest.priceExponent;
     const qe = newest.qtyExponent;
     this.writeBest(
-      [formatDecimal(newest.bidPriceMantissa, pe), formatDecimal(newest.bidQtyMantissa, qe)],
-      [formatDecimal(newest.askPriceMantissa, pe), formatDecimal(newest.askQtyMantissa, qe)],
+      [canonical8(newest.bidPriceMantissa, pe), canonical8(newest.bidQtyMantissa, qe)],
+      [canonical8(newest.askPriceMantissa, pe), canonical8(newest.askQtyMantissa, qe)],
       newest.bookUpdateId,
       newest.eventTime,
     );

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { formatDecimal } from '../../src/sbe/decimal';
+import { canonical8 } from './canonical';
 import type { TradesStreamEvent } from '../../src/sbe/messages';
 
 // An independent in-memory model of the rolling trade statistics, for the tests: it keeps every applied trade and
@@ -68,15 +68,16 @@ export class TradeReference {
     const all: Array<RefTrade> = [];
     let batchTime: bigint | undefined = extraEventTimeUs;
     for (const m of messages) {
-      for (const t of [m.eventTime, m.transactTime])
-        if (batchTime === undefined || t > batchTime) batchTime = t;
+      // T follows trade times (transactTime) only; a message's eventTime never moves it.
+      if (m.trades.length > 0 && (batchTime === undefined || m.transactTime > batchTime))
+        batchTime = m.transactTime;
       for (const trade of m.trades) {
         all.push({
           id: trade.id,
           timeUs: m.transactTime,
           price18: to18(trade.priceMantissa, m.priceExponent),
           qty18: to18(trade.qtyMantissa, m.qtyExponent),
-          priceText: formatDecimal(trade.priceMantissa, m.priceExponent),
+          priceText: canonical8(trade.priceMantissa, m.priceExponent),
           isBuyerMaker: trade.isBuyerMaker,
         });
       }
