@@ -1,0 +1,27 @@
+import { expect } from 'chai';
+import { chooseActionsPerSecond, measureNaturalRates } from '../../../src/replay/wall-clock';
+
+describe('replay/wall-clock', () => {
+  it('chooses book actions so that the natural event rate equals the publishing rate', () => {
+    // A linear model like the simulator's: depth fixed by the cadences, trades and bestBidAsk per action.
+    const measure = (aps: number) => {
+      const trade = aps * 0.15;
+      const bestbidask = aps * 0.28;
+      return { trade, bestbidask, depth: 70, total: trade + bestbidask + 70 };
+    };
+    const aps = chooseActionsPerSecond(300, measure);
+    expect(measure(aps).total).to.be.closeTo(300, 1);
+    expect(chooseActionsPerSecond(10, measure)).to.equal(10); // below the depth cadence: clamped
+    expect(chooseActionsPerSecond(1e9, measure)).to.equal(200_000);
+  });
+
+  it('measures the real simulator: the chosen activity gives the rate within a few percent', () => {
+    const activity = { seed: 3, symbols: ['BTCUSDT', 'ETHUSDT'] };
+    const aps = chooseActionsPerSecond(2000, (a) =>
+      measureNaturalRates({ ...activity, actionsPerSecond: a }),
+    );
+    const natural = measureNaturalRates({ ...activity, actionsPerSecond: aps });
+    expect(natural.total).to.be.closeTo(2000, 60);
+    expect(natural.total).to.be.closeTo(natural.trade + natural.bestbidask + natural.depth, 1e-9);
+  });
+});
