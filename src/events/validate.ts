@@ -121,10 +121,7 @@ function isFailure(v: bigint | ValidationFailure): v is ValidationFailure {
   return typeof v !== 'bigint';
 }
 
-function checkCommon(
-  message: SbeMessage,
-  clock: ValidationClock,
-): ValidationFailure | undefined {
+function checkCommon(message: SbeMessage, clock: ValidationClock): ValidationFailure | undefined {
   const problem = symbolProblem(message.symbol);
   if (problem !== undefined) return fail('INVALID_SYMBOL', 'symbol', problem);
   return (
@@ -142,7 +139,11 @@ function validateTrades(m: TradesStreamEvent, clock: ValidationClock): Validatio
     const t = m.trades[i]!;
     if (t.id < 0n) return fail('BAD_TRADE_ID', `trades[${i}].id`, `negative (${t.id})`);
     if (previous !== undefined && t.id <= previous) {
-      return fail('BAD_TRADE_ID', `trades[${i}].id`, `${t.id} does not follow ${previous} (ids must increase)`);
+      return fail(
+        'BAD_TRADE_ID',
+        `trades[${i}].id`,
+        `${t.id} does not follow ${previous} (ids must increase)`,
+      );
     }
     previous = t.id;
     const price = scaled('BAD_PRICE', `trades[${i}].price`, t.priceMantissa, m.priceExponent);
@@ -197,7 +198,8 @@ function checkSide(
       }
       previous = price;
     } else if (seen !== undefined) {
-      if (seen.has(price)) return fail('BAD_LEVELS', `${side}[${i}].price`, 'the same price twice on one side');
+      if (seen.has(price))
+        return fail('BAD_LEVELS', `${side}[${i}].price`, 'the same price twice on one side');
       seen.add(price);
     }
     if (first === undefined) first = price;
