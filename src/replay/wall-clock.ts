@@ -1,3 +1,4 @@
+import type { SbeMessage } from '../sbe/messages';
 import { MarketSimulator } from './simulator';
 import type { SimulatorOptions } from './simulator';
 
@@ -46,4 +47,14 @@ export function chooseActionsPerSecond(
   if (!(variable > 0)) return probe;
   const aps = (probe * (rate - at.depth)) / variable;
   return Math.round(Math.min(200_000, Math.max(10, aps)));
+}
+
+/**
+ * The time the processors hold against their clock (FUTURE_TIME): the event time, or for trades the later of the
+ * event and transact times.
+ */
+export function eventTimeUs(message: SbeMessage): bigint {
+  if (message.message === 'TradesStreamEvent' && message.transactTime > message.eventTime)
+    return message.transactTime;
+  return message.eventTime;
 }

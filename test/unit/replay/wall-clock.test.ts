@@ -1,5 +1,7 @@
 import { expect } from 'chai';
-import { chooseActionsPerSecond, measureNaturalRates } from '../../../src/replay/wall-clock';
+import { simulate } from '../../../src/replay/simulator';
+import { chooseActionsPerSecond, eventTimeUs, measureNaturalRates } from '../../../src/replay/wall-clock';
+import type { SbeMessage } from '../../../src/sbe/messages';
 
 describe('replay/wall-clock', () => {
   it('chooses book actions so that the natural event rate equals the publishing rate', () => {
@@ -23,5 +25,16 @@ describe('replay/wall-clock', () => {
     const natural = measureNaturalRates({ ...activity, actionsPerSecond: aps });
     expect(natural.total).to.be.closeTo(2000, 60);
     expect(natural.total).to.be.closeTo(natural.trade + natural.bestbidask + natural.depth, 1e-9);
+  });
+
+  it('eventTimeUs: the event time, for trades the later of the event and transact times', () => {
+    const events = [...simulate({ seed: 1, symbols: ['BTCUSDT'], startTimeUs: 5_000_000n }, 200)];
+    const trade = events.find((e) => e.message.message === 'TradesStreamEvent')!.message as SbeMessage & {
+      message: 'TradesStreamEvent';
+    };
+    const depth = events.find((e) => e.stream === 'depth')!.message;
+    expect(eventTimeUs(depth)).to.equal(depth.eventTime);
+    expect(eventTimeUs({ ...trade, eventTime: 10n, transactTime: 20n })).to.equal(20n);
+    expect(eventTimeUs({ ...trade, eventTime: 30n, transactTime: 20n })).to.equal(30n);
   });
 });
