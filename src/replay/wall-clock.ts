@@ -4,7 +4,9 @@ import type { SimulatorOptions } from './simulator';
 
 // Keeping a simulator's event time on the wall clock, shared by the replay (src/cli/commands/replay.ts) and the
 // soak (src/bench/soak.ts). The simulator's time is simulated: how fast it advances against the clock depends on
-// how many events per simulated second it generates (its natural rate) and how fast they are published.
+// how many events per simulated second it generates (its natural rate) and how fast they are published. Processors
+// dead-letter events dated more than processing.max_future_skew_ms ahead of their clock (FUTURE_TIME) and the
+// sidecar judges freshness by its own clock, so event time must not run ahead, nor lag far behind.
 
 /** A simulator's setup without its start time (which shifts event times but changes nothing else). */
 export type SimulatorActivity = Omit<SimulatorOptions, 'startTimeUs'>;
@@ -31,11 +33,16 @@ export function measureNaturalRates(activity: SimulatorActivity): NaturalRates {
   };
 }
 
+/** The range chooseActionsPerSecond keeps to. */
+export const MIN_ACTIONS_PER_SECOND = 10;
+export const MAX_ACTIONS_PER_SECOND = 200_000;
+
 /**
  * The simulator's book actions per second that make its natural event rate (events per simulated second) equal
  * `rate`, so that simulated event time advances like the wall clock while publishing at `rate`. The depth
  * stream's rate is fixed by the cadences; trades and bestBidAsk grow linearly with the actions, so one
- * measurement at `probe` actions/s is enough. Clamped to [10, 200000] (below, simulated time runs slower).
+ * measurement at `probe` actions/s is enough. Clamped to [MIN_ACTIONS_PER_SECOND, MAX_ACTIONS_PER_SECOND]: at the
+ * bottom simulated time runs slower than the clock, at the top faster.
  */
 export function chooseActionsPerSecond(
   rate: number,
@@ -46,7 +53,52 @@ export function chooseActionsPerSecond(
   const variable = at.trade + at.bestbidask;
   if (!(variable > 0)) return probe;
   const aps = (probe * (rate - at.depth)) / variable;
-  return Math.round(Math.min(200_000, Math.max(10, aps)));
+  return Math.round(Math.min(MAX_ACTIONS_PER_SECOND, Math.max(MIN_ACTIONS_PER_SECOND, aps)));
+}
+
+/** Simulated time from the start to the `events`-th event: a dry run (the simulator is deterministic, and its
+ * event times are the start time plus offsets that do not depend on it). */
+export function simulatedSpanUs(activity: SimulatorActivity, events: number): bigint {
+  const sim = new MarketSimulator({ ...activity, startTimeUs: 0n });
+  let last = 0n;
+  for (let i = 0; i < events; i++) last = eventTimeUs(sim.next().message);
+  return last;
+}
+
+/** How far in the past an unpaced replay without an event count starts: it catches up, then follows the clock. */
+export const CATCH_UP_US = 3_600_000_000n;
+
+export interface WallClockStart {
+  /** Simulated time of the first step, microseconds since the epoch. */
+  readonly startTimeUs: bigint;
+  /** Book actions per simulated second per symbol; undefined = the simulator's default. */
+  readonly actionsPerSecond: number | undefined;
+}
+
+/**
+ * Where a simulator replay starts, and how busy it is, so that its event time stays on the wall clock:
+ *   paced (eventsPerSecond > 0): the activity scaled so that the natural rate equals the publishing rate, from now;
+ *   unpaced with maxEvents: from now minus the simulated span of those events, so that the last one is at now;
+ *   unpaced without: CATCH_UP_US before now (as fast as possible until it reaches the clock).
+ * Whatever drift remains is kept from getting ahead by the producer's notBeforeEventTime. `nowUs` is read after the
+ * measurements (CPU only, up to a second or so) so that their duration does not put the events behind.
+ */
+export function startOnWallClock(
+  activity: SimulatorActivity,
+  pacing: { readonly eventsPerSecond: number; readonly maxEvents: number | undefined },
+  nowUs: () => bigint,
+): WallClockStart {
+  if (pacing.eventsPerSecond > 0) {
+    const actionsPerSecond = chooseActionsPerSecond(pacing.eventsPerSecond, (aps) =>
+      measureNaturalRates({ ...activity, actionsPerSecond: aps }),
+    );
+    return { startTimeUs: nowUs(), actionsPerSecond };
+  }
+  if (pacing.maxEvents !== undefined) {
+    const span = simulatedSpanUs(activity, pacing.maxEvents);
+    return { startTimeUs: nowUs() - span, actionsPerSecond: activity.actionsPerSecond };
+  }
+  return { startTimeUs: nowUs() - CATCH_UP_US, actionsPerSecond: activity.actionsPerSecond };
 }
 
 /**
