@@ -40,8 +40,11 @@ export interface SoakReport {
     readonly snapshotIntervalMs: number;
     /** Events per simulated second at these settings. */
     readonly naturalRates: NaturalRates;
-    /** Simulated time elapsed / wall time elapsed while publishing (1 = event times follow the clock). */
+    /** Simulated time elapsed / wall time elapsed while publishing (1 = event times follow the clock; the
+     * producer holds events to the clock, so above 1 only by the set-up between the start time and publishing). */
     readonly simTimeRatio: number;
+    /** Time the producer held events until the clock reached them, ms (0 when the simulator never ran ahead). */
+    readonly heldForEventTimeMs: number;
   };
   readonly published: {
     readonly events: number;
@@ -123,6 +126,12 @@ export function formatSoakReport(r: SoakReport): string {
       `PutRecords, p50 ${r.published.putRecordsMs.p50.toFixed(1)} / p99 ${r.published.putRecordsMs.p99.toFixed(1)} ms); ` +
       `applied ${r.applied.events} (${r.applied.eventsPerSecond.toFixed(1)}/s), ${r.applied.pendingAtEnd} not applied, ` +
       `last visible ${r.applied.drainMs.toFixed(0)} ms after publishing ended`,
+  );
+  const sim = r.simulator;
+  lines.push(
+    `simulator: ${sim.actionsPerSecond} book actions/s, ${sim.naturalRates.total.toFixed(1)} events per simulated ` +
+      `second; simulated time ran at ${sim.simTimeRatio.toFixed(3)} x the clock, events held to the clock ` +
+      `${sim.heldForEventTimeMs} ms in all`,
   );
   lines.push('');
   lines.push(
