@@ -81,7 +81,7 @@ export interface WallClockStart {
  *   unpaced with maxEvents: from now minus the simulated span of those events, so that the last one is at now;
  *   unpaced without: CATCH_UP_US before now (as fast as possible until it reaches the clock).
  * Whatever drift remains is kept from getting ahead by the producer's notBeforeEventTime. `nowUs` is read after the
- * measurements (CPU only, up to a second or so) so that their duration does not put the events behind.
+ * measurement or dry run (CPU only) so that its duration does not put the events behind.
  */
 export function startOnWallClock(
   activity: SimulatorActivity,
