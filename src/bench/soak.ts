@@ -687,7 +687,6 @@ export async function runSoak(
       naturalRates: natural,
       simTimeRatio:
         elapsedMs > 0 ? Number(lastPublishedTimeUs - simOptions.startTimeUs) / 1000 / elapsedMs : 0,
-      heldForEventTimeMs: summary?.heldForEventTimeMs ?? 0,
     },
     published: {
       events: summary?.events ?? tracker.publishedTotal,

@@ -97,8 +97,6 @@ export interface PublishSummary {
   retriedEntries: number;
   elapsedMs: number;
   eventsPerSecond: number;
-  /** Time spent holding events until the wall clock reached them (notBeforeEventTime), ms. */
-  heldForEventTimeMs: number;
   stoppedBy: StopReason;
   /** Kinesis stream name -> shard id -> what it received. */
   shards: Record<string, Record<string, ShardReport>>;
@@ -454,7 +452,6 @@ export async function publishEvents(
   const eventsPerStream: Record<SimulatedStream, number> = { trade: 0, bestbidask: 0, depth: 0 };
   let events = 0;
   let frameBytes = 0;
-  let heldForEventTimeMs = 0;
 
   const start = now();
   let lastFlush = start;
@@ -492,7 +489,6 @@ export async function publishEvents(
       retriedEntries: senders.trade.retried + senders.bestbidask.retried + senders.depth.retried,
       elapsedMs: Math.round(elapsedMs),
       eventsPerSecond: elapsedMs > 0 ? Math.round((events * 1000) / elapsedMs) : 0,
-      heldForEventTimeMs: Math.round(heldForEventTimeMs),
       stoppedBy,
       shards,
     };
@@ -564,7 +560,6 @@ export async function publishEvents(
         const aheadMs = Number(eventTimeUs(held.message)) / 1000 - wallClockMs();
         if (aheadMs > 0) {
           await sleep(Math.min(aheadMs, cap));
-          heldForEventTimeMs += now() - t;
           continue;
         }
       }
