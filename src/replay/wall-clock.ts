@@ -39,10 +39,11 @@ export const MAX_ACTIONS_PER_SECOND = 200_000;
 
 /**
  * The simulator's book actions per second that make its natural event rate (events per simulated second) equal
- * `rate`, so that simulated event time advances like the wall clock while publishing at `rate`. The depth
- * stream's rate is fixed by the cadences; trades and bestBidAsk grow linearly with the actions, so one
- * measurement at `probe` actions/s is enough. Clamped to [MIN_ACTIONS_PER_SECOND, MAX_ACTIONS_PER_SECOND]: at the
- * bottom simulated time runs slower than the clock, at the top faster.
+ * `rate`, so that simulated event time advances like the wall clock while publishing at `rate`. From `probe`
+ * actions/s up, the depth stream's rate is fixed by the cadences and trades and bestBidAsk grow linearly with the
+ * actions, so one measurement at `probe` is enough. Below it fewer diff intervals see a change, so the depth rate
+ * falls too: the answer is searched on measurements, which are cheap there. Clamped to [MIN_ACTIONS_PER_SECOND,
+ * MAX_ACTIONS_PER_SECOND]: at the bottom simulated time runs slower than the clock, at the top faster.
  */
 export function chooseActionsPerSecond(
   rate: number,
@@ -52,8 +53,30 @@ export function chooseActionsPerSecond(
   const at = measure(probe);
   const variable = at.trade + at.bestbidask;
   if (!(variable > 0)) return probe;
-  const aps = (probe * (rate - at.depth)) / variable;
-  return Math.round(Math.min(MAX_ACTIONS_PER_SECOND, Math.max(MIN_ACTIONS_PER_SECOND, aps)));
+  const linear = (probe * (rate - at.depth)) / variable;
+  const aps = Math.round(Math.min(MAX_ACTIONS_PER_SECOND, Math.max(MIN_ACTIONS_PER_SECOND, linear)));
+  if (aps >= probe) return aps;
+  return searchActionsPerSecond(rate, measure, { aps: probe, total: at.total });
+}
+
+/** Regula falsi on the measured total between MIN_ACTIONS_PER_SECOND and `above` (whose total exceeds `rate`). */
+function searchActionsPerSecond(
+  rate: number,
+  measure: (actionsPerSecond: number) => NaturalRates,
+  above: { aps: number; total: number },
+): number {
+  let lo = { aps: MIN_ACTIONS_PER_SECOND, total: measure(MIN_ACTIONS_PER_SECOND).total };
+  if (lo.total >= rate) return MIN_ACTIONS_PER_SECOND;
+  let hi = above;
+  for (let i = 0; i < 8; i++) {
+    const aps = Math.round(lo.aps + ((rate - lo.total) * (hi.aps - lo.aps)) / (hi.total - lo.total));
+    if (aps <= lo.aps || aps >= hi.aps) break;
+    const total = measure(aps).total;
+    if (Math.abs(total - rate) <= rate * 0.01) return aps;
+    if (total < rate) lo = { aps, total };
+    else hi = { aps, total };
+  }
+  return rate - lo.total <= hi.total - rate ? lo.aps : hi.aps;
 }
 
 /** Simulated time from the start to the `events`-th event: a dry run (the simulator is deterministic, and its

@@ -17,6 +17,27 @@ describe('replay/wall-clock', () => {
     expect(chooseActionsPerSecond(1e9, measure)).to.equal(200_000);
   });
 
+  it('below the probe, where the depth rate falls with the actions, searches on measurements', () => {
+    // Like the simulator: a diff only for the 25 ms intervals with a change, depth20 every 50 ms regardless.
+    const measured: number[] = [];
+    const measure = (aps: number) => {
+      measured.push(aps);
+      const depth = 20 + 40 * (1 - Math.exp(-aps * 0.025));
+      const trade = aps * 0.15;
+      const bestbidask = aps * 0.28;
+      return { trade, bestbidask, depth, total: trade + bestbidask + depth };
+    };
+    for (const rate of [40, 60, 100, 200]) {
+      measured.length = 0;
+      const aps = chooseActionsPerSecond(rate, measure);
+      expect(measure(aps).total, `rate ${rate}`).to.be.closeTo(rate, rate * 0.02);
+      expect(Math.max(...measured), 'never measured above the probe').to.equal(500);
+      expect(measured.length, 'measurements').to.be.at.most(10);
+    }
+    // The quietest market is still busier than the rate: the bottom of the range (event time will lag).
+    expect(chooseActionsPerSecond(30, measure)).to.equal(10);
+  });
+
   it('measures the real simulator: the chosen activity gives the rate within a few percent', () => {
     const activity = { seed: 3, symbols: ['BTCUSDT', 'ETHUSDT'] };
     const aps = chooseActionsPerSecond(2000, (a) =>
@@ -25,6 +46,10 @@ describe('replay/wall-clock', () => {
     const natural = measureNaturalRates({ ...activity, actionsPerSecond: aps });
     expect(natural.total).to.be.closeTo(2000, 60);
     expect(natural.total).to.be.closeTo(natural.trade + natural.bestbidask + natural.depth, 1e-9);
+    // A low rate for one symbol, where the depth cadence is most of it.
+    const one = { seed: 3, symbols: ['BTCUSDT'] };
+    const low = chooseActionsPerSecond(80, (a) => measureNaturalRates({ ...one, actionsPerSecond: a }));
+    expect(measureNaturalRates({ ...one, actionsPerSecond: low }).total).to.be.closeTo(80, 1.6);
   });
 
   it('eventTimeUs: the event time, for trades the later of the event and transact times', () => {
