@@ -1,7 +1,8 @@
 import { RECORD_MODES, type RecordMode } from '../replay/producer';
 
 // Options of the load and soak run (`npm run soak`, src/bench/soak.ts): flags win over environment variables,
-// which win over the defaults. Pure, so the parsing and the simulator calibration are unit-tested.
+// which win over the defaults. Pure, so the parsing is unit-tested (the simulator calibration is in
+// src/replay/wall-clock.ts).
 
 export interface MemoryBound {
   /** A process fails when its end RSS exceeds start RSS x factor + slackMiB. */
@@ -183,30 +184,4 @@ export function parseSoakOptions(
     keepLogs: keep !== undefined && keep !== '0' && keep !== 'false',
     sampleSeconds: raw.sample === undefined ? 10 : positiveNumber('--sample', raw.sample),
   };
-}
-
-/** Events per simulated second of a simulator configuration, per stream. */
-export interface NaturalRates {
-  readonly trade: number;
-  readonly bestbidask: number;
-  readonly depth: number;
-  readonly total: number;
-}
-
-/**
- * The simulator's book actions per second that make its natural event rate (events per simulated second) equal
- * `rate`, so that simulated event time advances like the wall clock while publishing at `rate`. The depth
- * stream's rate is fixed by the cadences; trades and bestBidAsk grow linearly with the actions, so one
- * measurement at `probe` actions/s is enough. Clamped to [10, 200000] (below, simulated time runs slower).
- */
-export function chooseActionsPerSecond(
-  rate: number,
-  measure: (actionsPerSecond: number) => NaturalRates,
-  probe = 500,
-): number {
-  const at = measure(probe);
-  const variable = at.trade + at.bestbidask;
-  if (!(variable > 0)) return probe;
-  const aps = (probe * (rate - at.depth)) / variable;
-  return Math.round(Math.min(200_000, Math.max(10, aps)));
 }

@@ -18,6 +18,7 @@ import {
   type PutRecordsFn,
 } from '../replay/producer';
 import { MarketSimulator, type SimulatedEvent, type SimulatorOptions } from '../replay/simulator';
+import { chooseActionsPerSecond, eventTimeUs, measureNaturalRates } from '../replay/wall-clock';
 import { SimulatedExchange, startSimExchangeServer, type SimExchangeServer } from '../rest/sim-server';
 import { decodeFrames } from '../sbe/decoder';
 import { groupBySymbol } from '../state/batch';
@@ -36,13 +37,11 @@ import {
   type RoleSpec,
 } from './soak-memory';
 import {
-  chooseActionsPerSecond,
   DIFF_INTERVAL_MS,
   parseSoakOptions,
   SNAPSHOT_INTERVAL_MS,
   SOAK_USAGE,
   SoakUsageError,
-  type NaturalRates,
   type SoakOptions,
 } from './soak-options';
 import { monoMs, startPoller, type PollerStats } from './soak-poller';
@@ -71,20 +70,6 @@ const repoRoot = path.resolve(__dirname, '..', '..', '..');
 const t0 = Date.now();
 const write = (text: string): void =>
   void process.stderr.write(`[+${((Date.now() - t0) / 1000).toFixed(1)} s] ${text}\n`);
-
-/** Events per simulated second of the simulator at these settings, measured over 60 simulated seconds. */
-export function measureNaturalRates(options: SimulatorOptions): NaturalRates {
-  const sim = new MarketSimulator({ ...options, startTimeUs: 0n });
-  const counts = { trade: 0, bestbidask: 0, depth: 0 };
-  const seconds = 60;
-  while (sim.currentTimeUs < BigInt(seconds * 1_000_000)) counts[sim.next().stream]++;
-  return {
-    trade: counts.trade / seconds,
-    bestbidask: counts.bestbidask / seconds,
-    depth: counts.depth / seconds,
-    total: (counts.trade + counts.bestbidask + counts.depth) / seconds,
-  };
-}
 
 function configYaml(
   o: SoakOptions,
@@ -363,13 +348,7 @@ export async function runSoak(
   // The simulator: Binance SBE cadences, book actions chosen so that event time follows the wall clock.
   const cadence = { diffIntervalMs: DIFF_INTERVAL_MS, snapshotIntervalMs: SNAPSHOT_INTERVAL_MS };
   const actionsPerSecond = chooseActionsPerSecond(options.rate, (aps) =>
-    measureNaturalRates({
-      seed: options.seed,
-      symbols: [S],
-      startTimeUs: 0n,
-      actionsPerSecond: aps,
-      ...cadence,
-    }),
+    measureNaturalRates({ seed: options.seed, symbols: [S], actionsPerSecond: aps, ...cadence }),
   );
   // The simulator's initial book does not depend on its start time: the book is anchored on it at set-up, the
   // exchange itself is created when publishing starts, so that event times follow the clock from there.
@@ -377,7 +356,7 @@ export async function runSoak(
   const anchorTimeUs = BigInt(Date.now()) * 1000n;
   const initialSim = new MarketSimulator({ ...simBase, startTimeUs: anchorTimeUs });
   const initial = initialSim.depthSnapshot(S, 5000);
-  const natural = measureNaturalRates({ ...simBase, startTimeUs: 0n });
+  const natural = measureNaturalRates(simBase);
   write(
     `soak: simulator ${actionsPerSecond} book actions/s: trade ${natural.trade.toFixed(0)}, bestBidAsk ` +
       `${natural.bestbidask.toFixed(0)}, depth ${natural.depth.toFixed(0)} events per simulated second; ` +
@@ -542,13 +521,18 @@ export async function runSoak(
     return out;
   };
 
+  // The producer publishes every event it takes but, when it stops, possibly one held for its time (not yet due):
+  // the times of the last two taken give the last published.
   let generated = 0;
-  let lastSimTimeUs = simOptions.startTimeUs;
+  let lastTakenTimeUs = simOptions.startTimeUs;
+  let beforeLastTakenTimeUs = simOptions.startTimeUs;
+  let lastPublishedTimeUs = simOptions.startTimeUs;
   function* source(): Generator<SimulatedEvent, void, undefined> {
     for (;;) {
       const ev = exchange.next();
       generated++;
-      lastSimTimeUs = ev.message.eventTime;
+      beforeLastTakenTimeUs = lastTakenTimeUs;
+      lastTakenTimeUs = eventTimeUs(ev.message);
       yield ev;
     }
   }
@@ -589,12 +573,16 @@ export async function runSoak(
       putRecords: tracked,
       recordMode: options.recordMode,
       eventsPerSecond: options.rate,
+      // However the simulator's rate drifts from the publishing rate, event times never get ahead of the clock.
+      notBeforeEventTime: true,
       durationMs: options.durationSeconds * 1000,
       signal: abort.signal,
     });
     publishEnd = monoMs();
-    if (summary.events !== generated)
+    const heldBack = generated - summary.events;
+    if (heldBack !== 0 && heldBack !== 1)
       errors.push(`producer accepted ${summary.events} events, ${generated} generated`);
+    lastPublishedTimeUs = heldBack === 1 ? beforeLastTakenTimeUs : lastTakenTimeUs;
     write(`soak: published ${summary.events} events; waiting for the last to be applied`);
     const settleDeadline = Date.now() + options.settleSeconds * 1000;
     while (tracker.pending > 0 && Date.now() < settleDeadline && !interrupted) {
@@ -697,7 +685,8 @@ export async function runSoak(
       diffIntervalMs: DIFF_INTERVAL_MS,
       snapshotIntervalMs: SNAPSHOT_INTERVAL_MS,
       naturalRates: natural,
-      simTimeRatio: elapsedMs > 0 ? Number(lastSimTimeUs - simOptions.startTimeUs) / 1000 / elapsedMs : 0,
+      simTimeRatio:
+        elapsedMs > 0 ? Number(lastPublishedTimeUs - simOptions.startTimeUs) / 1000 / elapsedMs : 0,
     },
     published: {
       events: summary?.events ?? tracker.publishedTotal,

@@ -5,6 +5,7 @@ import { encodeMessage } from '../sbe/encoder';
 import type { SbeMessage } from '../sbe/messages';
 import { Aggregator, DEFAULT_AGGREGATE_BYTES, KINESIS_MAX_RECORD_BYTES } from './kpl';
 import type { SimulatedEvent, SimulatedStream } from './simulator';
+import { eventTimeUs } from './wall-clock';
 
 // Publishes SBE events to the three Kinesis streams with PutRecords.
 //
@@ -17,6 +18,8 @@ import type { SimulatedEvent, SimulatedStream } from './simulator';
 // A partial failure retries only the failed entries, with bounded exponential backoff. Kinesis does not keep the
 // order of a retried entry relative to later entries of the same call that succeeded: consumers detect that by
 // ids (trade id, book update id), as they must for any gap. Call-level errors are retried by the SDK client.
+// With notBeforeEventTime an event is held until the wall clock reaches its time: processors dead-letter events
+// dated too far ahead of their clock (FUTURE_TIME), so a simulated source must never get ahead of it.
 
 export type RecordMode = 'kpl' | 'concat' | 'single';
 export const RECORD_MODES: readonly RecordMode[] = ['kpl', 'concat', 'single'];
@@ -56,7 +59,14 @@ export interface ProducerOptions {
   readonly progressIntervalMs?: number;
   /** Stops publishing (what was accepted is still flushed). */
   readonly signal?: AbortSignal;
-  /** Injected for tests. */
+  /**
+   * Never publish an event before its own time (see eventTimeUs): an event ahead of the wall clock is held until
+   * the clock reaches it, and publishing pauses meanwhile. One held when publishing stops is not published.
+   */
+  readonly notBeforeEventTime?: boolean;
+  /** The wall clock event times are held to, ms since the epoch (default Date.now). Injected for tests. */
+  readonly wallClockMs?: () => number;
+  /** Injected for tests (a monotonic clock, ms). */
   readonly now?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly encode?: (message: SbeMessage) => Buffer;
@@ -424,6 +434,7 @@ export async function publishEvents(
   const rate = opts.eventsPerSecond ?? 0;
   const now = opts.now ?? defaultNow;
   const sleep = opts.sleep ?? defaultSleep;
+  const wallClockMs = opts.wallClockMs ?? Date.now;
   const encode = opts.encode ?? encodeMessage;
   const lingerMs = opts.lingerMs ?? 200;
   const progressEvery = opts.progressIntervalMs ?? 1000;
@@ -497,6 +508,8 @@ export async function publishEvents(
     Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
 
   let sourceError: unknown;
+  // The event taken from the source and not yet published (it may be waiting for its time).
+  let held: SimulatedEvent | undefined;
   try {
     for (;;) {
       if (opts.maxEvents !== undefined && events >= opts.maxEvents) {
@@ -508,7 +521,7 @@ export async function publishEvents(
         break;
       }
       const t = now();
-      // Checked before every event and after every pacing sleep, so a slow rate still meets the linger bound.
+      // Checked before every event and after every sleep (pacing or holding), so the linger bound holds.
       if (t - lastFlush >= lingerMs) {
         lastFlush = t;
         flushPackers();
@@ -521,25 +534,37 @@ export async function publishEvents(
         stoppedBy = 'duration';
         break;
       }
+      // Sleeps are capped by the linger so that flushes, limits and the signal are re-checked in time.
+      const cap = Math.min(lingerMs, opts.durationMs === undefined ? Infinity : start + opts.durationMs - t);
       if (rate > 0) {
         const due = start + (events * 1000) / rate;
         if (due > t) {
-          const cap = opts.durationMs === undefined ? Infinity : start + opts.durationMs - t;
-          await sleep(Math.min(due - t, cap, lingerMs));
-          continue; // re-check limits and the signal after sleeping
+          await sleep(Math.min(due - t, cap));
+          continue;
         }
       }
-      let step: IteratorResult<SimulatedEvent>;
-      try {
-        const r = iterator.next();
-        step = isPromise<IteratorResult<SimulatedEvent>>(r) ? await r : r;
-      } catch (err) {
-        sourceError = err;
-        stoppedBy = 'error';
-        break;
+      if (held === undefined) {
+        let step: IteratorResult<SimulatedEvent>;
+        try {
+          const r = iterator.next();
+          step = isPromise<IteratorResult<SimulatedEvent>>(r) ? await r : r;
+        } catch (err) {
+          sourceError = err;
+          stoppedBy = 'error';
+          break;
+        }
+        if (step.done === true) break;
+        held = step.value;
       }
-      if (step.done === true) break;
-      const ev = step.value;
+      if (opts.notBeforeEventTime === true) {
+        const aheadMs = Number(eventTimeUs(held.message)) / 1000 - wallClockMs();
+        if (aheadMs > 0) {
+          await sleep(Math.min(aheadMs, cap));
+          continue;
+        }
+      }
+      const ev = held;
+      held = undefined;
       const frame = encode(ev.message);
       const key = `${ev.stream}\u0000${ev.message.symbol}`;
       let p = packers.get(key);

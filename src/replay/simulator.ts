@@ -42,7 +42,7 @@ export interface SimulatorOptions {
   readonly priceExponent?: number;
   /** Default -8. */
   readonly qtyExponent?: number;
-  /** Mean book actions per simulated second per symbol (default 500). */
+  /** Mean book actions per simulated second per symbol (default DEFAULT_ACTIONS_PER_SECOND). */
   readonly actionsPerSecond?: number;
   /** DepthDiff cadence in simulated ms (default 25). */
   readonly diffIntervalMs?: number;
@@ -54,6 +54,9 @@ export interface SimulatorOptions {
   /** Per-symbol overrides; otherwise derived from the symbol (BTCUSDT ~60000 with tick 0.01, lot 0.00001). */
   readonly instruments?: Readonly<Record<string, InstrumentSpec>>;
 }
+
+/** Book actions per simulated second per symbol unless told otherwise. */
+export const DEFAULT_ACTIONS_PER_SECOND = 500;
 
 export interface BookSnapshot {
   readonly lastUpdateId: bigint;
@@ -273,7 +276,7 @@ export class MarketSimulator {
       if (!Number.isInteger(e) || e < -18 || e > 0)
         throw new SimulatorOptionsError(name, `expected -18..0, got ${e}`);
     }
-    const actionsPerSecond = opts.actionsPerSecond ?? 500;
+    const actionsPerSecond = opts.actionsPerSecond ?? DEFAULT_ACTIONS_PER_SECOND;
     if (!(actionsPerSecond > 0 && actionsPerSecond <= 1_000_000)) {
       throw new SimulatorOptionsError(
         'actionsPerSecond',

@@ -14,6 +14,7 @@ import { deaggregate } from '../../src/replay/kpl';
 import { createKinesisClient, publishEvents, putRecordsWith } from '../../src/replay/producer';
 import type { PublishSummary, RecordMode } from '../../src/replay/producer';
 import { simulate } from '../../src/replay/simulator';
+import { eventTimeUs } from '../../src/replay/wall-clock';
 import type { SimulatedEvent, SimulatedStream } from '../../src/replay/simulator';
 import { RestClient } from '../../src/rest/client';
 import { decodeFrames } from '../../src/sbe/decoder';
@@ -76,6 +77,8 @@ interface ShardContent {
   readonly records: number;
   /** Decoded messages in the shard's order (user records in aggregate order). */
   readonly messages: SbeMessage[];
+  /** For each message, the ApproximateArrivalTimestamp of the record that carried it, ms since the epoch. */
+  readonly arrivedMs: number[];
 }
 
 /** Reads a whole stream from TRIM_HORIZON, de-aggregating KPL records like the KCL daemon does. */
@@ -94,6 +97,7 @@ async function readStream(client: KinesisClient, stream: string): Promise<ShardC
       )
     ).ShardIterator;
     const messages: SbeMessage[] = [];
+    const arrivedMs: number[] = [];
     let records = 0;
     let lastSeq = '';
     while (iterator !== undefined) {
@@ -104,15 +108,49 @@ async function readStream(client: KinesisClient, stream: string): Promise<ShardC
         expect(BigInt(r.SequenceNumber!) > BigInt(lastSeq === '' ? '-1' : lastSeq)).to.equal(true);
         lastSeq = r.SequenceNumber!;
         for (const user of deaggregate(Buffer.from(r.Data!), r.PartitionKey!)) {
-          for (const frame of decodeFrames(user.data)) messages.push(frame.message);
+          for (const frame of decodeFrames(user.data)) {
+            messages.push(frame.message);
+            arrivedMs.push(r.ApproximateArrivalTimestamp!.getTime());
+          }
         }
       }
       if ((page.Records ?? []).length === 0 && (page.MillisBehindLatest ?? 0) === 0) break;
       iterator = page.NextShardIterator;
     }
-    out.push({ shardId, records, messages });
+    out.push({ shardId, records, messages, arrivedMs });
   }
   return out;
+}
+
+/** A config file for the built CLI: the emulator's endpoint and these stream names. */
+function writeReplayConfig(dir: string, endpoint: string, names: Record<SimulatedStream, string>): string {
+  const configFile = path.join(dir, 'config.yaml');
+  fs.writeFileSync(
+    configFile,
+    `aws:\n  region: ${REGION}\n  kinesis:\n    endpoint: "${endpoint}"\n    streams:\n` +
+      `      trade: ${names.trade}\n      bestbidask: ${names.bestbidask}\n      depth: ${names.depth}\n`,
+  );
+  return configFile;
+}
+
+/** Runs the built CLI to its end. */
+function runCli(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'), ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Lag of each event's record behind the event's time (arrival - event time, ms; negative = ahead of the clock). */
+function lagsMs(shards: readonly ShardContent[]): number[] {
+  return shards.flatMap((s) => s.messages.map((m, i) => s.arrivedMs[i]! - Number(eventTimeUs(m)) / 1000));
 }
 
 describe('replay into kinesis-mock (integration)', function () {
@@ -205,12 +243,7 @@ describe('replay into kinesis-mock (integration)', function () {
       [names.depth]: 1,
     });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-replay-rest-'));
-    const configFile = path.join(dir, 'config.yaml');
-    fs.writeFileSync(
-      configFile,
-      `aws:\n  region: ${REGION}\n  kinesis:\n    endpoint: "${mock!.endpoint}"\n    streams:\n` +
-        `      trade: ${names.trade}\n      bestbidask: ${names.bestbidask}\n      depth: ${names.depth}\n`,
-    );
+    const configFile = writeReplayConfig(dir, mock!.endpoint, names);
     const child = spawn(
       process.execPath,
       [
@@ -327,6 +360,94 @@ describe('replay into kinesis-mock (integration)', function () {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  describe('without --start-time-us, event time follows the clock (built CLI)', function () {
+    let names: Record<SimulatedStream, string>;
+    let dir = '';
+    let configFile = '';
+    let streamSet = 0;
+
+    beforeEach(async function () {
+      // Fresh streams for each test: what they hold is read back from TRIM_HORIZON.
+      const prefix = `replay-clock-${++streamSet}`;
+      names = { trade: `${prefix}-trade`, bestbidask: `${prefix}-bestbidask`, depth: `${prefix}-depth` };
+      await createStreams(mock!.endpoint, REGION, {
+        [names.trade]: 1,
+        [names.bestbidask]: 1,
+        [names.depth]: 1,
+      });
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-replay-clock-'));
+      configFile = writeReplayConfig(dir, mock!.endpoint, names);
+    });
+
+    afterEach(function () {
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    async function readAll(): Promise<ShardContent[]> {
+      const out: ShardContent[] = [];
+      for (const stream of Object.values(names)) out.push(...(await readStream(client!, stream)));
+      return out;
+    }
+
+    it('--rate 2000, two symbols: published at ~2000 events/s, each event after its time and soon after', async function () {
+      const startedMs = Date.now();
+      const args = ['--config', configFile, 'replay', '--symbols', 'BTCUSDT,ETHUSDT', '--seed', '3'];
+      const out = await runCli([...args, '--rate', '2000', '--duration', '5']);
+      expect(out.code, out.stderr).to.equal(0);
+      expect(out.stderr).to.match(/event time follows the clock, no event is published before its time/);
+      const summary = JSON.parse(out.stdout) as PublishSummary & {
+        startTimeUs: string;
+        actionsPerSecond: number;
+      };
+      // Starts at the time of the start; scaled up from the default 500 book actions/s to make 2000 events/s.
+      expect(Number(summary.startTimeUs) / 1000).to.be.within(startedMs, Date.now());
+      expect(summary.actionsPerSecond).to.be.greaterThan(1000);
+      expect(summary.stoppedBy).to.equal('duration');
+      expect(summary.eventsPerSecond).to.be.within(1000, 2050);
+      const lags = lagsMs(await readAll()).sort((a, b) => a - b);
+      expect(lags).to.have.length(summary.events);
+      // Never ahead of the clock: the producer holds each event until the clock (ms) reaches its time, and the
+      // record arrives later still.
+      expect(lags[0], 'the earliest arrival relative to its event time').to.be.at.least(0);
+      // And not far behind: the producer's linger (200 ms), the set-up before publishing and the PutRecords call.
+      const median = lags[Math.floor(lags.length / 2)]!;
+      expect(median, 'median lag, ms').to.be.below(2000);
+      figures.push(
+        `replay --rate 2000 (default start): ${summary.events} events at ${summary.eventsPerSecond}/s, ` +
+          `${summary.actionsPerSecond} book actions/s; arrival - event time min ${lags[0]!.toFixed(1)} / median ` +
+          `${median.toFixed(1)} / max ${lags[lags.length - 1]!.toFixed(1)} ms`,
+      );
+    });
+
+    it('--events N unpaced: the events lead up to the time of the start, none ahead of the clock', async function () {
+      const startedMs = Date.now();
+      const out = await runCli([
+        '--config',
+        configFile,
+        'replay',
+        '--symbols',
+        'BTCUSDT',
+        '--events',
+        '20000',
+      ]);
+      expect(out.code, out.stderr).to.equal(0);
+      const summary = JSON.parse(out.stdout) as PublishSummary & { startTimeUs: string };
+      expect(summary.events).to.equal(20000);
+      const shards = await readAll();
+      const times = shards.flatMap((s) => s.messages.map((m) => Number(eventTimeUs(m)) / 1000));
+      const last = Math.max(...times);
+      // The last event is dated when the replay planned it: after the spawn, before the end.
+      expect(last).to.be.within(startedMs, Date.now());
+      expect(last - Number(summary.startTimeUs) / 1000, 'simulated span, ms').to.be.greaterThan(10_000);
+      const lags = lagsMs(shards);
+      expect(Math.min(...lags)).to.be.at.least(0);
+      figures.push(
+        `replay --events 20000 (default start): the last event ${(Date.now() - last).toFixed(0)} ms before the ` +
+          `check, span ${((last - Number(summary.startTimeUs) / 1000) / 1000).toFixed(1)} s`,
+      );
+    });
   });
 
   it('fails fast and names the log when a port is taken', async function () {

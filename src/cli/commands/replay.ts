@@ -15,8 +15,9 @@ import {
   putRecordsWith,
 } from '../../replay/producer';
 import type { PublishSummary, RecordMode } from '../../replay/producer';
-import { MarketSimulator } from '../../replay/simulator';
-import type { SimulatedEvent } from '../../replay/simulator';
+import { DEFAULT_ACTIONS_PER_SECOND, MarketSimulator } from '../../replay/simulator';
+import type { SimulatedEvent, SimulatorOptions } from '../../replay/simulator';
+import { MAX_ACTIONS_PER_SECOND, MIN_ACTIONS_PER_SECOND, startOnWallClock } from '../../replay/wall-clock';
 import { SimulatedExchange, startSimExchangeServer } from '../../rest/sim-server';
 import type { SimExchangeServer } from '../../rest/sim-server';
 
@@ -30,6 +31,10 @@ import type { SimExchangeServer } from '../../rest/sim-server';
 // stopped on an error. A bad CSV row stops the replay at that row (exit 1) instead of being skipped: a skipped trade
 // would leave a trade-id gap that downstream reads as data loss. Rows before it have been published; the count is
 // reported on stderr.
+// Simulated event time: with --start-time-us the simulator replays exactly that sequence, published as it comes.
+// Without it, event time is kept on the wall clock, since processors dead-letter events dated ahead of their clock
+// (startOnWallClock in src/replay/wall-clock.ts places the start and scales the activity to --rate), and no event
+// is published before its time.
 
 export class ReplayUsageError extends Error {
   constructor(message: string) {
@@ -71,6 +76,8 @@ export interface SimulatorSource {
   readonly symbols: readonly string[];
   readonly seed: number;
   readonly startTimeUs: bigint;
+  /** Book actions per simulated second per symbol; undefined = the simulator's DEFAULT_ACTIONS_PER_SECOND. */
+  readonly actionsPerSecond: number | undefined;
   /** Serve the simulated exchange's REST API while replaying; undefined = no REST server. */
   readonly rest: RestServing | undefined;
 }
@@ -87,6 +94,8 @@ export interface ReplayPlan {
   readonly maxEvents: number | undefined;
   readonly durationMs: number | undefined;
   readonly eventsPerSecond: number;
+  /** Hold each event until the wall clock reaches its time (the producer's option of that name). */
+  readonly notBeforeEventTime: boolean;
   readonly recordMode: RecordMode;
   readonly endpoint: string | undefined;
   readonly region: string;
@@ -149,28 +158,32 @@ function forbid(raw: RawReplayOptions, source: string, names: readonly (keyof Ra
   }
 }
 
-/** Validates the options against the config. Pure but for `nowUs`, the default simulated start time. */
+/**
+ * Validates the options against the config. Pure but for `nowUs`, read for the default simulated start time (after
+ * the deterministic dry runs that place it: see startOnWallClock).
+ */
 export function planReplay(raw: RawReplayOptions, config: AppConfig, nowUs: () => bigint): ReplayPlan {
   const sourceKind = raw.source ?? 'simulator';
-  let source: SimulatorSource | CsvSource;
+  // The simulator's start time and activity are placed last, once every option is valid.
+  let source: Omit<SimulatorSource, 'startTimeUs' | 'actionsPerSecond'> | CsvSource;
+  let explicitStartTimeUs: bigint | undefined;
   if (sourceKind === 'simulator') {
     forbid(raw, 'simulator', ['file', 'format', 'symbol']);
     const seed = raw.seed === undefined ? 1 : Number(raw.seed);
     if (raw.seed !== undefined && (!/^\d+$/.test(raw.seed) || !Number.isSafeInteger(seed))) {
       throw new ReplayUsageError(`--seed expects a non-negative integer, got "${raw.seed}"`);
     }
-    let startTimeUs: bigint;
-    if (raw.startTimeUs === undefined) startTimeUs = nowUs();
-    else if (/^\d{1,18}$/.test(raw.startTimeUs)) startTimeUs = BigInt(raw.startTimeUs);
-    else
-      throw new ReplayUsageError(
-        `--start-time-us expects microseconds since the epoch, got "${raw.startTimeUs}"`,
-      );
+    if (raw.startTimeUs !== undefined) {
+      if (!/^\d{1,18}$/.test(raw.startTimeUs))
+        throw new ReplayUsageError(
+          `--start-time-us expects microseconds since the epoch, got "${raw.startTimeUs}"`,
+        );
+      explicitStartTimeUs = BigInt(raw.startTimeUs);
+    }
     source = {
       kind: 'simulator',
       symbols: raw.symbols === undefined ? config.processing.symbols : symbolList('--symbols', raw.symbols),
       seed,
-      startTimeUs,
       rest: restServing(raw),
     };
   } else if (sourceKind === 'csv') {
@@ -215,16 +228,73 @@ export function planReplay(raw: RawReplayOptions, config: AppConfig, nowUs: () =
     }
     endpoint = endpoint.replace(/\/+$/, '');
   }
+  const maxEvents = raw.events === undefined ? undefined : positiveInteger('--events', raw.events);
+  const eventsPerSecond = raw.rate === undefined ? 0 : nonNegativeNumber('--rate', raw.rate);
+
+  // An explicit start time replays exactly that sequence, published as it comes; the default keeps event time on
+  // the wall clock (processors dead-letter events dated ahead of their clock) and never publishes an event early.
+  let placed: SimulatorSource | CsvSource;
+  let notBeforeEventTime = false;
+  if (source.kind === 'csv') placed = source;
+  else if (explicitStartTimeUs !== undefined)
+    placed = { ...source, startTimeUs: explicitStartTimeUs, actionsPerSecond: undefined };
+  else {
+    const activity = { seed: source.seed, symbols: source.symbols };
+    placed = { ...source, ...startOnWallClock(activity, { eventsPerSecond, maxEvents }, nowUs) };
+    notBeforeEventTime = true;
+  }
   return {
-    source,
-    maxEvents: raw.events === undefined ? undefined : positiveInteger('--events', raw.events),
+    source: placed,
+    maxEvents,
     durationMs: durationSeconds === undefined ? undefined : durationSeconds * 1000,
-    eventsPerSecond: raw.rate === undefined ? 0 : nonNegativeNumber('--rate', raw.rate),
+    eventsPerSecond,
+    notBeforeEventTime,
     recordMode: recordMode as RecordMode,
     endpoint,
     region: config.aws.region,
     streams: config.aws.kinesis.streams,
   };
+}
+
+/** The options of the simulator (and of the REST exchange wrapping it) for a simulator source. */
+export function simulatorOptions(src: SimulatorSource): SimulatorOptions {
+  return {
+    seed: src.seed,
+    symbols: src.symbols,
+    startTimeUs: src.startTimeUs,
+    ...(src.actionsPerSecond === undefined ? {} : { actionsPerSecond: src.actionsPerSecond }),
+  };
+}
+
+/** What the replay tells on stderr about its simulated event time (how it relates to the wall clock). */
+export function simulatorClockNote(plan: ReplayPlan, src: SimulatorSource): string[] {
+  const from = new Date(Number(src.startTimeUs / 1000n)).toISOString();
+  if (!plan.notBeforeEventTime)
+    return [`replay: simulated events from ${from} (--start-time-us), published as they come`];
+  if (plan.eventsPerSecond === 0) {
+    const until =
+      plan.maxEvents === undefined
+        ? 'as fast as possible until they reach the clock, then as they fall due'
+        : `as fast as possible: the last of the ${plan.maxEvents} events is at about the time of the start`;
+    return [`replay: simulated events from ${from}, ${until}`];
+  }
+  const aps = src.actionsPerSecond ?? DEFAULT_ACTIONS_PER_SECOND;
+  const lines = [
+    `replay: simulated events from ${from} at ${aps} book actions/s per symbol, about ${plan.eventsPerSecond} ` +
+      'events per simulated second: event time follows the clock, no event is published before its time',
+  ];
+  if (aps === MIN_ACTIONS_PER_SECOND) {
+    lines.push(
+      `replay: warning: --rate ${plan.eventsPerSecond} is below the quietest simulated market for ` +
+        `${src.symbols.length} symbol(s): event time will fall behind the clock`,
+    );
+  } else if (aps === MAX_ACTIONS_PER_SECOND) {
+    lines.push(
+      `replay: warning: --rate ${plan.eventsPerSecond} is above the busiest simulated market: events are held ` +
+        'until their time, so fewer are published per second',
+    );
+  }
+  return lines;
 }
 
 /** Endless events of a MarketSimulator or of the SimulatedExchange wrapping one (the same sequence). */
@@ -244,7 +314,8 @@ export async function runReplay(plan: ReplayPlan, env: NodeJS.ProcessEnv): Promi
   let source: Iterable<SimulatedEvent> | AsyncIterable<SimulatedEvent>;
   let server: SimExchangeServer | undefined;
   if (src.kind === 'simulator') {
-    const options = { seed: src.seed, symbols: src.symbols, startTimeUs: src.startTimeUs };
+    const options = simulatorOptions(src);
+    for (const line of simulatorClockNote(plan, src)) process.stderr.write(`${line}\n`);
     if (src.rest === undefined) {
       source = simulatorEvents(new MarketSimulator(options));
     } else {
@@ -284,13 +355,14 @@ export async function runReplay(plan: ReplayPlan, env: NodeJS.ProcessEnv): Promi
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    let summary: PublishSummary & { restUrl?: string };
+    let summary: PublishSummary & { startTimeUs?: string; actionsPerSecond?: number; restUrl?: string };
     try {
       summary = await publishEvents(source, {
         streams: plan.streams,
         putRecords: putRecordsWith(client),
         recordMode: plan.recordMode,
         eventsPerSecond: plan.eventsPerSecond,
+        notBeforeEventTime: plan.notBeforeEventTime,
         maxEvents: plan.maxEvents,
         durationMs: plan.durationMs,
         progress: process.stderr,
@@ -300,6 +372,14 @@ export async function runReplay(plan: ReplayPlan, env: NodeJS.ProcessEnv): Promi
       client.destroy();
     }
     published = true;
+    if (src.kind === 'simulator') {
+      // A string: an explicit start time may exceed what a JSON number holds exactly.
+      summary = {
+        ...summary,
+        startTimeUs: String(src.startTimeUs),
+        actionsPerSecond: src.actionsPerSecond ?? DEFAULT_ACTIONS_PER_SECOND,
+      };
+    }
     if (server !== undefined) summary = { ...summary, restUrl: server.url };
     process.stdout.write(`${JSON.stringify(summary)}\n`);
     const lingerMs = src.kind === 'simulator' ? (src.rest?.lingerMs ?? 0) : 0;
@@ -344,7 +424,10 @@ export function registerReplay(program: Command): void {
     .option('--rate <events/s>', 'events per second, 0 = as fast as possible (default: 0)')
     .option('--record-mode <mode>', 'kpl | concat | single (default: kpl)')
     .option('--endpoint <url>', 'Kinesis endpoint (overrides aws.kinesis.endpoint)')
-    .option('--start-time-us <n>', 'simulated start time, us since the epoch (default: now)')
+    .option(
+      '--start-time-us <n>',
+      'simulated start time, us since the epoch (default: on the clock, see the README)',
+    )
     .option(
       '--rest-port <port>',
       "serve the simulator's REST API (/api/v3/depth, /api/v3/trades) on this port, 0 = free",

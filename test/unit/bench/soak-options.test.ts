@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import {
-  chooseActionsPerSecond,
   DEFAULT_DURATION_SECONDS,
   DEFAULT_MEMORY_BOUND,
   DEFAULT_RATE,
@@ -64,18 +63,5 @@ describe('soak options', function () {
     expect(defaultWarmupSeconds(600)).to.equal(30);
     expect(defaultWarmupSeconds(45)).to.equal(9);
     expect(defaultWarmupSeconds(10)).to.equal(2);
-  });
-
-  it('chooses book actions so that the natural event rate equals the publishing rate', function () {
-    // A linear model like the simulator's: depth fixed by the cadences, trades and bestBidAsk per action.
-    const measure = (aps: number) => {
-      const trade = aps * 0.15;
-      const bestbidask = aps * 0.28;
-      return { trade, bestbidask, depth: 70, total: trade + bestbidask + 70 };
-    };
-    const aps = chooseActionsPerSecond(300, measure);
-    expect(measure(aps).total).to.be.closeTo(300, 1);
-    expect(chooseActionsPerSecond(10, measure)).to.equal(10); // below the depth cadence: clamped
-    expect(chooseActionsPerSecond(1e9, measure)).to.equal(200_000);
   });
 });

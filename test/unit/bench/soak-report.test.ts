@@ -33,7 +33,7 @@ function report(overrides: Partial<SoakReport> = {}): SoakReport {
       diffIntervalMs: 20,
       snapshotIntervalMs: 50,
       naturalRates: { trade: 80, bestbidask: 150, depth: 70, total: 300 },
-      simTimeRatio: 1,
+      simTimeRatio: 0.998,
     },
     published: {
       events: 180000,
@@ -113,6 +113,9 @@ describe('soak report', function () {
       }),
     );
     expect(text).to.include('600 s at 300 events/s');
+    expect(text).to.include(
+      'simulator: 535 book actions/s, 300.0 events per simulated second; simulated time ran at 0.998 x the clock',
+    );
     expect(text).to.match(/^trade\s+10\s+200\.0\s+900\.0\s+901\.0\s+200\.0\s+300\.0\s+1000\.0$/m);
     expect(text).to.match(/^kcl-trade\s+180\.0\s+400\.0\s+334\.0\s+FAIL: RSS 400\.0 MiB > 334\.0 MiB/m);
     expect(text).to.include('exactness: DIFFERENT (11 keys');

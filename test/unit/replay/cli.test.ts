@@ -1,9 +1,22 @@
 import path from 'node:path';
 import { expect } from 'chai';
 import { Command } from 'commander';
-import { ReplayUsageError, planReplay, registerReplay } from '../../../src/cli/commands/replay';
-import type { RawReplayOptions } from '../../../src/cli/commands/replay';
+import {
+  ReplayUsageError,
+  planReplay,
+  registerReplay,
+  simulatorClockNote,
+  simulatorOptions,
+} from '../../../src/cli/commands/replay';
+import type { RawReplayOptions, ReplayPlan, SimulatorSource } from '../../../src/cli/commands/replay';
 import { parseConfig } from '../../../src/config/config';
+import { MarketSimulator, simulate } from '../../../src/replay/simulator';
+import {
+  CATCH_UP_US,
+  chooseActionsPerSecond,
+  eventTimeUs,
+  measureNaturalRates,
+} from '../../../src/replay/wall-clock';
 import { sharedDir } from '../../helpers/paths';
 
 const CONFIG = parseConfig({
@@ -29,19 +42,21 @@ function usageError(raw: RawReplayOptions): string {
 }
 
 describe('replay/cli options', () => {
-  it('defaults: simulator on the configured symbols, kpl, as fast as possible, config endpoint and streams', () => {
+  it('defaults: simulator on the configured symbols from an hour ago, kpl, as fast as possible, held to the clock', () => {
     const plan = planReplay({}, CONFIG, NOW);
     expect(plan).to.deep.equal({
       source: {
         kind: 'simulator',
         symbols: ['BTCUSDT', 'ETHUSDT'],
         seed: 1,
-        startTimeUs: 1_700_000_000_000_000n,
+        startTimeUs: 1_700_000_000_000_000n - CATCH_UP_US,
+        actionsPerSecond: undefined,
         rest: undefined,
       },
       maxEvents: undefined,
       durationMs: undefined,
       eventsPerSecond: 0,
+      notBeforeEventTime: true,
       recordMode: 'kpl',
       endpoint: 'http://127.0.0.1:4568',
       region: 'eu-west-1',
@@ -72,17 +87,20 @@ describe('replay/cli options', () => {
       symbols: ['SOLUSDT'],
       seed: 42,
       startTimeUs: 1_600_000_000_000_000n,
+      actionsPerSecond: undefined,
       rest: { port: 8091, host: 'localhost', lingerMs: 2500 },
     });
     expect(plan).to.include({
       maxEvents: 5000,
       durationMs: 2500,
       eventsPerSecond: 100,
+      notBeforeEventTime: false,
       recordMode: 'single',
       endpoint: 'http://localhost:9999',
     });
     const csv = planReplay({ source: 'csv', file: CSV, format: 'tardis' }, CONFIG, NOW);
     expect(csv.source).to.deep.equal({ kind: 'csv', file: CSV, format: 'tardis', symbol: undefined });
+    expect(csv.notBeforeEventTime).to.equal(false);
   });
 
   it('--rest-port: host 127.0.0.1 and no linger by default, 0 for a free port, IP addresses as hosts', () => {
@@ -188,5 +206,79 @@ describe('replay/cli options', () => {
       '--rest-host',
       '--rest-linger',
     ]);
+  });
+
+  describe('simulated event time', () => {
+    const simulator = (plan: ReplayPlan): SimulatorSource => {
+      if (plan.source.kind !== 'simulator') throw new Error('not a simulator source');
+      return plan.source;
+    };
+
+    it('paced, no --start-time-us: activity scaled so that the natural rate is --rate, from now, held to the clock', () => {
+      let reads = 0;
+      const plan = planReplay({ rate: '2000' }, CONFIG, () => {
+        reads++;
+        return NOW();
+      });
+      const src = simulator(plan);
+      const activity = { seed: 1, symbols: ['BTCUSDT', 'ETHUSDT'] };
+      const expected = chooseActionsPerSecond(2000, (aps) =>
+        measureNaturalRates({ ...activity, actionsPerSecond: aps }),
+      );
+      expect(src).to.include({ startTimeUs: NOW(), actionsPerSecond: expected });
+      expect(plan.notBeforeEventTime).to.equal(true);
+      expect(reads).to.equal(1);
+      // The simulator built from the plan generates ~2000 events per simulated second.
+      expect(measureNaturalRates(simulatorOptions(src)).total).to.be.closeTo(2000, 60);
+    });
+
+    it('unpaced --events N, no --start-time-us: the last of the N events is at now', () => {
+      const plan = planReplay({ events: '5000', symbols: 'BTCUSDT,SOLUSDT', seed: '9' }, CONFIG, NOW);
+      const src = simulator(plan);
+      expect(src.actionsPerSecond).to.equal(undefined);
+      expect(plan.notBeforeEventTime).to.equal(true);
+      const sim = new MarketSimulator(simulatorOptions(src));
+      const times: bigint[] = [];
+      for (let i = 0; i < 5000; i++) times.push(eventTimeUs(sim.next().message));
+      // Exactly: the dry run is the same deterministic simulator.
+      expect(times[4999]).to.equal(NOW());
+      expect(NOW() - times[0]! > 1_000_000n, 'the events span more than a second').to.equal(true);
+    });
+
+    it('an explicit --start-time-us gives exactly the sequence of simulate({seed, symbols, startTimeUs}), not held', () => {
+      for (const raw of [{ rate: '2000' }, { events: '100' }, {}] as RawReplayOptions[]) {
+        const plan = planReplay({ ...raw, seed: '5', startTimeUs: '1600000000000000' }, CONFIG, NOW);
+        const src = simulator(plan);
+        const options = { seed: 5, symbols: ['BTCUSDT', 'ETHUSDT'], startTimeUs: 1_600_000_000_000_000n };
+        expect(simulatorOptions(src), JSON.stringify(raw)).to.deep.equal(options);
+        expect(plan.notBeforeEventTime).to.equal(false);
+        const sim = new MarketSimulator(simulatorOptions(src));
+        const got = Array.from({ length: 3000 }, () => sim.next());
+        expect(got).to.deep.equal([...simulate(options, 3000)]);
+      }
+    });
+
+    it('tells on stderr where event time starts and how it follows the clock', () => {
+      const note = (raw: RawReplayOptions): string[] => {
+        const plan = planReplay(raw, CONFIG, NOW);
+        return simulatorClockNote(plan, simulator(plan));
+      };
+      expect(note({ startTimeUs: '1600000000000000' })).to.deep.equal([
+        'replay: simulated events from 2020-09-13T12:26:40.000Z (--start-time-us), published as they come',
+      ]);
+      expect(note({})).to.deep.equal([
+        'replay: simulated events from 2023-11-14T21:13:20.000Z, as fast as possible until they reach the ' +
+          'clock, then as they fall due',
+      ]);
+      expect(note({ rate: '2000' })[0]).to.match(
+        /^replay: simulated events from 2023-11-14T22:13:20\.000Z at \d+ book actions\/s per symbol, about 2000 events per simulated second/,
+      );
+      expect(note({ rate: '2000' })).to.have.length(1);
+      expect(note({ rate: '5' })[1]).to.match(
+        /^replay: warning: --rate 5 is below the quietest simulated market/,
+      );
+      // Two symbols' quietest market makes ~68 events/s: 100 is reachable, no warning.
+      expect(note({ rate: '100' })).to.have.length(1);
+    });
   });
 });

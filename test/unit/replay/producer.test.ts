@@ -11,6 +11,7 @@ import {
 import type { PutRecordsFn, RecordMode } from '../../../src/replay/producer';
 import { simulate } from '../../../src/replay/simulator';
 import type { SimulatedEvent } from '../../../src/replay/simulator';
+import { eventTimeUs } from '../../../src/replay/wall-clock';
 import { decodeFrames } from '../../../src/sbe/decoder';
 import type { SbeMessage } from '../../../src/sbe/messages';
 
@@ -77,12 +78,19 @@ function expected(events: readonly SimulatedEvent[]): Map<string, SbeMessage[]> 
   return out;
 }
 
-/** A fake clock whose sleep advances time at once. */
-function fakeClock(): { now: () => number; sleep: (ms: number) => Promise<void>; slept: number[] } {
+/** A fake clock whose sleep advances time at once; its wall clock reads EPOCH_MS + the monotonic time. */
+const EPOCH_MS = 1_700_000_000_000;
+function fakeClock(): {
+  now: () => number;
+  wallClockMs: () => number;
+  sleep: (ms: number) => Promise<void>;
+  slept: number[];
+} {
   let t = 0;
   const slept: number[] = [];
   return {
     now: () => t,
+    wallClockMs: () => EPOCH_MS + t,
     sleep: (ms) => {
       slept.push(ms);
       t += ms;
@@ -278,6 +286,96 @@ describe('replay/producer', () => {
     expect(sentAt).to.have.length(10);
     sentAt.forEach((t, i) => expect(t).to.be.within(500 * i, 500 * i + 200));
     expect(arrived(kinesis.stored)).to.deep.equal(expected(events));
+  });
+
+  it('notBeforeEventTime: holds every event until the wall clock reaches its time, then publishes it soon', async () => {
+    const clock = fakeClock();
+    const kinesis = fakeKinesis();
+    // Calls with the wall time they were made at, to compare with the event times they carry.
+    const calls: { wallMs: number; input: PutRecordsCommandInput }[] = [];
+    const put: PutRecordsFn = (input) => {
+      calls.push({ wallMs: clock.wallClockMs(), input });
+      return kinesis.put(input);
+    };
+    // Starts 1 s in the past and runs ~2 s ahead of the clock when published as fast as possible.
+    const events = [...simulate({ ...SIM, startTimeUs: BigInt(EPOCH_MS - 1000) * 1000n }, 3000)];
+    const lastTimeUs = eventTimeUs(events[events.length - 1]!.message);
+    expect(lastTimeUs > BigInt(EPOCH_MS + 1000) * 1000n, 'the source runs ahead').to.equal(true);
+    const lingerMs = 100;
+    const summary = await publishEvents(events, {
+      streams: STREAMS,
+      putRecords: put,
+      notBeforeEventTime: true,
+      lingerMs,
+      now: clock.now,
+      sleep: clock.sleep,
+      wallClockMs: clock.wallClockMs,
+    });
+    expect(arrived(kinesis.stored)).to.deep.equal(expected(events));
+    // Publishing waited for the clock: it ended at the last event's time.
+    expect(summary.events).to.equal(3000);
+    expect(clock.wallClockMs()).to.be.within(
+      Number(lastTimeUs) / 1000,
+      Number(lastTimeUs) / 1000 + 2 * lingerMs,
+    );
+    let held = 0;
+    for (const { wallMs, input } of calls) {
+      for (const r of input.Records!) {
+        for (const user of deaggregate(Buffer.from(r.Data!), r.PartitionKey!)) {
+          for (const f of decodeFrames(user.data)) {
+            const timeUs = eventTimeUs(f.message);
+            expect(Number(timeUs), 'never ahead of the clock').to.be.at.most(wallMs * 1000);
+            // A held event leaves at the latest two lingers after its time (a flush is checked at least once a
+            // linger after the one it missed).
+            if (timeUs > BigInt(EPOCH_MS) * 1000n) {
+              held++;
+              expect(wallMs * 1000 - Number(timeUs), 'published soon after its time').to.be.at.most(
+                2 * lingerMs * 1000,
+              );
+            }
+          }
+        }
+      }
+    }
+    expect(held).to.be.greaterThan(1000);
+  });
+
+  it('notBeforeEventTime: an event still held when the duration ends is neither published nor counted', async () => {
+    const clock = fakeClock();
+    const kinesis = fakeKinesis();
+    let closed = false;
+    function* source(): Generator<SimulatedEvent> {
+      try {
+        // The first event is due 10 s from now, after the 2 s duration.
+        yield* simulate({ ...SIM, startTimeUs: BigInt(EPOCH_MS + 10_000) * 1000n }, 100);
+      } finally {
+        closed = true;
+      }
+    }
+    const summary = await publishEvents(source(), {
+      streams: STREAMS,
+      putRecords: kinesis.put,
+      notBeforeEventTime: true,
+      durationMs: 2000,
+      now: clock.now,
+      sleep: clock.sleep,
+      wallClockMs: clock.wallClockMs,
+    });
+    expect(summary).to.include({ events: 0, stoppedBy: 'duration', elapsedMs: 2000 });
+    expect(kinesis.stored).to.have.length(0);
+    expect(closed).to.equal(true);
+    // Without the option the same source is published at once.
+    const eager = await publishEvents(
+      simulate({ ...SIM, startTimeUs: BigInt(EPOCH_MS + 10_000) * 1000n }, 100),
+      {
+        streams: STREAMS,
+        putRecords: fakeKinesis().put,
+        now: clock.now,
+        sleep: clock.sleep,
+        wallClockMs: clock.wallClockMs,
+      },
+    );
+    expect(eager).to.include({ events: 100, elapsedMs: 0 });
   });
 
   it('writes a progress line at most once per interval, to the given stream only', async () => {
