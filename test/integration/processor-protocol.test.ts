@@ -151,6 +151,7 @@ describe('record processor child over the MultiLang protocol', function () {
       shard: SHARD,
       sequence_number: seq[1],
       sub_sequence_number: '0',
+      frame_index: '0',
       partition_key: 'ETHUSDT',
       data_base64: garbage.toString('base64'),
       arrival_ms: '1700000000000',
@@ -203,7 +204,7 @@ describe('record processor child over the MultiLang protocol', function () {
     );
     expect(daemon.stderr, 'logs go to the configured file, not stderr').to.equal('');
     const log = fs.readFileSync(path.join(tmpDir, 'happy.yaml.log'), 'utf8');
-    expect(log).to.contain('poison record dead-lettered');
+    expect(log).to.contain('frame dead-lettered');
     expect(log).to.contain('stdin closed; exiting');
   });
 

@@ -159,6 +159,8 @@ describe('state writer against a real Redis', function () {
       '100',
       'sub_sequence_number',
       '0',
+      'frame_index',
+      '0',
       'partition_key',
       'BTCUSDT',
       'error',
@@ -168,7 +170,7 @@ describe('state writer against a real Redis', function () {
       'arrival_ms',
       '1700000000000',
     ]);
-    const ttl = await redis.ttl('dlq:{market-sbe-trade}:seen:shardId-000000000000:100:0');
+    const ttl = await redis.ttl('dlq:{market-sbe-trade}:seen:shardId-000000000000:100:0:0');
     expect(ttl).to.be.within(7 * 24 * 3600 - 60, 7 * 24 * 3600);
 
     // A different record is a different dead letter.

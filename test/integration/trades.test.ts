@@ -588,7 +588,7 @@ describe('rolling trade statistics against a real Redis', function () {
       expect(r.applied).to.equal(2);
       await expectState(ref, 'late');
       expect(await redis.hget(tr5Key, 'count')).to.equal('1');
-      expect(await redis.hget(obKey, 'last_trade_price')).to.equal('3.00');
+      expect(await redis.hget(obKey, 'last_trade_price')).to.equal('3.00000000');
     });
 
     it('refresh_trade_windows: an older time writes nothing; a new mid alone recomputes vwap_minus_mid', async () => {
@@ -632,7 +632,7 @@ describe('rolling trade statistics against a real Redis', function () {
       await expectState(ref, 'px');
       const px = await redis.hgetall(pxKey);
       expect(Object.keys(px)).to.have.length(150);
-      expect(px['1019900000']).to.equal('103.99'); // trades 398 and 399 share the newest bucket; 399 wins
+      expect(px['1019900000']).to.equal('103.99000000'); // trades 398 and 399 share the newest bucket; 399 wins
     });
 
     it('price history: the same px:<S> whether a book event moved T before or after the trades', async () => {
@@ -660,10 +660,27 @@ describe('rolling trade statistics against a real Redis', function () {
       expect(await rejection(redis.applyTradeBatch(...k, '1000', '1', '1000', '1.0', '1.0'))).to.match(
         /ERR_TRADE_ARGS expected 1 \+ 5 x trades arguments, got 5/,
       );
+      const ok = ['1', '1000', '1.00000000', '1.00000000', '0'];
       expect(await rejection(redis.applyTradeBatch(...k, '1000', '1', '1000', 'x', '1.0', '0'))).to.match(
-        /ERR_TRADE_ARGS trade 1: time, price and qty must be numbers/,
+        /ERR_TRADE_ARGS trade 1: price and qty must be canonical decimals/,
       );
       expect(await rejection(redis.applyTradeBatch(...k, 'soon'))).to.match(/ERR_TRADE_ARGS event time/);
+      // Every trade is checked before the first write: a bad last trade leaves nothing of the good first one.
+      for (const [bad, pattern] of [
+        [['-5', '1000', '1.00000000', '1.00000000', '0'], /trade id is not a decimal id: -5/],
+        [['012', '1000', '1.00000000', '1.00000000', '0'], /trade id is not a decimal id: 012/],
+        [
+          ['2', '9223372036854775807', '1.00000000', '1.00000000', '0'],
+          /trade 2: time is not an integer below 2\^53/,
+        ],
+        [['2', '1000', '59999.98', '1.00000000', '0'], /trade 2: price and qty must be canonical decimals/],
+        [['2', '1000', '1.00000000', '1.00000000', 'x'], /trade 2: isBuyerMaker must be "0" or "1"/],
+      ] as const) {
+        expect(await rejection(redis.applyTradeBatch(...k, '', ...ok, ...bad))).to.match(pattern);
+      }
+      expect(await rejection(redis.applyTradeBatch(...k, '9223372036854775807', ...ok))).to.match(
+        /ERR_TRADE_ARGS event time is not an integer below 2\^53/,
+      );
       expect(await redis.dbsize()).to.equal(0);
     });
 

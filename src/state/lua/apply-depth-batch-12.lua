@@ -121,15 +121,6 @@ local overflow = tonumber(st[9] or '0')
 local gap_from, gap_to = st[10] or '', st[11] or ''
 if in_sync and book_id == '' then in_sync = false; reason = 'no_snapshot' end
 
--- In sync: keep the applied diffs while a re-anchor runs, else drop a buffer left behind. One EXISTS answers both
--- (the flag is named twice, so it counts 2): 0 neither, 1 buffer only, 2 flag only, 3 both.
-local keeping, clearing = false, false
-if in_sync then
-  local e = redis.call('EXISTS', flag_key, flag_key, buffer_key)
-  keeping = e >= 2
-  clearing = not keeping and (e == 1 or buffered > 0)
-end
-
 -- The depth20 snapshot (its levels are parsed before any write).
 local ob = redis.call('HMGET', ob_key, 'book_update_id', 'best_update_id', 'depth20_update_id')
 local levels_id, best_id, last_d20 = ob[1] or '', ob[2] or '', ob[3] or ''
@@ -178,9 +169,6 @@ elseif ARGV[8] ~= '' then
 elseif #ARGV ~= 8 + D then
   Book.bad_args('expected ' .. D .. ' diffs, got ' .. (#ARGV - 8) .. ' arguments after ARGV[8]')
 end
--- Every net value is a canonical decimal (so no write below can fail half way through an event).
-if net then Book.check_decimals(ARGV, values_at, #ARGV, 'net effect value') end
-
 local applied, ignored, gap_now, crossed_now, overflow_now, kept = 0, 0, 0, 0, 0, 0
 local pending = {}
 local wrote_levels = false
@@ -192,7 +180,20 @@ if net and in_sync then
   fast = Book.newer(first_u, book_id) and not Book.newer(U, Book.inc(book_id))
 end
 -- The net form carries no diff strings: only the fast path without a re-anchor's keeping can apply it.
-if net_form and (not fast or keeping) then return { -1 } end
+if net_form and not fast then return { -1 } end
+
+-- In sync: keep the applied diffs while a re-anchor runs, else drop a buffer left behind. One EXISTS answers both
+-- (the flag is named twice, so it counts 2): 0 neither, 1 buffer only, 2 flag only, 3 both.
+local keeping, clearing = false, false
+if in_sync then
+  local e = redis.call('EXISTS', flag_key, flag_key, buffer_key)
+  keeping = e >= 2
+  clearing = not keeping and (e == 1 or buffered > 0)
+end
+
+if net_form and keeping then return { -1 } end
+-- Every net value is a canonical decimal (so no write below can fail half way through an event).
+if net then Book.check_decimals(ARGV, values_at, #ARGV, 'net effect value') end
 
 -- A batch whose newest diff was applied or buffered already (a redelivery) is ignored without parsing the rest.
 local all_seen = false

@@ -314,10 +314,11 @@ do
   end
 
   -- Level fields beyond N (bid<N+1>_p .. ask20_q) left by a run with more levels (processing.order_book_levels
-  -- lowered) are deleted: one HEXISTS per write of the levels, the deletion only when they exist.
+  -- lowered) are deleted: one HGET per write of the levels (HGET, not HEXISTS: the commands of the service's ACL
+  -- user, deploy/redis/aggregator.acl), the deletion only when they exist.
   local MAX_LEVELS = 20
   function Book.clear_levels_beyond(ob_key, n)
-    if n >= MAX_LEVELS or redis.call('HEXISTS', ob_key, 'bid' .. (n + 1) .. '_p') == 0 then return end
+    if n >= MAX_LEVELS or not redis.call('HGET', ob_key, 'bid' .. (n + 1) .. '_p') then return end
     local stale = {}
     for i = n + 1, MAX_LEVELS do
       stale[#stale + 1] = 'bid' .. i .. '_p'
