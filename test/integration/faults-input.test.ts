@@ -5,9 +5,11 @@ import { expect } from 'chai';
 import Redis from 'ioredis';
 import { findFreePort } from '../../src/localstack/ports';
 import { startRedisServer } from '../../src/localstack/redis-server';
+import { parseReport, type ProcessorReport } from '../../src/ops/telemetry';
 import { deaggregate, encodeAggregatedRecord } from '../../src/replay/kpl';
 import { publishEvents, type RecordMode } from '../../src/replay/producer';
 import { Prng, simulate, type SimulatedEvent, type SimulatedStream } from '../../src/replay/simulator';
+import { Keys } from '../../src/state/keys';
 import { referenceState } from '../helpers/exactness';
 import {
   countByCode,
@@ -23,12 +25,17 @@ import { snapshotStateKeys, type KeySnapshot } from '../helpers/redis-snapshot';
 // with the valid records of a simulated market, encoded as the producer encodes them and handed over as the
 // daemon hands them over (KPL aggregates de-aggregated into user records with subSequenceNumbers).
 //
-// What the processor does with a record (src/kcl/shard-processor.ts decodeRecords, src/sbe/decoder.ts decodeFrames,
-// src/state/lua/dead-letter-3.lua): the unit is the record it receives, one or more SBE frames back to back. If any
-// frame fails to decode, the whole record is dead-lettered (its valid frames are not applied) once per
-// (shard, sequence number, sub-sequence number), and dlq:{<stream>}:counts counts records per error code. So every
-// bad record carries exactly one expected code, and the valid frames inside bad records belong to symbols the
-// valid traffic never carries: had any been applied, that symbol's keys would show up in the state.
+// What the processor does with a record (src/kcl/shard-processor.ts prepare, src/sbe/decoder.ts walkFrames,
+// src/events/validate.ts, src/state/lua/dead-letter-3.lua): the record it receives holds one or more SBE frames back
+// to back, walked frame by frame. The valid frames before a damaged frame are decoded; a damaged frame whose extent
+// is known (INVALID_ENUM, INVALID_SYMBOL) is dead-lettered alone and the frames after it are decoded too; any other
+// decode error dead-letters the bytes from the damaged frame to the end of the record. A decoded frame that breaks
+// a validation rule is dead-lettered alone under its code. Each dead letter is written once per (shard, sequence
+// number, sub-sequence number, frame index), and dlq:{<stream>}:counts counts them per error code. Every bad record
+// of the generator has exactly one bad frame, so one expected dead letter (code, frame index, bytes), and its valid
+// frames belong to symbols outside processing.symbols: they are skipped and counted
+// (aggregator_unlisted_symbol_events_total in each child's telemetry report), and had any been applied, that
+// symbol's keys would show up in the state.
 
 const SHARD = 'shardId-000000000000';
 const SYMBOLS = ['BTCUSDT', 'ETHUSDT'];
@@ -69,16 +76,20 @@ interface Batch {
 interface Expectation {
   readonly code: string;
   readonly dataBase64: string;
-  partitionKey: string;
+  readonly partitionKey: string;
+  /** The symbol the entry names (decoded frames failing validation, except INVALID_SYMBOL). */
+  readonly symbol: string | undefined;
 }
 
 interface StreamFeed {
   readonly kind: SimulatedStream;
   readonly stream: string;
   readonly batches: Batch[];
-  /** `<sequence number>:<sub-sequence number>` of every bad user record -> what its dead letter must say. */
+  /** `<sequence number>:<sub-sequence number>:<frame index>` of every bad frame -> what its dead letter must say. */
   readonly expected: Map<string, Expectation>;
   readonly counts: Record<string, number>;
+  /** Valid frames of the bad records, decoded and skipped (their symbols are not listed). */
+  readonly skipped: number;
   readonly kinesisRecords: number;
   readonly userRecords: number;
   readonly badRecords: number;
@@ -145,6 +156,7 @@ function buildFeed(
     merged.push(takeValid ? (valid[v++] as KinesisRecordData) : (bad[b++] as KinesisRecordData));
   }
   const expected = new Map<string, Expectation>();
+  let skipped = 0;
   const batches: Batch[] = [];
   let current: Json[] = [];
   let currentBad = 0;
@@ -168,11 +180,13 @@ function buildFeed(
       current.push(json);
       const poison = record.bad[sub];
       if (poison !== undefined) {
-        expected.set(`${seq}:${sub}`, {
+        expected.set(`${seq}:${sub}:${poison.frameIndex}`, {
           code: poison.expected,
-          dataBase64: json.data as string,
+          dataBase64: poison.deadLetterData.toString('base64'),
           partitionKey: user.partitionKey,
+          symbol: poison.deadLetterSymbol,
         });
+        skipped += poison.skipped;
         currentBad++;
       }
     });
@@ -202,6 +216,7 @@ function buildFeed(
     batches,
     expected,
     counts,
+    skipped,
     kinesisRecords: merged.length,
     userRecords,
     badRecords,
@@ -224,6 +239,20 @@ function fields(flat: readonly string[]): Record<string, string> {
   const entry: Record<string, string> = {};
   for (let i = 0; i + 1 < flat.length; i += 2) entry[flat[i] as string] = flat[i + 1] as string;
   return entry;
+}
+
+/** Events of unlisted symbols a report counts as skipped (aggregator_unlisted_symbol_events_total). */
+function skippedIn(report: ProcessorReport): number {
+  let skipped = 0;
+  for (const metric of report.metrics) {
+    if (metric.name !== 'aggregator_unlisted_symbol_events_total') continue;
+    for (const v of metric.values) {
+      if (v.labels.action === 'skipped' && v.labels.stream === report.stream && v.labels.shard === SHARD) {
+        skipped += v.value;
+      }
+    }
+  }
+  return skipped;
 }
 
 function log(line: string): void {
@@ -294,6 +323,26 @@ describe('input faults: 100,000 poison records through the record-processor chil
     }
   }
 
+  /**
+   * The child's telemetry report once it counts every record fed: the child publishes one on initialize and every
+   * 2 s (src/cli/commands/process.ts), so the report read here is the one after the last batch.
+   */
+  async function reportAfterFeed(stream: string, records: number): Promise<ProcessorReport> {
+    const key = new Keys({ clusterMode: false }).processorReport(stream, SHARD);
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const text = await redis.get(key);
+      const report = text === null ? undefined : parseReport(text);
+      if (report !== undefined && report.recordsTotal === records) return report;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `${key}: no report of ${records} records within 15 s (last: ${report?.recordsTotal})`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
   async function deadLetterCounts(stream: string): Promise<Record<string, number>> {
     const raw = await redis.hgetall(`dlq:{${stream}}:counts`);
     return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
@@ -341,7 +390,7 @@ describe('input faults: 100,000 poison records through the record-processor chil
     if (tmpDir !== undefined) fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
-  it('dead-letters and counts every poison record once, under its code, and applies the valid records exactly', async () => {
+  it('dead-letters each bad frame once, under its code, skips the valid frames beside it and applies the valid records exactly', async () => {
     const started = process.hrtime.bigint();
     const perStream = await Promise.all(
       feeds.map(async (f) => {
@@ -349,13 +398,14 @@ describe('input faults: 100,000 poison records through the record-processor chil
         const t0 = process.hrtime.bigint();
         await feed(child, f.batches);
         const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        const report = await reportAfterFeed(f.stream, f.userRecords);
         await stopChild(child);
-        return ms;
+        return { ms, report };
       }),
     );
     const totalMs = Number(process.hrtime.bigint() - started) / 1e6;
     feeds.forEach((f, i) => {
-      const ms = perStream[i] ?? 0;
+      const ms = perStream[i]?.ms ?? 0;
       log(
         `${f.stream}: ${f.batches.length} batches, ${f.kinesisRecords} Kinesis records, ${f.userRecords} user ` +
           `records (${f.badRecords} bad) in ${Math.round(ms)} ms = ${Math.round((f.userRecords * 1000) / ms)} ` +
@@ -377,7 +427,16 @@ describe('input faults: 100,000 poison records through the record-processor chil
     }
     expect(total).to.equal(BAD_RECORDS);
 
-    // Every poison record is in its stream's dead-letter stream once, with its own code and bytes.
+    // The valid frames beside the bad ones were decoded and skipped (their symbols are not listed), each once.
+    feeds.forEach((f, i) => {
+      const report = perStream[i]?.report as ProcessorReport;
+      expect(skippedIn(report), `${f.stream}: aggregator_unlisted_symbol_events_total`).to.equal(f.skipped);
+      expect(report.unlistedSkippedTotal, `${f.stream}: unlistedSkippedTotal`).to.equal(f.skipped);
+      expect(report.deadLettersTotal, `${f.stream}: deadLettersTotal`).to.equal(f.badRecords);
+    });
+    log(`valid frames of bad records skipped: ${feeds.map((f) => `${f.stream} ${f.skipped}`).join(', ')}`);
+
+    // Every bad frame is in its stream's dead-letter stream once, with its own code, frame index and bytes.
     const checkStarted = Date.now();
     for (const f of feeds) {
       const key = `dlq:{${f.stream}}`;
@@ -389,7 +448,7 @@ describe('input faults: 100,000 poison records through the record-processor chil
         const page = await redis.xrange(key, from, '+', 'COUNT', 10000);
         for (const [, flat] of page) {
           const e = fields(flat);
-          const id = `${e.sequence_number}:${e.sub_sequence_number}`;
+          const id = `${e.sequence_number}:${e.sub_sequence_number}:${e.frame_index}`;
           const want = f.expected.get(id);
           if (seen.has(id)) wrong.push(`${id} twice`);
           seen.add(id);
@@ -398,9 +457,16 @@ describe('input faults: 100,000 poison records through the record-processor chil
             e.error_code !== want.code ||
             e.data_base64 !== want.dataBase64 ||
             e.partition_key !== want.partitionKey ||
+            e.symbol !== want.symbol ||
             e.shard !== SHARD
           ) {
-            wrong.push(`${id}: ${e.error_code} (expected ${want?.code ?? 'no dead letter'})`);
+            wrong.push(
+              `${id}: ${e.error_code} symbol ${e.symbol} data ${e.data_base64} (expected ` +
+                (want === undefined
+                  ? 'no dead letter'
+                  : `${want.code} symbol ${want.symbol} data ${want.dataBase64}`) +
+                ')',
+            );
           }
         }
         if (page.length < 10000) break;
