@@ -59,7 +59,8 @@
                         B-49..B-25: the change of the volume rate (qty/s) from the older to the newer half
 
   The windows depend only on the buckets, B and the mid; they are rewritten only when a trade was applied, B
-  moved or the mid changed, so calling again with an older or equal time writes nothing (idempotent).
+  moved or the mid changed (a mid change alone rewrites vwap_minus_mid only: nothing else can have changed), so
+  calling again with an older or equal time writes nothing (idempotent).
 ]]
 
 local TradeWindows = {}
@@ -231,9 +232,30 @@ do
       state[#state + 1] = 'event_time_us'
       state[#state + 1] = fmt('%d', new_t)
     end
-    if n_trades == 0 and st.window_bucket == bT * BUCKET_US and st.window_mid == mid_raw then
-      if #state > 0 then redis.call('HSET', state_key, unpack(state)) end
-      return 0
+    if n_trades == 0 and st.window_bucket == bT * BUCKET_US then
+      if st.window_mid == mid_raw then
+        if #state > 0 then redis.call('HSET', state_key, unpack(state)) end
+        return 0
+      end
+      -- Only the mid moved (every book batch moves it): the windows' vwap is unchanged, so only vwap_minus_mid is
+      -- rewritten, from the stored vwap (%.17g reads back to the same double: the same value a full recompute
+      -- writes). A window hash that is gone (TTL) takes the full recompute below.
+      local w1 = redis.call('HMGET', tr1_key, 'volume', 'vwap')
+      local w5 = redis.call('HMGET', tr5_key, 'volume', 'vwap')
+      if w1[1] and w1[2] and w5[1] and w5[2] then
+        local mid = parse_mid(mid_raw)
+        for _, w in ipairs({ { tr1_key, w1 }, { tr5_key, w5 } }) do
+          local volume, vwap = tonumber(w[2][1]), tonumber(w[2][2])
+          local vmm = 0
+          if volume and volume > 0 and vwap and mid then vmm = vwap - mid end
+          redis.call('HSET', w[1], 'vwap_minus_mid', num(vmm))
+          redis.call('EXPIRE', w[1], TTL_SECONDS)
+        end
+        state[#state + 1] = 'window_mid'
+        state[#state + 1] = mid_raw
+        redis.call('HSET', state_key, unpack(state))
+        return 1
+      end
     end
 
     -- The 5 s window's buckets, oldest first: index i holds bucket lo + i - 1 (raw[i]: packed or false).
