@@ -800,7 +800,7 @@ function readDepthReply(
 
 /**
  * Applies one symbol's messages of a depth-stream batch (depth20 snapshots and depth diffs; other kinds are
- * skipped) in bounded calls (planDepthCalls), pipelined in u order, and refreshes the symbol's trade windows with
+ * skipped) in bounded calls (planDepthCalls), one after the other in u order, and refreshes the symbol's trade windows with
  * each call's newest event time. Chained chunks go in the net form first unless options.fullForm says the book is
  * out of sync or being re-anchored; a refused net call and the refused calls after it are sent again in the full
  * form. The result sums the calls (applied, ignored, buffered, kept, overflow), ORs their flags and carries the
@@ -829,19 +829,27 @@ export async function applyBookBatch(
     string,
     string,
   ];
-  const formOf = (chunk: DepthChunk): DepthCallForm =>
-    options.fullForm !== true && chunk.chained && chunk.diffs.length > 0 ? 'net' : 'full';
   // Every call's arguments are built before the first is sent: a chunk that cannot be encoded sends nothing.
-  const args = chunks.map((chunk) => depthChunkArgs(symbol, chunk, options, formOf(chunk)));
+  let full = options.fullForm === true;
+  const argsOf = (chunk: DepthChunk, form: DepthCallForm) => depthChunkArgs(symbol, chunk, options, form);
+  const formOf = (chunk: DepthChunk): DepthCallForm =>
+    !full && chunk.chained && chunk.diffs.length > 0 ? 'net' : 'full';
+  const forms = chunks.map(formOf);
+  const args = chunks.map((chunk, i) => argsOf(chunk, forms[i]!));
   const send = (argv: string[]) =>
     call('applyDepthBatch', symbol, () => client.applyDepthBatch(...scriptKeys, ...argv));
-  const replies = await Promise.all(args.map(send));
-  const refused = replies.flatMap((reply, i) => (isResendReply(reply) ? [i] : []));
-  if (refused.length > 0) {
-    const again = await Promise.all(
-      refused.map((i) => send(depthChunkArgs(symbol, chunks[i]!, options, 'full'))),
-    );
-    refused.forEach((i, k) => (replies[i] = again[k]!));
+  // One call at a time, in u order: a later chunk must never land before an earlier one that failed (it would open
+  // a false gap). A refused net form is sent again in the full form, and so are the chunks after it.
+  const replies: unknown[][] = [];
+  let resent = 0;
+  for (const [i, chunk] of chunks.entries()) {
+    let reply = await send(full && forms[i] === 'net' ? argsOf(chunk, 'full') : args[i]!);
+    if (isResendReply(reply)) {
+      full = true;
+      resent++;
+      reply = await send(argsOf(chunk, 'full'));
+    }
+    replies.push(reply);
   }
   let total: Omit<DepthBatchResult, 'calls' | 'resent' | 'fullFormNext'> | undefined;
   for (const reply of replies) {
@@ -866,8 +874,8 @@ export async function applyBookBatch(
   if (total === undefined) throw new Error('internal: a depth batch without a call');
   return {
     ...total,
-    calls: replies.length + refused.length,
-    resent: refused.length,
+    calls: replies.length + resent,
+    resent,
     fullFormNext: total.status !== 'in_sync' || total.kept > 0,
   };
 }
