@@ -120,6 +120,49 @@ const RETRYABLE_CHECKPOINT_ERRORS = new Set([
   'KinesisClientLibDependencyException',
 ]);
 
+/** What the frames of one record share (one object per record, not per frame: this runs for every event). */
+interface RecordSource {
+  readonly stream: string;
+  readonly shardId: string;
+  readonly record: InputRecord;
+  readonly data: Buffer;
+}
+
+/** The origin of a frame: its record and its bytes [start, end) in it. */
+class RecordFrame implements FrameOrigin {
+  constructor(
+    private readonly source: RecordSource,
+    readonly frameIndex: number,
+    private readonly start: number,
+    private readonly end: number,
+  ) {}
+
+  get stream(): string {
+    return this.source.stream;
+  }
+  get shardId(): string {
+    return this.source.shardId;
+  }
+  get sequenceNumber(): string {
+    return this.source.record.sequenceNumber;
+  }
+  get subSequenceNumber(): number {
+    return this.source.record.subSequenceNumber ?? 0;
+  }
+  get partitionKey(): string {
+    return this.source.record.partitionKey;
+  }
+  get approximateArrivalTimestamp(): number | undefined {
+    return this.source.record.approximateArrivalTimestamp;
+  }
+
+  frameBase64(): string {
+    const { record, data } = this.source;
+    if (this.start === 0 && this.end === data.length) return record.data;
+    return data.subarray(this.start, this.end).toString('base64');
+  }
+}
+
 /** An error of our own code met while reading a record, as a decode error coded UNEXPECTED. */
 function unexpected(err: unknown): SbeDecodeError {
   const message = err instanceof Error ? err.message : String(err);
@@ -164,6 +207,7 @@ export class ShardProcessor {
     let frames = 0;
     for (const record of records) {
       const data = Buffer.from(record.data, 'base64');
+      const source: RecordSource = { stream: this.options.stream, shardId: this.shardId, record, data };
       let items: FrameWalkItem[];
       try {
         items = walk(data);
@@ -172,17 +216,7 @@ export class ShardProcessor {
         items = [{ ok: false, error: unexpected(err), start: 0, end: data.length }];
       }
       for (const [frameIndex, item] of items.entries()) {
-        const whole = item.start === 0 && item.end === data.length;
-        const origin: FrameOrigin = {
-          stream: this.options.stream,
-          shardId: this.shardId,
-          sequenceNumber: record.sequenceNumber,
-          subSequenceNumber: record.subSequenceNumber ?? 0,
-          partitionKey: record.partitionKey,
-          approximateArrivalTimestamp: record.approximateArrivalTimestamp,
-          frameIndex,
-          frameBase64: () => (whole ? record.data : data.subarray(item.start, item.end).toString('base64')),
-        };
+        const origin = new RecordFrame(source, frameIndex, item.start, item.end);
         if (!item.ok) {
           const letter = deadLetterOf(origin, item.error.code, item.error.message, undefined);
           deadLetters.push(letter);

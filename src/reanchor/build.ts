@@ -1,6 +1,12 @@
-import { formatDecimal } from '../sbe/decimal';
+import { toCanonical } from '../events/canonical';
 import type { PriceLevel } from '../sbe/messages';
-import { BookArgumentError, type RestDepthSnapshot } from '../state/book';
+import type { Result } from 'ioredis';
+import {
+  BookArgumentError,
+  MAX_DIFFS_PER_CALL,
+  MAX_LEVELS_PER_CALL,
+  type RestDepthSnapshot,
+} from '../state/book';
 import type { Keys, TemporaryKeys } from '../state/keys';
 import type { RedisClient } from '../state/redis';
 import { parseTradeBatchReply, tradeBatchArgs, type FlatTrade } from '../state/trades';
@@ -23,6 +29,10 @@ import { parseTradeBatchReply, tradeBatchArgs, type FlatTrade } from '../state/t
 //   last_trade_id without a hole are applied (contiguousTrades): when the stream lags further behind than the REST
 //   answer reaches, the trades in the hole are still to come from the stream, and the swap would otherwise mark
 //   them as applied (ids below the new last_trade_id) without ever counting them.
+// - The diffs buffered after the snapshot (book:<S>:buffer, kept while reanchor:<S> exists) that chain from it are
+//   applied to the temporary book in bounded chunks (reanchor-replay-5.lua, like the processors' depth calls), and
+//   book:new:<S>:state replayed_u records how far: the swap, one atomic call, then replays only the diffs buffered
+//   after this step, so it stays short however full the buffer is.
 // - Every temporary key expires TEMPORARY_TTL_SECONDS after the build: an abandoned attempt cleans up.
 
 /** TTL of every temporary key. */
@@ -35,6 +45,22 @@ export const DEFAULT_TRADES_PER_CALL = 250;
 export interface BuildOptions {
   readonly chunkLevels?: number;
   readonly tradesPerCall?: number;
+  /** Bounds of one call replaying buffered diffs on the temporary book (default: the processors' depth bounds). */
+  readonly replayDiffsPerCall?: number;
+  readonly replayLevelsPerCall?: number;
+}
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    reanchorReplay(
+      bidsKey: string,
+      asksKey: string,
+      bidsIndexKey: string,
+      asksIndexKey: string,
+      stateKey: string,
+      ...args: string[]
+    ): Result<unknown[], Context>;
+  }
 }
 
 export interface BuildInput {
@@ -58,6 +84,90 @@ export interface BuildResult {
   readonly lastTradeId: bigint | undefined;
   /** REST trades left out because they do not continue the live last_trade_id (a hole the stream must fill). */
   readonly tradesWithheld: number;
+  /** Buffered diffs after the snapshot applied to the temporary book here (the swap replays only later ones). */
+  readonly diffsReplayed: number;
+}
+
+/** The U and u of an encoded diff (the buffer's entries: "U u eventTimeUs nBids levels..."), or undefined. Pure. */
+export function diffIds(entry: string): { U: bigint; u: bigint; levels: number } | undefined {
+  const m = /^(\d+) (\d+) \d+ \d+/.exec(entry);
+  if (m === null) return undefined;
+  let spaces = 0;
+  for (let i = 0; i < entry.length; i++) if (entry.charCodeAt(i) === 32) spaces++;
+  return { U: BigInt(m[1]!), u: BigInt(m[2]!), levels: Math.max(0, (spaces - 3) / 2) };
+}
+
+/**
+ * The buffered diffs to replay on a snapshot at lastUpdateId: those after it, as long as they chain from it (the
+ * first U <= lastUpdateId + 1, each next U <= the previous u + 1). At the first break it stops: the swap judges the
+ * rest. Cut into chunks of bounded size, like the processors' depth calls. Pure.
+ */
+export function replayChunks(
+  entries: readonly string[],
+  lastUpdateId: bigint,
+  limits: { readonly maxDiffs: number; readonly maxLevels: number },
+): string[][] {
+  const chunks: string[][] = [];
+  let chunk: string[] = [];
+  let levels = 0;
+  let previous = lastUpdateId;
+  for (const entry of entries) {
+    const ids = diffIds(entry);
+    if (ids === undefined) break;
+    if (ids.u <= previous) continue;
+    if (ids.U > previous + 1n) break;
+    if (chunk.length > 0 && (chunk.length >= limits.maxDiffs || levels + ids.levels > limits.maxLevels)) {
+      chunks.push(chunk);
+      chunk = [];
+      levels = 0;
+    }
+    chunk.push(entry);
+    levels += ids.levels;
+    previous = ids.u;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
+/**
+ * Applies the live buffer's diffs after the snapshot to the temporary book, chunk by chunk (reanchor-replay-5.lua),
+ * so that the swap, one atomic call, replays only what was buffered after this. Returns the diffs applied.
+ */
+async function replayBufferedDiffs(
+  client: RedisClient,
+  keys: Keys,
+  symbol: string,
+  lastUpdateId: bigint,
+  options: BuildOptions,
+): Promise<number> {
+  const entries = await client.lrange(keys.diffBuffer(symbol), 0, -1);
+  const limits = {
+    maxDiffs: options.replayDiffsPerCall ?? MAX_DIFFS_PER_CALL,
+    maxLevels: options.replayLevelsPerCall ?? MAX_LEVELS_PER_CALL,
+  };
+  const t = keys.temporary(symbol);
+  let from = lastUpdateId.toString();
+  let replayed = 0;
+  for (const chunk of replayChunks(entries, lastUpdateId, limits)) {
+    const reply = await client.reanchorReplay(
+      t.bids,
+      t.asks,
+      t.bidsIndex,
+      t.asksIndex,
+      t.bookState,
+      from,
+      ...chunk,
+    );
+    if (!Array.isArray(reply) || reply[0] !== 1 || typeof reply[1] !== 'string') {
+      throw new BookArgumentError(
+        symbol,
+        `the temporary book did not take the buffered diffs: ${JSON.stringify(reply)}`,
+      );
+    }
+    from = reply[1];
+    replayed += chunk.length;
+  }
+  return replayed;
 }
 
 /**
@@ -98,7 +208,8 @@ export function temporaryKeyList(t: TemporaryKeys): string[] {
   ];
 }
 
-/** One side of a snapshot as exact price -> qty, zero quantities dropped, the last of a repeated price kept. Pure. */
+/** One side of a snapshot as canonical price -> qty, zero quantities dropped, the last of a repeated price kept; a
+ * value without a canonical form is refused (BookArgumentError). Pure. */
 export function snapshotSide(
   symbol: string,
   levels: readonly PriceLevel[],
@@ -113,9 +224,17 @@ export function snapshotSide(
         `negative price or quantity in the REST snapshot (${level.priceMantissa}, ${level.qtyMantissa})`,
       );
     }
-    const price = formatDecimal(level.priceMantissa, priceExponent);
+    // The canonical form (8 decimals), as every other writer: one price, one field, whatever the exponent.
+    let price: string;
+    let qty: string;
+    try {
+      price = toCanonical(level.priceMantissa, priceExponent);
+      qty = toCanonical(level.qtyMantissa, qtyExponent);
+    } catch (err) {
+      throw new BookArgumentError(symbol, `REST snapshot: ${(err as Error).message}`);
+    }
     if (level.qtyMantissa === 0n) side.delete(price);
-    else side.set(price, formatDecimal(level.qtyMantissa, qtyExponent));
+    else side.set(price, qty);
   }
   return side;
 }
@@ -235,7 +354,7 @@ export async function buildTemporaryState(
     }
   }
 
-  // Last: the state that marks the temporary book complete, and the TTL of every temporary key.
+  // The state: the level counts the swap checks, and replayed_u (the diffs the temporary book holds).
   await client.hset(
     t.bookState,
     'last_update_id',
@@ -246,14 +365,19 @@ export async function buildTemporaryState(
     String(bids.size),
     'asks',
     String(asks.size),
-    'complete',
-    '1',
+    'replayed_u',
+    depth.lastUpdateId.toString(),
   );
+  const diffsReplayed = await replayBufferedDiffs(client, keys, symbol, depth.lastUpdateId, options);
+
+  // Last: the mark that the temporary book is complete, and the TTL of every temporary key.
+  await client.hset(t.bookState, 'complete', '1');
   await Promise.all(all.map((key) => client.expire(key, ttl)));
   return {
     lastUpdateId: depth.lastUpdateId,
     bids: bids.size,
     asks: asks.size,
+    diffsReplayed,
     bookCalls,
     tradesApplied,
     tradesSkipped,

@@ -323,13 +323,13 @@ function readGroupHeader(
 
 function readLevels(buf: Buffer, pos: number, g: GroupLayout): { levels: PriceLevel[]; end: number } {
   const dims = readGroupHeader(buf, pos, g, MAX_LEVELS_PER_SIDE, 'levels');
-  const levels: PriceLevel[] = [];
+  const levels = new Array<PriceLevel>(dims.count);
   let p = dims.first;
   for (let i = 0; i < dims.count; i++) {
-    levels.push({
+    levels[i] = {
       priceMantissa: buf.readBigInt64LE(p + L_PRICE),
       qtyMantissa: buf.readBigInt64LE(p + L_QTY),
-    });
+    };
     p += dims.entryLength;
   }
   return { levels, end: p };

@@ -1,5 +1,5 @@
 import type { Result } from 'ioredis';
-import { toCanonical } from '../events/canonical';
+import { CanonicalDecimalError, canonicalMantissa, formatCanonical, toCanonical } from '../events/canonical';
 import { formatDecimal } from '../sbe/decimal';
 import type {
   BestBidAskStreamEvent,
@@ -454,24 +454,38 @@ export function netEffect(diffs: readonly DepthDiffStreamEvent[]): { counts: str
   const values: string[] = [];
   const counts: number[] = [];
   for (const side of ['bids', 'asks'] as const) {
-    const final = new Map<string, string | undefined>(); // price -> qty, undefined = removed
+    // price (canonical mantissa) -> the last level of it; only the survivors are formatted.
+    const final = new Map<bigint, { readonly qty: bigint; readonly exponent: number }>();
     for (const diff of diffs) {
-      const strings = formattedLevels(diff)[side];
       const levels = diff[side];
       for (let i = 0; i < levels.length; i++) {
-        final.set(strings[2 * i]!, levels[i]!.qtyMantissa === 0n ? undefined : strings[2 * i + 1]!);
+        const level = levels[i]!;
+        if (level.priceMantissa < 0n || level.qtyMantissa < 0n) {
+          throw new BookArgumentError(
+            diff.symbol,
+            `negative price or quantity (${level.priceMantissa}, ${level.qtyMantissa})`,
+          );
+        }
+        const price = canonicalMantissa(level.priceMantissa, diff.priceExponent);
+        if (price === undefined) {
+          throw new BookArgumentError(
+            diff.symbol,
+            new CanonicalDecimalError(level.priceMantissa, diff.priceExponent).message,
+          );
+        }
+        final.set(price, { qty: level.qtyMantissa, exponent: diff.qtyExponent });
       }
     }
     const removed: string[] = [];
     let set = 0;
-    for (const [price, qty] of final) {
-      if (qty === undefined) removed.push(price);
+    for (const [price, level] of final) {
+      if (level.qty === 0n) removed.push(formatCanonical(price));
       else {
-        values.push(price, qty);
+        values.push(formatCanonical(price), canonical(diffs[0]!.symbol, level.qty, level.exponent));
         set++;
       }
     }
-    values.push(...removed);
+    for (const price of removed) values.push(price);
     counts.push(set, removed.length);
   }
   // values holds bid pairs, bid removals, ask pairs, ask removals.
@@ -499,8 +513,13 @@ export interface DepthChunk {
   readonly diffs: readonly DepthDiffStreamEvent[];
   /** The batch's newest depth20 snapshot, carried by the last chunk only. */
   readonly snapshot: DepthSnapshotStreamEvent | undefined;
-  /** Newest event time of the chunk's events (its diffs; the last chunk also the batch's depth20 snapshots). */
+  /** The batch's newest event time (diffs and depth20 snapshots), carried by its last chunk only. */
   readonly eventTimeUs: bigint | undefined;
+  /**
+   * An intermediate chunk of a batch split in several calls: the script applies or buffers its diffs and writes the
+   * book state; ob:<S>, the crossed check and the trade windows are the last chunk's (once per batch, as unsplit).
+   */
+  readonly part: boolean;
   /** Each diff's U <= the previous u + 1: the chunk can be sent as its net effect. */
   readonly chained: boolean;
 }
@@ -509,8 +528,9 @@ export interface DepthChunk {
  * Splits one symbol's depth messages (depth20 snapshots and diffs; other kinds are skipped) into the chunks of
  * bounded calls: diffs sorted by u ascending with repeated u dropped, cut after at most limits.maxDiffs diffs or
  * before the levels would exceed limits.maxLevels (a single larger diff is a chunk of its own: a diff is applied
- * whole). The newest depth20 snapshot goes with the last chunk. No messages give one empty chunk (a call still
- * advances nothing: callers skip it). Pure.
+ * whole). The last chunk carries the newest depth20 snapshot and the batch's newest event time and does what is
+ * done once per batch (ob:<S>, the crossed check, the trade windows); the others are parts. No messages give one
+ * empty chunk (it refreshes the windows with no time, as an empty batch always did). Pure.
  */
 export function planDepthCalls(
   symbol: string,
@@ -534,39 +554,44 @@ export function planDepthCalls(
     }
   }
   all.sort(compareDiffs);
-  const chunks: DepthChunk[] = [];
+  const runs: Array<{ diffs: DepthDiffStreamEvent[]; chained: boolean }> = [];
   let current: DepthDiffStreamEvent[] = [];
   let levels = 0;
-  let time: bigint | undefined;
   let chained = true;
-  const cut = (snapshot: DepthSnapshotStreamEvent | undefined, extraTime: bigint | undefined) => {
-    if (extraTime !== undefined && (time === undefined || extraTime > time)) time = extraTime;
-    chunks.push({ diffs: current, snapshot, eventTimeUs: time, chained });
+  let batchTime = snapshotsTime;
+  const cut = () => {
+    runs.push({ diffs: current, chained });
     current = [];
     levels = 0;
-    time = undefined;
     chained = true;
   };
   let previous: DepthDiffStreamEvent | undefined;
   for (const diff of all) {
     if (previous !== undefined && diff.lastBookUpdateId === previous.lastBookUpdateId) continue;
     const size = diff.bids.length + diff.asks.length;
-    if (current.length > 0 && (current.length >= limits.maxDiffs || levels + size > limits.maxLevels)) {
-      cut(undefined, undefined);
-    }
+    if (current.length > 0 && (current.length >= limits.maxDiffs || levels + size > limits.maxLevels)) cut();
     const last = current[current.length - 1];
     if (last !== undefined && diff.firstBookUpdateId > last.lastBookUpdateId + 1n) chained = false;
     current.push(diff);
     levels += size;
-    if (time === undefined || diff.eventTime > time) time = diff.eventTime;
+    if (batchTime === undefined || diff.eventTime > batchTime) batchTime = diff.eventTime;
     previous = diff;
   }
   if (newestSnapshot !== undefined) {
     const size = newestSnapshot.bids.length + newestSnapshot.asks.length;
-    if (current.length > 0 && levels + size > limits.maxLevels) cut(undefined, undefined);
+    if (current.length > 0 && levels + size > limits.maxLevels) cut();
   }
-  cut(newestSnapshot, snapshotsTime);
-  return chunks;
+  cut();
+  return runs.map((run, i) => {
+    const last = i === runs.length - 1;
+    return {
+      diffs: run.diffs,
+      chained: run.chained,
+      snapshot: last ? newestSnapshot : undefined,
+      eventTimeUs: last ? batchTime : undefined,
+      part: !last,
+    };
+  });
 }
 
 /** How a chunk is sent: its net effect alone (in-sync fast path only) or every diff's string as well. */
@@ -587,7 +612,11 @@ export function depthChunkArgs(
   const prefix = [
     String(options.levels),
     String(bound),
-    chunk.eventTimeUs === undefined ? '' : checkId(symbol, 'event time', chunk.eventTimeUs),
+    chunk.part
+      ? 'part'
+      : chunk.eventTimeUs === undefined
+        ? ''
+        : checkId(symbol, 'event time', chunk.eventTimeUs),
     snapshot ? checkId(symbol, 'depth20 bookUpdateId', snapshot.bookUpdateId) : '',
     snapshot ? checkId(symbol, 'depth20 event time', snapshot.eventTime) : '',
     snapshot ? encodeTopLevels(snapshot, options.levels) : '',

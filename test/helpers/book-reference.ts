@@ -100,6 +100,7 @@ export class ReferenceBook {
   readonly ob: ObFields = new Map();
   private levelsId: bigint | undefined;
   private bestId: bigint | undefined;
+  private bestTs: bigint | undefined;
   private bbaId: bigint | undefined;
   private d20Id: bigint | undefined;
 
@@ -183,11 +184,17 @@ export class ReferenceBook {
     this.ob.set('best_update_id', id.toString());
     this.ob.set('ts_us', ts.toString());
     this.bestId = id;
+    this.bestTs = ts;
+  }
+
+  /** A newer id, or the same id with a later event time (the later time wins a tie: order-independent). */
+  private replacesBest(id: bigint, ts: bigint): boolean {
+    return this.bestId === undefined || id > this.bestId || (id === this.bestId && ts > (this.bestTs ?? -1n));
   }
 
   private writeFromSource(levels: Levels, id: bigint, ts: bigint): void {
     this.writeLevels(levels, id, ts);
-    if (this.bestId === undefined || id > this.bestId) this.writeBest(levels.bids[0], levels.asks[0], id, ts);
+    if (this.replacesBest(id, ts)) this.writeBest(levels.bids[0], levels.asks[0], id, ts);
   }
 
   /** A batch of the depth stream for this symbol: depth20 snapshots and diffs, in any order. */
@@ -299,7 +306,7 @@ export class ReferenceBook {
       return [false, false];
     this.bbaId = newest.bookUpdateId;
     this.ob.set('bba_update_id', newest.bookUpdateId.toString());
-    if (this.bestId !== undefined && newest.bookUpdateId <= this.bestId) return [true, false];
+    if (!this.replacesBest(newest.bookUpdateId, newest.eventTime)) return [true, false];
     const pe = newest.priceExponent;
     const qe = newest.qtyExponent;
     this.writeBest(

@@ -442,6 +442,43 @@ describe('books built from a REST snapshot plus diffs at exponents -2/-5, -8/-8 
     }
   });
 
+  describe('REST snapshots at other exponents', () => {
+    it('a re-anchor on a -2/-5 snapshot writes the canonical strings; a quantity-0 diff at -8 removes its level', async () => {
+      const M25: Exponents = [-2, -5];
+      const snapshot: RestDepthSnapshot = {
+        lastUpdateId: 100n,
+        priceExponent: -2,
+        qtyExponent: -5,
+        bids: [level('60000.00', '1.5', M25)],
+        asks: [level('60000.01', '2', M25)],
+        timeUs: START_US + 100n,
+      };
+      await buildTemporaryState(redis, keys, S, { depth: snapshot, trades: [] });
+      expect((await swapReanchor(redis, keys, S, { levels: LEVELS })).outcome).to.equal('swapped');
+      expect(await redis.hgetall(keys.bookLevels(S, 'bids'))).to.deep.equal({
+        '60000.00000000': '1.50000000',
+      });
+      expect(await redis.hmget(keys.orderBook(S), 'best_bid', 'mid_price', 'spread')).to.deep.equal([
+        '60000.00000000',
+        '60000.00500000',
+        '0.01000000',
+      ]);
+      const removal: DepthDiffStreamEvent = {
+        message: 'DepthDiffStreamEvent',
+        eventTime: START_US + 101n,
+        firstBookUpdateId: 101n,
+        lastBookUpdateId: 101n,
+        priceExponent: -8,
+        qtyExponent: -8,
+        bids: [level('60000.00', '0', [-8, -8])],
+        asks: [],
+        symbol: S,
+      };
+      await applyBookBatch(redis, keys, S, [removal], { levels: LEVELS });
+      expect(await redis.hgetall(keys.bookLevels(S, 'bids'))).to.deep.equal({});
+    });
+  });
+
   describe('depth20 snapshots and bestBidAsk', () => {
     function depth20At(id: bigint, exps: Exponents): DepthSnapshotStreamEvent {
       return {

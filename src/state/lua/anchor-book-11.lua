@@ -115,13 +115,15 @@ redis.call('HSET', state_key,
   'status', 'in_sync', 'reason', '', 'book_update_id', book_id, 'last_seen_u', book_id, 'book_ts_us', book_ts,
   'buffered', '0', 'anchors', tostring(tonumber(st[4] or '0') + 1), 'anchor_update_id', L)
 
-local ob = redis.call('HMGET', ob_key, 'book_update_id', 'best_update_id')
+local ob = redis.call('HMGET', ob_key, 'book_update_id', 'best_update_id', 'ts_us')
 if Book.newer(book_id, ob[1] or '') then
   local bp, bq = Book.read_top(bids_key, bids_idx, n, true)
   local ap, aq = Book.read_top(asks_key, asks_idx, n, false)
   local fields = {}
   Book.level_fields(fields, n, bp, bq, ap, aq, book_id, book_ts)
-  if Book.newer(book_id, ob[2] or '') then Book.best_fields(fields, bp[1], bq[1], ap[1], aq[1], book_id, book_ts) end
+  if Book.best_newer(book_id, book_ts, ob[2] or '', ob[3] or '') then
+    Book.best_fields(fields, bp[1], bq[1], ap[1], aq[1], book_id, book_ts)
+  end
   redis.call('HSET', ob_key, unpack(fields))
   Book.clear_levels_beyond(ob_key, n)
 end

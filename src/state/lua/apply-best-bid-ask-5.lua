@@ -6,7 +6,8 @@
   An event is applied only if its bookUpdateId is newer than bba_update_id (the last bestBidAsk applied). It then
   sets best_bid, best_bid_qty, best_ask, best_ask_qty, spread, mid_price, ts_us, best_update_id unless
   best_update_id (the id of the best bid/ask in ob:, which depth20 snapshots and the full book also set, from the
-  same book update id sequence) is newer or equal. The top-N levels and metrics are not touched.
+  same book update id sequence) is newer, or equal with a ts_us not older than this event's time (Book.best_newer:
+  on a tie the later event time wins, whichever stream came first). The top-N levels and metrics are not touched.
   Ids are compared as decimal strings (includes/order-book.lua).
 
   KEYS[1]  ob:<S>
@@ -34,11 +35,11 @@ if id ~= '' then
   Book.check_id(id, 'bookUpdateId')
   Book.check_time(ARGV[6], 'event time')
   for i = 2, 5 do Book.check_decimal(ARGV[i], i % 2 == 0 and 'price' or 'qty') end
-  local current = redis.call('HMGET', ob_key, 'bba_update_id', 'best_update_id')
+  local current = redis.call('HMGET', ob_key, 'bba_update_id', 'best_update_id', 'ts_us')
   if Book.newer(id, current[1] or '') then
     applied = 1
     local fields = { 'bba_update_id', id }
-    if Book.newer(id, current[2] or '') then
+    if Book.best_newer(id, ARGV[6], current[2] or '', current[3] or '') then
       Book.best_fields(fields, ARGV[2], ARGV[3], ARGV[4], ARGV[5], id, ARGV[6])
       best_written = 1
     end

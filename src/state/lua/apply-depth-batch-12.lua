@@ -11,7 +11,8 @@
                   else                  -> every level applied (qty 0 removes; removing an absent level is
                                            normal), book id = u
                   after the batch's applied diffs: best bid >= best ask -> crossed: out_of_sync (reason crossed),
-                  crossed + 1 (checked once per batch, on the book after its last applied diff)
+                  crossed + 1 (checked once per batch, by its last call, on the book after its last applied diff;
+                  a batch whose earlier call left it out of sync by a gap keeps reason gap)
     in sync, re-anchor running (KEYS[12] reanchor:<S> exists, checked once when the call starts in sync):
                   every diff applied (fast path and slow path alike) is ALSO appended to book:<S>:buffer, kept
                   for the swap (reanchor-swap-26.lua replays the diffs with u > its snapshot's lastUpdateId, so no
@@ -28,7 +29,8 @@
   ob:<S> levels (top N, metrics, book_update_id) come from the newer of: the full book after the batch (only when
   in sync) and the batch's newest depth20 snapshot (only if newer than the last depth20 applied), and only if
   newer than the levels already there; the full book wins a tie. Its level 1 becomes best bid/ask (with spread,
-  mid, ts_us) only if newer than best_update_id (the id of the best bid/ask there, from any source).
+  mid, ts_us) only if newer than best_update_id (the id of the best bid/ask there, from any source), or equal with
+  a later event time (Book.best_newer: the same book state from two streams gives the same ob: in any order).
   Arguments are checked before the first write (the net effect of the fast path is built by src/state/book.ts
   from the same diffs; its prices are checked by ZADD, the first write of each side). An unchanged state field
   is not rewritten, so a call that changes nothing writes nothing.
@@ -46,7 +48,10 @@
 
   ARGV[1]  N: levels written to ob: (processing.order_book_levels, 1..20)
   ARGV[2]  buffer bound (diffs), >= 1
-  ARGV[3]  event time of the batch, us: the newest event time among its events ("" = none), for the windows
+  ARGV[3]  event time of the batch, us: the newest event time among its events ("" = none), for the windows; or
+           "part": an intermediate call of a batch split in several (src/state/book.ts planDepthCalls): its diffs are
+           applied or buffered and the book state written, but ob:<S>, the crossed check and the trade windows are
+           left to the batch's last call (ARGV[4..6] must then be "")
   ARGV[4]  bookUpdateId of the batch's newest depth20 snapshot ("" = none)
   ARGV[5]  its event time, us
   ARGV[6]  its top N levels: "<nBids> <bidPrice> <bidQty> ... <askPrice> <askQty> ..." ("" = none)
@@ -98,9 +103,11 @@ if not n or n < 1 or n > 20 or n % 1 ~= 0 then Book.bad_args('N must be an integ
 if not buffer_max or buffer_max < 1 or buffer_max % 1 ~= 0 then
   Book.bad_args('buffer bound must be a positive integer: ' .. ARGV[2])
 end
-local batch_time = ARGV[3]
+local part = ARGV[3] == 'part'
+local batch_time = part and '' or ARGV[3]
 if batch_time ~= '' then Book.check_time(batch_time, 'batch event time') end
 local d20_id = ARGV[4]
+if part and (d20_id ~= '' or ARGV[6] ~= '') then Book.bad_args('an intermediate call carries no depth20') end
 if d20_id ~= '' then
   Book.check_id(d20_id, 'depth20 bookUpdateId')
   Book.check_time(ARGV[5], 'depth20 event time')
@@ -122,8 +129,9 @@ local gap_from, gap_to = st[10] or '', st[11] or ''
 if in_sync and book_id == '' then in_sync = false; reason = 'no_snapshot' end
 
 -- The depth20 snapshot (its levels are parsed before any write).
-local ob = redis.call('HMGET', ob_key, 'book_update_id', 'best_update_id', 'depth20_update_id')
-local levels_id, best_id, last_d20 = ob[1] or '', ob[2] or '', ob[3] or ''
+local ob = part and {} or redis.call('HMGET', ob_key, 'book_update_id', 'best_update_id', 'depth20_update_id',
+  'ts_us')
+local levels_id, best_id, last_d20, best_ts = ob[1] or '', ob[2] or '', ob[3] or '', ob[4] or ''
 local d20_applied = 0
 local d20 = nil
 if d20_id ~= '' and Book.newer(d20_id, last_d20) then
@@ -270,9 +278,10 @@ else
 end
 local appended = #pending
 
--- The crossed check of the full book, the buffer, the state.
+-- The crossed check of the full book (once per batch: by its last call, which also sees what the batch's earlier
+-- calls applied), the buffer, the state.
 local top = nil
-if wrote_levels then
+if not part and (wrote_levels or in_sync) then
   local bp, bq = Book.read_top(bids_key, bids_idx, n, true)
   local ap, aq = Book.read_top(asks_key, asks_idx, n, false)
   top = { bp, bq, ap, aq }
@@ -315,40 +324,42 @@ for i = 1, #names do
 end
 if #changed > 0 then redis.call('HSET', state_key, unpack(changed)) end
 
--- ob:<S>
-local fields = {}
-if d20_applied == 1 then
-  fields[1] = 'depth20_update_id'; fields[2] = d20_id
-  fields[3] = 'depth20_ts_us'; fields[4] = ARGV[5]
-end
-local use_book = in_sync and Book.newer(book_id, levels_id)
-local use_d20 = d20_applied == 1 and Book.newer(d20_id, levels_id)
-if use_book and use_d20 then
-  if Book.newer(d20_id, book_id) then use_book = false else use_d20 = false end
-end
+-- ob:<S> and the trade windows: by the batch's last call only.
 local source, best_written = '', 0
-local lv, id, ts = nil, nil, nil
-if use_book then
-  if not top then
-    local bp, bq = Book.read_top(bids_key, bids_idx, n, true)
-    local ap, aq = Book.read_top(asks_key, asks_idx, n, false)
-    top = { bp, bq, ap, aq }
+if not part then
+  local fields = {}
+  if d20_applied == 1 then
+    fields[1] = 'depth20_update_id'; fields[2] = d20_id
+    fields[3] = 'depth20_ts_us'; fields[4] = ARGV[5]
   end
-  source, lv, id, ts = 'book', top, book_id, book_ts
-elseif use_d20 then
-  source, lv, id, ts = 'depth20', { d20[1][1], d20[1][2], d20[2][1], d20[2][2] }, d20_id, ARGV[5]
-end
-if lv then
-  Book.level_fields(fields, n, lv[1], lv[2], lv[3], lv[4], id, ts)
-  if Book.newer(id, best_id) then
-    Book.best_fields(fields, lv[1][1], lv[2][1], lv[3][1], lv[4][1], id, ts)
-    best_written = 1
+  local use_book = in_sync and Book.newer(book_id, levels_id)
+  local use_d20 = d20_applied == 1 and Book.newer(d20_id, levels_id)
+  if use_book and use_d20 then
+    if Book.newer(d20_id, book_id) then use_book = false else use_d20 = false end
   end
-end
-if #fields > 0 then redis.call('HSET', ob_key, unpack(fields)) end
-if lv then Book.clear_levels_beyond(ob_key, n) end
+  local lv, id, ts = nil, nil, nil
+  if use_book then
+    if not top then
+      local bp, bq = Book.read_top(bids_key, bids_idx, n, true)
+      local ap, aq = Book.read_top(asks_key, asks_idx, n, false)
+      top = { bp, bq, ap, aq }
+    end
+    source, lv, id, ts = 'book', top, book_id, book_ts
+  elseif use_d20 then
+    source, lv, id, ts = 'depth20', { d20[1][1], d20[1][2], d20[2][1], d20[2][2] }, d20_id, ARGV[5]
+  end
+  if lv then
+    Book.level_fields(fields, n, lv[1], lv[2], lv[3], lv[4], id, ts)
+    if Book.best_newer(id, ts, best_id, best_ts) then
+      Book.best_fields(fields, lv[1][1], lv[2][1], lv[3][1], lv[4][1], id, ts)
+      best_written = 1
+    end
+  end
+  if #fields > 0 then redis.call('HSET', ob_key, unpack(fields)) end
+  if lv then Book.clear_levels_beyond(ob_key, n) end
 
-refresh_trade_windows(ob_key, KEYS[8], KEYS[9], KEYS[10], KEYS[11], batch_time)
+  refresh_trade_windows(ob_key, KEYS[8], KEYS[9], KEYS[10], KEYS[11], batch_time)
+end
 
 return { applied, ignored, appended - kept, gap_now, crossed_now, overflow_now, status, reason, book_id, buffered,
   source, d20_applied, best_written, kept }

@@ -31,9 +31,9 @@
            time is known yet); last_trade_id: the last applied id ("" if none ever); then each gap of this call
            as the inclusive range of missing ids (decimal strings).
   Errors   "ERR_TRADE_ARGS ..." when ARGV does not hold whole trades, an id is not a decimal id (digits, no sign,
-           no leading zero, at most 19 digits), a time is not an integer below 2^53 us, a price or qty is not a
-           canonical decimal or isBuyerMaker is not "0"/"1"; every trade is checked before the first write, so
-           nothing is written then.
+           no leading zero, at most 19 digits), a time is not an integer below 2^53 us, a price is not a canonical
+           decimal (it is stored), a qty not a number >= 0 (it is only summed) or isBuyerMaker is not "0"/"1";
+           every trade is checked before the first write, so nothing is written then.
 ]]
 
 --@include trade-windows
@@ -102,28 +102,19 @@ local function dec_sub(a, b)
   return s
 end
 
--- Every argument is checked before anything is read or written (no half-applied call, no wrapped number).
+-- Every argument is checked before the first write (in pass 1 below, which writes nothing): no half-applied call,
+-- no wrapped number.
+local find, byte = string.find, string.byte
 local MAX_TIME = 9007199254740991 -- 2^53 - 1: times stay exact doubles
-local function bad_time(v) return not string.find(v, '^%d+$') or #v > 16 or tonumber(v) > MAX_TIME end
-if ARGV[1] ~= '' and bad_time(ARGV[1]) then
-  return redis.error_reply('ERR_TRADE_ARGS event time is not an integer below 2^53: ' .. string.sub(ARGV[1], 1, 40))
-end
 local CANONICAL = '^%d+%.%d%d%d%d%d%d%d%d$'
-for base = 2, nargs, 5 do
-  local id = ARGV[base]
-  if not string.find(id, '^%d+$') or #id > 19 or (#id > 1 and string.byte(id, 1) == 48) then
-    return redis.error_reply('ERR_TRADE_ARGS trade id is not a decimal id: ' .. string.sub(id, 1, 40))
-  end
-  if bad_time(ARGV[base + 1]) then
-    return redis.error_reply('ERR_TRADE_ARGS trade ' .. id .. ': time is not an integer below 2^53')
-  end
-  if not string.find(ARGV[base + 2], CANONICAL) or not string.find(ARGV[base + 3], CANONICAL) then
-    return redis.error_reply('ERR_TRADE_ARGS trade ' .. id .. ': price and qty must be canonical decimals')
-  end
-  local maker = ARGV[base + 4]
-  if maker ~= '0' and maker ~= '1' then
-    return redis.error_reply('ERR_TRADE_ARGS trade ' .. id .. ': isBuyerMaker must be "0" or "1"')
-  end
+local function time_of(v)
+  if #v > 16 or not find(v, '^%d+$') then return nil end
+  local t = tonumber(v)
+  if t > MAX_TIME then return nil end
+  return t
+end
+if ARGV[1] ~= '' and not time_of(ARGV[1]) then
+  return redis.error_reply('ERR_TRADE_ARGS event time is not an integer below 2^53: ' .. string.sub(ARGV[1], 1, 40))
 end
 
 local st = TradeWindows.read_state(state_key)
@@ -146,6 +137,20 @@ local gaps = {}
 local gap_count, gap_missing = st.gap_count, st.gap_missing
 for base = 2, nargs, 5 do
   local id = ARGV[base]
+  if #id > 19 or not find(id, '^%d+$') or (#id > 1 and byte(id, 1) == 48) then
+    return redis.error_reply('ERR_TRADE_ARGS trade id is not a decimal id: ' .. string.sub(id, 1, 40))
+  end
+  local t = time_of(ARGV[base + 1])
+  if not t then return redis.error_reply('ERR_TRADE_ARGS trade ' .. id .. ': time is not an integer below 2^53') end
+  -- The price is stored (ob:, px:): its canonical form is checked; the qty is only summed: a number >= 0.
+  local p, q = tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
+  if not p or not find(ARGV[base + 2], CANONICAL) or not q or q < 0 or q ~= q or q == math.huge then
+    return redis.error_reply('ERR_TRADE_ARGS trade ' .. id .. ': price and qty must be canonical decimals')
+  end
+  local maker = ARGV[base + 4]
+  if maker ~= '0' and maker ~= '1' then
+    return redis.error_reply('ERR_TRADE_ARGS trade ' .. id .. ': isBuyerMaker must be "0" or "1"')
+  end
   local id_n = nil
   if #id <= 15 then id_n = tonumber(id) end
   local newer = false
@@ -172,12 +177,8 @@ for base = 2, nargs, 5 do
     end
   end
   if newer then
-    local t, p, q = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
-    if t == nil or p == nil or q == nil then
-      return redis.error_reply('ERR_TRADE_ARGS trade ' .. id .. ': time, price and qty must be numbers')
-    end
     local k = #ts + 1
-    ts[k], ps[k], qs[k], ms[k], bases[k] = t, p, q, ARGV[base + 4] == '1', base
+    ts[k], ps[k], qs[k], ms[k], bases[k] = t, p, q, maker == '1', base
     if new_t == nil or t > new_t then new_t = t end
     if px_t == nil or t > px_t then px_t = t end
     last, last_n = id, id_n

@@ -9,7 +9,8 @@
       expired)                                      -> -7, nothing changed, the temporary keys left to the holder
     no temporary key exists at all                  -> 0, nothing changed (e.g. a second call after a swap)
     book:new:<S>:state missing or not complete      -> -1
-    the temporary book does not hold the level counts the build recorded (a chunk lost or expired) -> -2
+    the temporary book does not hold the level counts the build recorded (a chunk lost or expired), or it holds
+      buffered diffs (replayed_u) the buffer no longer has                                    -> -2
     L differs from ARGV[2] (another attempt's state) -> -3
     the snapshot does not bridge the live buffer (Binance's rule): buffered diffs with u <= L are dropped; the
       first remaining must have U <= L + 1 (<= u holds); with none remaining, L must be >= last_seen_u of
@@ -20,7 +21,9 @@
   (reanchor:<S> too is left as it is: the caller decides whether to retry).
 
   On success (code 1):
-    1. the remaining buffered diffs are applied to the temporary book (qty 0 removes);
+    1. the remaining buffered diffs are applied to the temporary book (qty 0 removes), except those the build already
+       applied (up to book:new:<S>:state replayed_u, reanchor-replay-5.lua): so this call replays only the diffs
+       buffered since the build, however full the buffer;
     2. book:new:<S>:bids/:asks/:bids:idx/:asks:idx are RENAMEd over the live ones (a side with no level: the live
        key is deleted) and PERSISTed (the temporary TTL does not follow them);
     3. book:<S>:state: in_sync, reason "", book_update_id = last_seen_u = the last remaining u (or L),
@@ -47,7 +50,7 @@
   KEYS[12] px:<S>              KEYS[13] feat:<S>               KEYS[14] reanchor:<S>
   KEYS[15] ob:new:<S>          KEYS[16] book:new:<S>:bids      KEYS[17] book:new:<S>:asks
   KEYS[18] book:new:<S>:bids:idx                               KEYS[19] book:new:<S>:asks:idx
-  KEYS[20] book:new:<S>:state  (last_update_id, snapshot_ts_us, bids, asks = level counts, complete = "1")
+  KEYS[20] book:new:<S>:state  (last_update_id, snapshot_ts_us, bids, asks = level counts, replayed_u, complete = "1")
   KEYS[21] tr:new:<S>:1s       KEYS[22] tr:new:<S>:5s          KEYS[23] tr:new:<S>:buckets KEYS[24] tr:new:<S>:state
   KEYS[25] px:new:<S>          KEYS[26] feat:new:<S>
 
@@ -106,9 +109,13 @@ end
 
 if redis.call('EXISTS', unpack(temporaries())) == 0 then return { 0, live_id, 0, 0, '', '' } end
 
-local ns = redis.call('HMGET', nstate_key, 'complete', 'last_update_id', 'snapshot_ts_us', 'bids', 'asks')
+local ns = redis.call('HMGET', nstate_key, 'complete', 'last_update_id', 'snapshot_ts_us', 'bids', 'asks',
+  'replayed_u')
 if ns[1] ~= '1' or not ns[2] or not ns[3] then return reject(-1) end
 local L = Book.check_id(ns[2], 'temporary last_update_id')
+-- Buffered diffs up to replayed_u are in the temporary book already (reanchor-replay-5.lua, called by the build).
+local replayed = ns[6] or L
+Book.check_id(replayed, 'temporary replayed_u')
 local snapshot_ts = Book.check_id(ns[3], 'temporary snapshot_ts_us')
 local nb_count, na_count = tonumber(ns[4] or ''), tonumber(ns[5] or '')
 if nb_count == nil or na_count == nil
@@ -132,11 +139,17 @@ elseif seen ~= '' and Book.newer(seen, L) then
   return reject(-4, seen)
 end
 
--- The remaining diffs as an overlay (price -> final qty, first-seen order), parsed before any write.
+-- The temporary book may not be ahead of the buffer (its replayed diffs must still be there).
+if Book.newer(replayed, L) and (#remaining == 0 or Book.newer(replayed, remaining[#remaining][3])) then
+  return reject(-2)
+end
+
+-- The remaining diffs the build did not replay, as an overlay (price -> final qty, first-seen order), parsed
+-- before any write.
 local qty, order, set = Book.new_overlay()
 local book_id, book_ts = L, snapshot_ts
 for _, d in ipairs(remaining) do
-  Book.each_level(d[1], d[6], d[5], set)
+  if Book.newer(d[3], replayed) then Book.each_level(d[1], d[6], d[5], set) end
   book_id, book_ts = d[3], d[4]
 end
 
@@ -197,13 +210,15 @@ redis.call('HSET', state_key,
 redis.call('UNLINK', buffer_key)
 
 -- 4. ob:<S>.
-local ob = redis.call('HMGET', ob_key, 'book_update_id', 'best_update_id', 'last_trade_id')
+local ob = redis.call('HMGET', ob_key, 'book_update_id', 'best_update_id', 'last_trade_id', 'ts_us')
 local fields = {}
 if Book.newer(book_id, ob[1] or '') then
   local bp, bq = Book.read_top(bids_key, bids_idx, n, true)
   local ap, aq = Book.read_top(asks_key, asks_idx, n, false)
   Book.level_fields(fields, n, bp, bq, ap, aq, book_id, book_ts)
-  if Book.newer(book_id, ob[2] or '') then Book.best_fields(fields, bp[1], bq[1], ap[1], aq[1], book_id, book_ts) end
+  if Book.best_newer(book_id, book_ts, ob[2] or '', ob[4] or '') then
+    Book.best_fields(fields, bp[1], bq[1], ap[1], aq[1], book_id, book_ts)
+  end
 end
 
 -- 5. Trade windows.

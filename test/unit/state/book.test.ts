@@ -329,8 +329,11 @@ describe('order book: bounded calls', () => {
     ]);
     expect(chunks.map((c) => c.snapshot?.bookUpdateId)).to.deep.equal([undefined, undefined, 99n]);
     expect(chunks.every((c) => c.chained)).to.equal(true);
-    // Each chunk's own newest event time; the last also the depth20's.
-    expect(chunks.map((c) => c.eventTimeUs)).to.deep.equal([30n, 60n, 70n]);
+    // The last chunk carries the batch's newest event time and does the once-per-batch work; the others are parts.
+    expect(chunks.map((c) => c.eventTimeUs)).to.deep.equal([undefined, undefined, 70n]);
+    expect(chunks.map((c) => c.part)).to.deep.equal([true, true, false]);
+    expect(depthChunkArgs(S, chunks[0]!, options, 'net')[2]).to.equal('part');
+    expect(depthChunkArgs(S, chunks[2]!, options, 'net')[2]).to.equal('70');
     const byLevels = planDepthCalls(S, chain(5, 4), { maxDiffs: 100, maxLevels: 10 });
     expect(byLevels.map((c) => c.diffs.length)).to.deep.equal([2, 2, 1]);
     // A diff larger than the bound is a chunk of its own (a diff is applied whole).

@@ -23,7 +23,7 @@
     levels (Book.level_fields):  bid1_p..bidN_p, bid1_q..bidN_q, ask1_p..askN_p, ask1_q..askN_q ("" when the
                                  source has fewer levels), ob_imbalance, bid_strength, ask_strength,
                                  book_update_id (id of these levels), book_ts_us (their event time)
-    best (Book.best_fields):     best_bid, best_bid_qty, best_ask, best_ask_qty, spread (= best_ask - best_bid,
+    best (Book.best_fields):     (when Book.best_newer) best_bid, best_bid_qty, best_ask, best_ask_qty, spread (= best_ask - best_bid,
                                  exact), mid_price (= (best_bid + best_ask) / 2, exact: one more decimal when
                                  needed, "60000.005"), best_update_id (id of these fields), ts_us (their event
                                  time). A missing side blanks its fields and spread/mid.
@@ -79,6 +79,14 @@ do
     if not b or b == '' then return true end
     if #a ~= #b then return #a > #b end
     return a > b
+  end
+
+  -- Whether a source (book update id, event time) replaces the best bid/ask in ob: (best_update_id, ts_us): a newer
+  -- id, or the same id with a later event time. The same id is the same book state seen by two streams (bestBidAsk,
+  -- depth20, the full book); taking the later time on a tie makes ob: independent of which stream was written first.
+  function Book.best_newer(id, ts, best_id, best_ts)
+    if Book.newer(id, best_id) then return true end
+    return id == best_id and ts ~= nil and ts ~= '' and Book.newer(ts, best_ts)
   end
 
   -- The id a + 1, as a decimal string.
