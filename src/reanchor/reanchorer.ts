@@ -160,6 +160,8 @@ export class Reanchorer {
           buildMs: success?.buildMs,
           swapMs: success?.swapMs,
           bookUpdateId: success?.swap?.bookUpdateId?.toString(),
+          // Buffered diffs replayed on the snapshot: by the build (bounded calls) and by the swap (those since).
+          diffsReplayedByBuild: success?.build?.diffsReplayed,
           diffsApplied: success?.swap?.diffsApplied,
           trades: success?.swap?.trades,
         });

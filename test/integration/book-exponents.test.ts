@@ -313,13 +313,13 @@ describe('books built from a REST snapshot plus diffs at exponents -2/-5, -8/-8 
             expect(await redis.hget(keys.bookState(S), 'status')).to.equal('out_of_sync');
             let replayed: number;
             if (anchor === 'build+swap') {
-              await buildTemporaryState(redis, keys, S, { depth: snapshot, trades: [] });
+              const built = await buildTemporaryState(redis, keys, S, { depth: snapshot, trades: [] });
               const swap = await swapReanchor(redis, keys, S, {
                 levels: LEVELS,
                 expectedLastUpdateId: snapshot.lastUpdateId,
               });
               expect(swap.outcome).to.equal('swapped');
-              replayed = swap.diffsApplied;
+              replayed = built.diffsReplayed + swap.diffsApplied;
             } else {
               const anchored = await anchorBook(redis, keys, S, snapshot, { levels: LEVELS });
               expect(anchored.outcome).to.equal('anchored');

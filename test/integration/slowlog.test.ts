@@ -360,7 +360,7 @@ describe('the Redis SLOWLOG shows no script call over 5 ms while a 10,000-diff b
     // case, every buffered diff to replay. The build replays them in bounded calls, so the swap stays short too.
     const reanchored = await boundedRun(
       () => `re-anchor on ${BUFFER_MAX} buffered diffs (the build replays them, then the swap)`,
-      'reanchorSwap',
+      'reanchorReplay',
       async () => {
         await writer(redis).write(groupBySymbol(batch.diffs).values(), []);
         let value: { built: BuildResult; swapped: SwapResult } | undefined;
@@ -369,12 +369,12 @@ describe('the Redis SLOWLOG shows no script call over 5 ms while a 10,000-diff b
           const swapped = await swapReanchor(redis, keys, S, { levels: LEVELS });
           value = { built, swapped };
         });
-        expect(measured.calls.filter((c) => c.script === 'reanchorReplay')).to.not.deep.equal([]);
         return { measured, value: value! };
       },
     );
+    // The build applied the whole buffer in bounded calls; the swap had nothing left to replay.
     expect(reanchored.built.diffsReplayed).to.equal(BUFFER_MAX);
-    expect(reanchored.swapped).to.include({ outcome: 'swapped', diffsApplied: BUFFER_MAX });
+    expect(reanchored.swapped).to.include({ outcome: 'swapped', diffsApplied: 0 });
     await expectTrueBook(batch.truth, 'anchored after buffering');
   });
 

@@ -7,7 +7,8 @@
   KEYS[1]  book:new:<S>:bids   KEYS[2] book:new:<S>:asks   (hash price -> qty)
   KEYS[3]  book:new:<S>:bids:idx   KEYS[4] book:new:<S>:asks:idx   (zset)
   KEYS[5]  book:new:<S>:state  fields replayed_u (the u up to which the temporary book holds diffs; the snapshot's
-           lastUpdateId before the first call), bids, asks (level counts, kept equal to the hashes' lengths)
+           lastUpdateId before the first call) and replayed_ts_us (that diff's event time), bids, asks (level
+           counts, kept equal to the hashes' lengths)
 
   ARGV[1]  the replayed_u this chunk continues from (a fence: a chunk applies only after the one before it)
   ARGV[2..] the diffs, encoded as the buffer's entries ("U u eventTimeUs nBids price qty ... "; canonical decimals),
@@ -33,14 +34,14 @@ local checked = function(side, p, q)
   Book.check_decimal(q, 'qty')
   set(side, p, q)
 end
-local previous = from
+local previous, previous_ts = from, ''
 for i = 2, #ARGV do
-  local U, u, _, nb, pos = Book.diff_header(ARGV[i])
+  local U, u, ts, nb, pos = Book.diff_header(ARGV[i])
   if Book.newer(U, Book.inc(previous)) or not Book.newer(u, previous) then
     Book.bad_args('diff ' .. U .. '..' .. u .. ' does not continue ' .. previous)
   end
   Book.each_level(ARGV[i], pos, nb, checked)
-  previous = u
+  previous, previous_ts = u, ts
 end
 
 -- The writes, keeping the level counts equal to the hashes' lengths (the swap checks them).
@@ -50,5 +51,6 @@ for side, keys in ipairs({ { bids_key, bids_idx }, { asks_key, asks_idx } }) do
   Book.flush_side(keys[1], keys[2], order[side], qty[side])
   counts[side] = counts[side] + redis.call('HLEN', keys[1])
 end
-redis.call('HSET', state_key, 'replayed_u', previous, 'bids', tostring(counts[1]), 'asks', tostring(counts[2]))
+redis.call('HSET', state_key, 'replayed_u', previous, 'replayed_ts_us', previous_ts, 'bids', tostring(counts[1]),
+  'asks', tostring(counts[2]))
 return { 1, previous }

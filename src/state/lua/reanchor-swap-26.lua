@@ -15,6 +15,8 @@
     the snapshot does not bridge the live buffer (Binance's rule): buffered diffs with u <= L are dropped; the
       first remaining must have U <= L + 1 (<= u holds); with none remaining, L must be >= last_seen_u of
       book:<S>:state (the newest diff already applied or buffered)   -> -4 (needed_last_update_id says which L would)
+      (when the build replayed buffered diffs, up to replayed_u, the same rules apply from replayed_u: the first
+      remaining must have U <= replayed_u + 1, else -5)
     the remaining buffered diffs have a gap (U > previous u + 1)      -> -5 (needed_last_update_id likewise)
     the temporary book with the remaining diffs applied is crossed (best bid >= best ask) -> -6
   On a failed check (codes -1..-6) every temporary key (KEYS[15..26]) is deleted and no live key is touched
@@ -50,7 +52,8 @@
   KEYS[12] px:<S>              KEYS[13] feat:<S>               KEYS[14] reanchor:<S>
   KEYS[15] ob:new:<S>          KEYS[16] book:new:<S>:bids      KEYS[17] book:new:<S>:asks
   KEYS[18] book:new:<S>:bids:idx                               KEYS[19] book:new:<S>:asks:idx
-  KEYS[20] book:new:<S>:state  (last_update_id, snapshot_ts_us, bids, asks = level counts, replayed_u, complete = "1")
+  KEYS[20] book:new:<S>:state  (last_update_id, snapshot_ts_us, bids, asks = level counts, replayed_u and
+           replayed_ts_us: the last buffered diff the build applied and its time, complete = "1")
   KEYS[21] tr:new:<S>:1s       KEYS[22] tr:new:<S>:5s          KEYS[23] tr:new:<S>:buckets KEYS[24] tr:new:<S>:state
   KEYS[25] px:new:<S>          KEYS[26] feat:new:<S>
 
@@ -64,7 +67,8 @@
          -3 another attempt's state | -4 snapshot too old | -5 gap in the buffer after the snapshot | -6 crossed |
          -7 the lock is not the caller's
     book_update_id   the live book id after the call ("" if none)
-    diffs_applied / diffs_dropped   buffered diffs replayed on / dropped as covered by the snapshot (code 1)
+    diffs_applied / diffs_dropped   buffered diffs replayed by this call / left behind (at or before L, or already
+                                    applied by the build) (code 1)
     trades           "rest" (the temporary trade state was swapped in) | "live" (kept) | "" (code <= 0)
     needed_last_update_id   for -4 and -5: the smallest lastUpdateId that would bridge, else ""
   Errors: "BOOKARGS <what>" for malformed arguments, raised before any write.
@@ -110,7 +114,7 @@ end
 if redis.call('EXISTS', unpack(temporaries())) == 0 then return { 0, live_id, 0, 0, '', '' } end
 
 local ns = redis.call('HMGET', nstate_key, 'complete', 'last_update_id', 'snapshot_ts_us', 'bids', 'asks',
-  'replayed_u')
+  'replayed_u', 'replayed_ts_us')
 if ns[1] ~= '1' or not ns[2] or not ns[3] then return reject(-1) end
 local L = Book.check_id(ns[2], 'temporary last_update_id')
 -- Buffered diffs up to replayed_u are in the temporary book already (reanchor-replay-5.lua, called by the build).
@@ -125,31 +129,29 @@ if nb_count == nil or na_count == nil
 end
 if expected ~= '' and expected ~= L then return reject(-3) end
 
--- The buffered diffs after the snapshot, and whether they chain from it.
-local remaining, dropped = Book.buffered_after(buffer_key, L)
+-- The buffered diffs after the temporary book's position (the snapshot's L, or the last diff the build replayed),
+-- read from the buffer's tail, and whether they chain from it: Binance's rule when nothing was replayed (the build
+-- checked it for what it replayed), continuity after the replayed ones otherwise.
+local remaining, dropped = Book.buffered_tail_after(buffer_key, replayed)
 local seen = st[3] or ''
 if #remaining > 0 then
-  if Book.newer(remaining[1][2], Book.inc(L)) then return reject(-4, Book.dec(remaining[1][2])) end
+  if Book.newer(remaining[1][2], Book.inc(replayed)) then
+    return reject(replayed == L and -4 or -5, Book.dec(remaining[1][2]))
+  end
   for i = 2, #remaining do
     if Book.newer(remaining[i][2], Book.inc(remaining[i - 1][3])) then
       return reject(-5, Book.dec(remaining[i][2]))
     end
   end
-elseif seen ~= '' and Book.newer(seen, L) then
+elseif seen ~= '' and Book.newer(seen, replayed) then
   return reject(-4, seen)
 end
 
--- The temporary book may not be ahead of the buffer (its replayed diffs must still be there).
-if Book.newer(replayed, L) and (#remaining == 0 or Book.newer(replayed, remaining[#remaining][3])) then
-  return reject(-2)
-end
-
--- The remaining diffs the build did not replay, as an overlay (price -> final qty, first-seen order), parsed
--- before any write.
+-- The remaining diffs, as an overlay (price -> final qty, first-seen order), parsed before any write.
 local qty, order, set = Book.new_overlay()
-local book_id, book_ts = L, snapshot_ts
+local book_id, book_ts = replayed, ns[7] or snapshot_ts
 for _, d in ipairs(remaining) do
-  if Book.newer(d[3], replayed) then Book.each_level(d[1], d[6], d[5], set) end
+  Book.each_level(d[1], d[6], d[5], set)
   book_id, book_ts = d[3], d[4]
 end
 

@@ -50,6 +50,36 @@ function Book.buffered_after(buffer_key, L)
   return remaining, dropped
 end
 
+-- The same, read from the tail: the buffer is in u order, so only the entries after L are read (in pages growing
+-- from the end), and the cost follows what was buffered after L, not the buffer's length. `dropped` counts the
+-- entries at or before L.
+function Book.buffered_tail_after(buffer_key, L)
+  local len = redis.call('LLEN', buffer_key)
+  local take = 16
+  while true do
+    local start = len - take
+    if start < 0 then start = 0 end
+    local entries = redis.call('LRANGE', buffer_key, start, len - 1)
+    local cut = 0
+    for i = #entries, 1, -1 do
+      local _, u = Book.diff_header(entries[i])
+      if not Book.newer(u, L) then
+        cut = i
+        break
+      end
+    end
+    if cut > 0 or start == 0 then
+      local remaining = {}
+      for i = cut + 1, #entries do
+        local U, u, ts, count, pos = Book.diff_header(entries[i])
+        remaining[#remaining + 1] = { entries[i], U, u, ts, count, pos }
+      end
+      return remaining, start + cut
+    end
+    take = take * 4
+  end
+end
+
 -- Per side (1 bids, 2 asks) a map price -> qty that remembers the first-seen order of its prices, so the
 -- writes that follow happen in a deterministic order. Returns the maps, the orders and the setter.
 function Book.new_overlay()
