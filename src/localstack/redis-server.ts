@@ -23,21 +23,6 @@ export function persistenceArgs(appendOnlyDir: string | undefined): string[] {
   return ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', appendOnlyDir];
 }
 
-/**
- * The encoding thresholds this service's Redis runs with (deploy/redis/README.md recommends them for production):
- * a hash or sorted set of more than 16 entries is a hashtable / skiplist instead of a listpack. A book of a few
- * dozen to 128 levels per side (thin symbols, the simulator's) in a listpack makes every level update O(levels)
- * (a linear scan, each sorted-set score parsed again): measured 2-3x the script time of the same updates on the
- * hashtable/skiplist encodings that a deep book (1,000+ levels) has anyway. The old `ziplist` names: Redis 6 and 7
- * both take them. Pure.
- */
-export const ENCODING_ARGS: readonly string[] = [
-  '--hash-max-ziplist-entries',
-  '16',
-  '--zset-max-ziplist-entries',
-  '16',
-];
-
 export function redisServerAvailable(): boolean {
   try {
     execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
@@ -82,7 +67,6 @@ export async function startRedisServer(
       '--bind',
       '127.0.0.1',
       ...persistenceArgs(options.appendOnlyDir),
-      ...ENCODING_ARGS,
       '--daemonize',
       'no',
       ...(options.extraArgs ?? []),
