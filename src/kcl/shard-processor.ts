@@ -204,6 +204,17 @@ export class ShardProcessor {
     const events: SourcedEvent[] = [];
     const deadLetters: DeadLetter[] = [];
     const unlistedSymbols: Record<string, number> = {};
+    const reject = (
+      origin: RecordFrame,
+      code: string,
+      error: string,
+      symbol: string | undefined,
+      failure?: ValidationFailure,
+    ): void => {
+      const letter = deadLetterOf(origin, code, error, symbol);
+      deadLetters.push(letter);
+      this.logRejected(letter, failure);
+    };
     let frames = 0;
     for (const record of records) {
       const data = Buffer.from(record.data, 'base64');
@@ -218,9 +229,7 @@ export class ShardProcessor {
       for (const [frameIndex, item] of items.entries()) {
         const origin = new RecordFrame(source, frameIndex, item.start, item.end);
         if (!item.ok) {
-          const letter = deadLetterOf(origin, item.error.code, item.error.message, undefined);
-          deadLetters.push(letter);
-          this.logRejected(letter);
+          reject(origin, item.error.code, item.error.message, undefined);
           continue;
         }
         frames++;
@@ -229,15 +238,11 @@ export class ShardProcessor {
         try {
           failure = validateMessage(message, clock);
         } catch (err) {
-          const letter = deadLetterOf(origin, 'UNEXPECTED', unexpected(err).message, undefined);
-          deadLetters.push(letter);
-          this.logRejected(letter);
+          reject(origin, 'UNEXPECTED', unexpected(err).message, undefined);
           continue;
         }
         if (failure !== undefined) {
-          const letter = deadLetterOf(origin, failure.code, failure.message, symbolOf(message, failure));
-          deadLetters.push(letter);
-          this.logRejected(letter, failure);
+          reject(origin, failure.code, failure.message, symbolOf(message, failure), failure);
           continue;
         }
         if (policy !== undefined && !policy.listed.has(message.symbol)) {

@@ -1,7 +1,14 @@
-import { toCanonical } from '../events/canonical';
 import type { PriceLevel } from '../sbe/messages';
 import type { Result } from 'ioredis';
-import { BookArgumentError, MAX_DIFFS_PER_CALL, type RestDepthSnapshot } from '../state/book';
+import {
+  BookArgumentError,
+  callIsFull,
+  canonicalLevelString,
+  diffIds,
+  MAX_DIFFS_PER_CALL,
+  type DepthCallLimits,
+  type RestDepthSnapshot,
+} from '../state/book';
 import type { Keys, TemporaryKeys } from '../state/keys';
 import type { RedisClient } from '../state/redis';
 import { parseTradeBatchReply, tradeBatchArgs, type FlatTrade } from '../state/trades';
@@ -93,15 +100,6 @@ export interface BuildResult {
   readonly diffsReplayed: number;
 }
 
-/** The U and u of an encoded diff (the buffer's entries: "U u eventTimeUs nBids levels..."), or undefined. Pure. */
-export function diffIds(entry: string): { U: bigint; u: bigint; levels: number } | undefined {
-  const m = /^(\d+) (\d+) \d+ \d+/.exec(entry);
-  if (m === null) return undefined;
-  let spaces = 0;
-  for (let i = 0; i < entry.length; i++) if (entry.charCodeAt(i) === 32) spaces++;
-  return { U: BigInt(m[1]!), u: BigInt(m[2]!), levels: Math.max(0, (spaces - 3) / 2) };
-}
-
 /**
  * The buffered diffs to replay on a snapshot at lastUpdateId: those after it, as long as they chain from it (the
  * first U <= lastUpdateId + 1, each next U <= the previous u + 1). At the first break it stops: the swap judges the
@@ -110,7 +108,7 @@ export function diffIds(entry: string): { U: bigint; u: bigint; levels: number }
 export function replayChunks(
   entries: readonly string[],
   lastUpdateId: bigint,
-  limits: { readonly maxDiffs: number; readonly maxLevels: number },
+  limits: DepthCallLimits,
 ): string[][] {
   const chunks: string[][] = [];
   let chunk: string[] = [];
@@ -121,7 +119,7 @@ export function replayChunks(
     if (ids === undefined) break;
     if (ids.u <= previous) continue;
     if (ids.U > previous + 1n) break;
-    if (chunk.length > 0 && (chunk.length >= limits.maxDiffs || levels + ids.levels > limits.maxLevels)) {
+    if (callIsFull(chunk.length, levels, ids.levels, limits)) {
       chunks.push(chunk);
       chunk = [];
       levels = 0;
@@ -152,7 +150,7 @@ async function replayBufferedDiffs(
   for (let from = 0; from < length; from += BUFFER_PAGE) {
     entries.push(...(await client.lrange(keys.diffBuffer(symbol), from, from + BUFFER_PAGE - 1)));
   }
-  const limits = {
+  const limits: DepthCallLimits = {
     maxDiffs: options.replayDiffsPerCall ?? MAX_DIFFS_PER_CALL,
     maxLevels: options.replayLevelsPerCall ?? REPLAY_LEVELS_PER_CALL,
   };
@@ -236,16 +234,9 @@ export function snapshotSide(
       );
     }
     // The canonical form (8 decimals), as every other writer: one price, one field, whatever the exponent.
-    let price: string;
-    let qty: string;
-    try {
-      price = toCanonical(level.priceMantissa, priceExponent);
-      qty = toCanonical(level.qtyMantissa, qtyExponent);
-    } catch (err) {
-      throw new BookArgumentError(symbol, `REST snapshot: ${(err as Error).message}`);
-    }
+    const price = canonicalLevelString(symbol, level.priceMantissa, priceExponent);
     if (level.qtyMantissa === 0n) side.delete(price);
-    else side.set(price, qty);
+    else side.set(price, canonicalLevelString(symbol, level.qtyMantissa, qtyExponent));
   }
   return side;
 }

@@ -53,7 +53,7 @@ import type { RedisClient } from './redis';
 //
 // Bounded calls: a symbol's depth batch is split into calls of at most MAX_DIFFS_PER_CALL diffs and
 // MAX_LEVELS_PER_CALL levels (planDepthCalls), so no call holds Redis long whatever the batch size; the calls are
-// pipelined in u order on one connection. A chunk whose diffs chain is first sent as its net effect alone ("net"
+// sent one after the other in u order. A chunk whose diffs chain is first sent as its net effect alone ("net"
 // form: a coalesced diff, U of the first, u of the last, last write per level wins); the script applies it only when
 // the book is in sync, no re-anchor keeps diffs and the chunk bridges the book, else it writes nothing and asks for
 // the "full" form (every diff's string too), which the writer then sends. A symbol whose book is out of sync or
@@ -293,7 +293,11 @@ export function bookMetrics(
 // Argument builders (pure).
 
 /** The keys of a symbol's full book: ob:, bids, asks, their indexes, state, buffer. */
-function bookKeys(keys: Keys, symbol: string): string[] {
+type BookKeys = [string, string, string, string, string, string, string];
+/** The trade-window keys: tr:<S>:1s, :5s, :buckets, :state. */
+type WindowKeys = [string, string, string, string];
+
+function bookKeys(keys: Keys, symbol: string): BookKeys {
   return [
     keys.orderBook(symbol),
     keys.bookLevels(symbol, 'bids'),
@@ -305,8 +309,8 @@ function bookKeys(keys: Keys, symbol: string): string[] {
   ];
 }
 
-/** The trade-window keys refresh_trade_windows takes after ob: (tr:<S>:1s, :5s, :buckets, :state). */
-function windowKeys(keys: Keys, symbol: string): string[] {
+/** The trade-window keys refresh_trade_windows takes after ob:. */
+function windowKeys(keys: Keys, symbol: string): WindowKeys {
   return [
     keys.tradeWindow(symbol, 1),
     keys.tradeWindow(symbol, 5),
@@ -319,17 +323,17 @@ function windowKeys(keys: Keys, symbol: string): string[] {
  * KEYS of apply-depth-batch-12.lua (the book keys, the trade-window keys, then the re-anchor flag reanchor:<S>), all
  * of one hash slot.
  */
-export function depthBatchKeys(keys: Keys, symbol: string): string[] {
+export function depthBatchKeys(keys: Keys, symbol: string): [...BookKeys, ...WindowKeys, string] {
   return [...bookKeys(keys, symbol), ...windowKeys(keys, symbol), keys.reanchorFlag(symbol)];
 }
 
 /** KEYS of apply-best-bid-ask-5.lua. */
-export function bestBidAskKeys(keys: Keys, symbol: string): string[] {
+export function bestBidAskKeys(keys: Keys, symbol: string): [string, ...WindowKeys] {
   return [keys.orderBook(symbol), ...windowKeys(keys, symbol)];
 }
 
 /** KEYS of anchor-book-11.lua (apply-depth-batch-12.lua's first 11: no re-anchor flag). */
-export function anchorKeys(keys: Keys, symbol: string): string[] {
+export function anchorKeys(keys: Keys, symbol: string): [...BookKeys, ...WindowKeys] {
   return [...bookKeys(keys, symbol), ...windowKeys(keys, symbol)];
 }
 
@@ -350,12 +354,25 @@ function checkSymbol(symbol: string, message: SbeMessage): void {
   }
 }
 
-/** A price or quantity as its canonical string; a value without one is refused (nothing is sent). */
-function canonical(symbol: string, mantissa: bigint, exponent: number): string {
+/**
+ * A price or quantity as its canonical string; a value without one is refused (BookArgumentError: nothing is sent).
+ * Every writer of the book goes through it (the stream's levels here, the REST snapshot in src/reanchor/build.ts).
+ */
+export function canonicalLevelString(symbol: string, mantissa: bigint, exponent: number): string {
   try {
     return toCanonical(mantissa, exponent);
   } catch (err) {
     throw new BookArgumentError(symbol, (err as Error).message);
+  }
+}
+
+/** Refuses a level with a negative price or quantity (the scripts only parse unsigned decimals). */
+function checkLevel(symbol: string, level: PriceLevel): void {
+  if (level.priceMantissa < 0n || level.qtyMantissa < 0n) {
+    throw new BookArgumentError(
+      symbol,
+      `negative price or quantity (${level.priceMantissa}, ${level.qtyMantissa})`,
+    );
   }
 }
 
@@ -368,33 +385,12 @@ function pushLevels(
   qtyExponent: number,
 ): void {
   for (const level of levels) {
-    if (level.priceMantissa < 0n || level.qtyMantissa < 0n) {
-      throw new BookArgumentError(
-        symbol,
-        `negative price or quantity (${level.priceMantissa}, ${level.qtyMantissa})`,
-      );
-    }
+    checkLevel(symbol, level);
     out.push(
-      canonical(symbol, level.priceMantissa, priceExponent),
-      canonical(symbol, level.qtyMantissa, qtyExponent),
+      canonicalLevelString(symbol, level.priceMantissa, priceExponent),
+      canonicalLevelString(symbol, level.qtyMantissa, qtyExponent),
     );
   }
-}
-
-/** A diff's levels as exact strings [price, qty, price, qty, ...] per side, formatted once per diff (both the
- * diff's script string and the batch's net effect need them). */
-const formatted = new WeakMap<DepthDiffStreamEvent, { bids: string[]; asks: string[] }>();
-function formattedLevels(diff: DepthDiffStreamEvent): { bids: string[]; asks: string[] } {
-  let levels = formatted.get(diff);
-  if (levels === undefined) {
-    const bids: string[] = [];
-    const asks: string[] = [];
-    pushLevels(bids, diff.symbol, diff.bids, diff.priceExponent, diff.qtyExponent);
-    pushLevels(asks, diff.symbol, diff.asks, diff.priceExponent, diff.qtyExponent);
-    levels = { bids, asks };
-    formatted.set(diff, levels);
-  }
-  return levels;
 }
 
 /**
@@ -408,15 +404,27 @@ export function encodeDiff(diff: DepthDiffStreamEvent): string {
       `depth diff U=${diff.firstBookUpdateId} u=${diff.lastBookUpdateId} eventTime=${diff.eventTime}`,
     );
   }
-  const levels = formattedLevels(diff);
-  return [
+  const parts = [
     diff.firstBookUpdateId.toString(),
     diff.lastBookUpdateId.toString(),
     diff.eventTime.toString(),
     String(diff.bids.length),
-    ...levels.bids,
-    ...levels.asks,
-  ].join(' ');
+  ];
+  pushLevels(parts, diff.symbol, diff.bids, diff.priceExponent, diff.qtyExponent);
+  pushLevels(parts, diff.symbol, diff.asks, diff.priceExponent, diff.qtyExponent);
+  return parts.join(' ');
+}
+
+/**
+ * The U, u and number of levels of an encoded diff (encodeDiff's string, the entries of book:<S>:buffer), or
+ * undefined when the entry does not start like one. Pure.
+ */
+export function diffIds(entry: string): { U: bigint; u: bigint; levels: number } | undefined {
+  const m = /^(\d+) (\d+) \d+ \d+/.exec(entry);
+  if (m === null) return undefined;
+  let spaces = 0;
+  for (let i = 0; i < entry.length; i++) if (entry.charCodeAt(i) === 32) spaces++;
+  return { U: BigInt(m[1]!), u: BigInt(m[2]!), levels: Math.max(0, (spaces - 3) / 2) };
 }
 
 /** "nBids bidPrice bidQty ... askPrice askQty ..." of a depth20 snapshot's top `levels` levels per side. */
@@ -460,12 +468,7 @@ export function netEffect(diffs: readonly DepthDiffStreamEvent[]): { counts: str
       const levels = diff[side];
       for (let i = 0; i < levels.length; i++) {
         const level = levels[i]!;
-        if (level.priceMantissa < 0n || level.qtyMantissa < 0n) {
-          throw new BookArgumentError(
-            diff.symbol,
-            `negative price or quantity (${level.priceMantissa}, ${level.qtyMantissa})`,
-          );
-        }
+        checkLevel(diff.symbol, level);
         const price = canonicalMantissa(level.priceMantissa, diff.priceExponent);
         if (price === undefined) {
           throw new BookArgumentError(
@@ -481,7 +484,10 @@ export function netEffect(diffs: readonly DepthDiffStreamEvent[]): { counts: str
     for (const [price, level] of final) {
       if (level.qty === 0n) removed.push(formatCanonical(price));
       else {
-        values.push(formatCanonical(price), canonical(diffs[0]!.symbol, level.qty, level.exponent));
+        values.push(
+          formatCanonical(price),
+          canonicalLevelString(diffs[0]!.symbol, level.qty, level.exponent),
+        );
         set++;
       }
     }
@@ -506,6 +512,15 @@ export const DEFAULT_DEPTH_CALL_LIMITS: DepthCallLimits = {
   maxDiffs: MAX_DIFFS_PER_CALL,
   maxLevels: MAX_LEVELS_PER_CALL,
 };
+
+/**
+ * Whether a call holding `diffs` diffs and `levels` levels must be cut before one more item of `size` levels: it
+ * is full, or the item would carry it past the levels bound. An empty call takes any item (a diff is applied whole).
+ * The one rule of every bounded depth call (planDepthCalls here, the re-anchor replay in src/reanchor/build.ts).
+ */
+export function callIsFull(diffs: number, levels: number, size: number, limits: DepthCallLimits): boolean {
+  return diffs > 0 && (diffs >= limits.maxDiffs || levels + size > limits.maxLevels);
+}
 
 /** One call's share of a symbol's depth batch (see planDepthCalls). */
 export interface DepthChunk {
@@ -569,7 +584,7 @@ export function planDepthCalls(
   for (const diff of all) {
     if (previous !== undefined && diff.lastBookUpdateId === previous.lastBookUpdateId) continue;
     const size = diff.bids.length + diff.asks.length;
-    if (current.length > 0 && (current.length >= limits.maxDiffs || levels + size > limits.maxLevels)) cut();
+    if (callIsFull(current.length, levels, size, limits)) cut();
     const last = current[current.length - 1];
     if (last !== undefined && diff.firstBookUpdateId > last.lastBookUpdateId + 1n) chained = false;
     current.push(diff);
@@ -829,10 +844,10 @@ function readDepthReply(
 
 /**
  * Applies one symbol's messages of a depth-stream batch (depth20 snapshots and depth diffs; other kinds are
- * skipped) in bounded calls (planDepthCalls), one after the other in u order, and refreshes the symbol's trade windows with
- * each call's newest event time. Chained chunks go in the net form first unless options.fullForm says the book is
- * out of sync or being re-anchored; a refused net call and the refused calls after it are sent again in the full
- * form. The result sums the calls (applied, ignored, buffered, kept, overflow), ORs their flags and carries the
+ * skipped) in bounded calls (planDepthCalls), one after the other in u order; the last call refreshes the symbol's
+ * trade windows with the batch's newest event time. Chained chunks go in the net form first unless options.fullForm
+ * says the book is out of sync or being re-anchored; a refused net call is sent again in the full form, and every
+ * call after it goes in the full form at once. The result sums the calls (applied, ignored, buffered, kept, overflow), ORs their flags and carries the
  * book state after the last call.
  */
 export async function applyBookBatch(
@@ -844,21 +859,9 @@ export async function applyBookBatch(
 ): Promise<DepthBatchResult> {
   checkOptions(symbol, options);
   const chunks = planDepthCalls(symbol, messages, options.limits);
-  const scriptKeys = depthBatchKeys(keys, symbol) as [
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-  ];
-  // Every call's arguments are built before the first is sent: a chunk that cannot be encoded sends nothing.
+  const scriptKeys = depthBatchKeys(keys, symbol);
+  // Every call's first form is built before the first is sent: a chunk that cannot be encoded sends nothing. A full
+  // form built later (after a refused net form) encodes diffs src/events/validate.ts accepted, which encode.
   let full = options.fullForm === true;
   const argsOf = (chunk: DepthChunk, form: DepthCallForm) => depthChunkArgs(symbol, chunk, options, form);
   const formOf = (chunk: DepthChunk): DepthCallForm =>
@@ -917,15 +920,8 @@ export async function applyBestBidAskBatch(
   messages: readonly SbeMessage[],
 ): Promise<BestBidAskResult> {
   const args = bestBidAskArgs(symbol, messages);
-  const [ob, tr1, tr5, buckets, trState] = bestBidAskKeys(keys, symbol) as [
-    string,
-    string,
-    string,
-    string,
-    string,
-  ];
   const reply = await call('applyBestBidAsk', symbol, () =>
-    client.applyBestBidAsk(ob, tr1, tr5, buckets, trState, ...args),
+    client.applyBestBidAsk(...bestBidAskKeys(keys, symbol), ...args),
   );
   const r = new ReplyReader('applyBestBidAsk', symbol, reply);
   return { applied: r.flag(), bestWritten: r.flag() };
@@ -951,12 +947,8 @@ export async function anchorBook(
   options: BookOptions,
 ): Promise<AnchorResult> {
   const args = anchorArgs(symbol, snapshot, options);
-  const [ob, bids, asks, bidsIdx, asksIdx, state, buffer, tr1, tr5, buckets, trState] = anchorKeys(
-    keys,
-    symbol,
-  ) as [string, string, string, string, string, string, string, string, string, string, string];
   const reply = await call('anchorBook', symbol, () =>
-    client.anchorBook(ob, bids, asks, bidsIdx, asksIdx, state, buffer, tr1, tr5, buckets, trState, ...args),
+    client.anchorBook(...anchorKeys(keys, symbol), ...args),
   );
   const r = new ReplyReader('anchorBook', symbol, reply);
   const code = r.number();

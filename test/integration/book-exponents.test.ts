@@ -43,22 +43,6 @@ const METRICS = new Set(['ob_imbalance', 'bid_strength', 'ask_strength']);
 const keys = new Keys({ clusterMode: false });
 const FORMS = ['net', 'full', 'diff-by-diff'] as const;
 type Form = (typeof FORMS)[number];
-/** The 12 KEYS of apply-depth-batch-12.lua, for direct calls. */
-type DepthKeys = [
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-];
-
 type Exponents = readonly [price: number, qty: number];
 
 /** mantissa x 10^from as a mantissa at `to`, exactly (throws when the value needs more digits). */
@@ -229,7 +213,7 @@ describe('books built from a REST snapshot plus diffs at exponents -2/-5, -8/-8 
       const args = depthBatchArgs(S, messages, { levels: LEVELS });
       const count = Number(args[6]);
       const reply = await redis.applyDepthBatch(
-        ...(depthBatchKeys(keys, S) as DepthKeys),
+        ...depthBatchKeys(keys, S),
         ...args.slice(0, 7),
         '',
         ...args.slice(8, 8 + count),

@@ -122,22 +122,6 @@ function ladder(n: number, lastUpdateId: bigint): RestDepthSnapshot {
   return rest(lastUpdateId, bids, asks);
 }
 
-/** The 12 KEYS of apply-depth-batch-12.lua, for direct calls. */
-type DepthKeys = [
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-];
-
 type KeyDump = Record<string, string>;
 
 /** DUMP of every key: byte-for-byte state. */
@@ -868,25 +852,7 @@ describe('order book against a real Redis', function () {
           const count = Number(args[6]);
           const used = slow ? [...args.slice(0, 7), '', ...args.slice(8, 8 + count)] : args;
           if (!slow) expect(args[7], 'a chained batch carries its net effect').to.not.equal('');
-          const [ob, bids, asks, bi, ai, st, buf, t1, t5, bu, ts, flag] = depthBatchKeys(
-            keys,
-            S,
-          ) as DepthKeys;
-          const reply = await redis.applyDepthBatch(
-            ob,
-            bids,
-            asks,
-            bi,
-            ai,
-            st,
-            buf,
-            t1,
-            t5,
-            bu,
-            ts,
-            flag,
-            ...used,
-          );
+          const reply = await redis.applyDepthBatch(...depthBatchKeys(keys, S), ...used);
           expect(reply[0]).to.be.greaterThan(0);
         }
         return dumpAll(redis);
@@ -898,7 +864,7 @@ describe('order book against a real Redis', function () {
     });
 
     it('malformed arguments are refused with BOOKARGS before any write', async () => {
-      const k = depthBatchKeys(keys, S) as DepthKeys;
+      const k = depthBatchKeys(keys, S);
       await anchorBook(redis, keys, S, ladder(5, 100n), { levels: LEVELS });
       const before = await dumpAll(redis);
       const bad: string[][] = [
@@ -1156,7 +1122,7 @@ describe('order book against a real Redis', function () {
         if (m.message === 'DepthDiffStreamEvent' || m.message === 'DepthSnapshotStreamEvent')
           messages.push(m);
       }
-      const k = depthBatchKeys(keys, S) as DepthKeys;
+      const k = depthBatchKeys(keys, S);
       const run = async (slow: boolean) => {
         await redis.flushdb();
         await anchorBook(redis, keys, S, snapshot, { levels: LEVELS });

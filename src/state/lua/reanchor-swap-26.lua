@@ -132,7 +132,7 @@ if expected ~= '' and expected ~= L then return reject(-3) end
 -- The buffered diffs after the temporary book's position (the snapshot's L, or the last diff the build replayed),
 -- read from the buffer's tail, and whether they chain from it: Binance's rule when nothing was replayed (the build
 -- checked it for what it replayed), continuity after the replayed ones otherwise.
-local remaining, dropped = Book.buffered_tail_after(buffer_key, replayed)
+local remaining, dropped = Book.buffered_after(buffer_key, replayed)
 local seen = st[3] or ''
 if #remaining > 0 then
   if Book.newer(remaining[1][2], Book.inc(replayed)) then

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { contiguousTrades, diffIds, replayChunks } from '../../../src/reanchor/build';
+import { contiguousTrades, replayChunks } from '../../../src/reanchor/build';
+import { diffIds } from '../../../src/state/book';
 import type { FlatTrade } from '../../../src/state/trades';
 
 function trades(...ids: number[]): FlatTrade[] {

@@ -35,25 +35,11 @@
 
 local Book = {}
 
--- The buffered diffs whose u is newer than snapshot id L, in buffer order, each as
--- { entry, U, u, ts, count, pos }, and how many were dropped as covered by the snapshot (u <= L).
+-- The buffered diffs whose u is newer than snapshot id L, in buffer order, each as { entry, U, u, ts, count, pos },
+-- and how many entries are at or before L. The buffer is in u order, so it is read from the tail (in pages growing
+-- from the end) down to the first entry at or before L: the cost follows what was buffered after L, not the
+-- buffer's length.
 function Book.buffered_after(buffer_key, L)
-  local remaining, dropped = {}, 0
-  for _, entry in ipairs(redis.call('LRANGE', buffer_key, 0, -1)) do
-    local U, u, ts, count, pos = Book.diff_header(entry)
-    if Book.newer(u, L) then
-      remaining[#remaining + 1] = { entry, U, u, ts, count, pos }
-    else
-      dropped = dropped + 1
-    end
-  end
-  return remaining, dropped
-end
-
--- The same, read from the tail: the buffer is in u order, so only the entries after L are read (in pages growing
--- from the end), and the cost follows what was buffered after L, not the buffer's length. `dropped` counts the
--- entries at or before L.
-function Book.buffered_tail_after(buffer_key, L)
   local len = redis.call('LLEN', buffer_key)
   local take = 16
   while true do
