@@ -20,6 +20,7 @@ import type {
 } from '../../src/sbe/messages';
 import {
   anchorBook,
+  anchorKeys,
   applyBestBidAskBatch,
   applyBookBatch,
   BookScriptError,
@@ -901,6 +902,28 @@ describe('order book against a real Redis', function () {
         let error: unknown;
         try {
           await redis.applyDepthBatch(...k, ...args);
+        } catch (err) {
+          error = err;
+        }
+        expect(String(error), args.join('|')).to.match(/^ReplyError: BOOKARGS /);
+      }
+      expectSameDump(await dumpAll(redis), before, 'refused arguments');
+    });
+
+    it('the anchor script refuses non-canonical snapshot levels and times beyond 2^53 with BOOKARGS before any write', async () => {
+      const k = anchorKeys(keys, S);
+      await anchorBook(redis, keys, S, ladder(5, 100n), { levels: LEVELS });
+      const before = await dumpAll(redis);
+      const bad: string[][] = [
+        ['10', '200', '5', '1', '600.00', '1.00000000'], // a price that is not canonical ("600" spelled twice)
+        ['10', '200', '5', '1', '600.00000000', '1.5'], // a quantity that is not canonical
+        ['10', '200', '5', '0', '601.00000000', '-1.00000000'], // negative
+        ['10', '200', '99999999999999999', '0'], // snapshot time beyond 2^53 us
+      ];
+      for (const args of bad) {
+        let error: unknown;
+        try {
+          await redis.anchorBook(...k, ...args);
         } catch (err) {
           error = err;
         }

@@ -26,9 +26,11 @@
 
   ARGV[1]  N: levels written to ob: (1..20)
   ARGV[2]  L: the snapshot's lastUpdateId
-  ARGV[3]  the snapshot's time, us (when it was taken or received): book_ts_us / ts_us when no diff follows it
+  ARGV[3]  the snapshot's time, us (when it was taken or received), below 2^53: book_ts_us / ts_us when no diff
+           follows it
   ARGV[4]  number of bid levels B
-  ARGV[5 .. 4 + 2B]  bid price, qty pairs (exact decimal strings), then ask price, qty pairs to the end
+  ARGV[5 .. 4 + 2B]  bid price, qty pairs (canonical decimals: exactly 8 fraction digits, src/events/canonical.ts),
+                     then ask price, qty pairs to the end
 
   Returns { code, book_update_id, diffs_applied, diffs_dropped, needed_last_update_id }
      1  anchored: in_sync at book_update_id; diffs_applied buffered diffs replayed, diffs_dropped (u <= L) discarded
@@ -50,11 +52,12 @@ local ob_key, bids_key, asks_key, bids_idx, asks_idx, state_key, buffer_key =
 local n = tonumber(ARGV[1])
 if not n or n < 1 or n > 20 or n % 1 ~= 0 then Book.bad_args('N must be an integer in 1..20: ' .. ARGV[1]) end
 local L = Book.check_id(ARGV[2], 'lastUpdateId')
-local snapshot_ts = Book.check_id(ARGV[3], 'snapshot time')
+local snapshot_ts = Book.check_time(ARGV[3], 'snapshot time')
 local nb = tonumber(ARGV[4])
 if not nb or nb < 0 or nb % 1 ~= 0 or 4 + 2 * nb > #ARGV or #ARGV % 2 ~= 0 then
   Book.bad_args('bad level counts: ' .. tostring(ARGV[4]) .. ' bid levels, ' .. (#ARGV - 4) .. ' level arguments')
 end
+Book.check_decimals(ARGV, 5, #ARGV, 'snapshot level value')
 
 local st = redis.call('HMGET', state_key, 'status', 'book_update_id', 'last_seen_u', 'anchors')
 local in_sync = st[1] == 'in_sync' and st[2]
@@ -80,11 +83,7 @@ end
 -- 3. The new book in memory: price -> qty per side, in first-seen order (deterministic writes).
 local qty, order, set = Book.new_overlay()
 for i = 5, #ARGV, 2 do
-  local p, q = ARGV[i], ARGV[i + 1]
-  if not string.find(p, '^%d+%.?%d*$') or not string.find(q, '^%d+%.?%d*$') then
-    Book.bad_args('malformed snapshot level ' .. p .. ' ' .. q)
-  end
-  set(i <= 4 + 2 * nb and 1 or 2, p, q)
+  set(i <= 4 + 2 * nb and 1 or 2, ARGV[i], ARGV[i + 1])
 end
 local book_id, book_ts = L, snapshot_ts
 for _, d in ipairs(remaining) do
