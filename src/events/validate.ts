@@ -95,34 +95,49 @@ function checkExponent(field: string, exponent: number): ValidationFailure | und
   return undefined;
 }
 
-/** The value at scale 8, or a failure: price > 0 (quantity >= 0), at most 8 decimals, within int64 at scale 8. */
-function scaled(
+/**
+ * The value at scale 8 when the mantissa keeps the rule (price > 0, quantity >= 0, at most 8 decimals, within
+ * int64 at scale 8), else undefined: the caller then builds the failure with scaledFailure. Split so that the
+ * field name, a string, is only built for a failure (this runs for every level of every depth message).
+ */
+function scaledValue(mantissa: bigint, exponent: number, positive: boolean): bigint | undefined {
+  if (positive ? mantissa <= 0n : mantissa < 0n) return undefined;
+  return canonicalMantissa(mantissa, exponent);
+}
+
+/** Why scaledValue refused a mantissa. */
+function scaledFailure(
   code: 'BAD_PRICE' | 'BAD_QTY',
   field: string,
   mantissa: bigint,
   exponent: number,
-): bigint | ValidationFailure {
+): ValidationFailure {
   if (code === 'BAD_PRICE' ? mantissa <= 0n : mantissa < 0n) {
     return fail(code, field, `mantissa ${mantissa} is ${code === 'BAD_PRICE' ? 'not positive' : 'negative'}`);
   }
-  const value = canonicalMantissa(mantissa, exponent);
-  if (value === undefined) {
-    return fail(
-      code,
-      field,
-      `${mantissa} x 10^${exponent} needs more than ${CANONICAL_SCALE} fraction digits or exceeds ` +
-        `(2^63 - 1) / 10^${CANONICAL_SCALE}`,
-    );
-  }
-  return value;
+  return fail(
+    code,
+    field,
+    `${mantissa} x 10^${exponent} needs more than ${CANONICAL_SCALE} fraction digits or exceeds ` +
+      `(2^63 - 1) / 10^${CANONICAL_SCALE}`,
+  );
 }
 
-function isFailure(v: bigint | ValidationFailure): v is ValidationFailure {
-  return typeof v !== 'bigint';
+// symbolProblem's answers for the symbols seen lately: a stream repeats a handful of symbols, and the rule walks
+// every character. Bounded: cleared when full, so a stream of ever-new symbols cannot grow it.
+const symbolAnswers = new Map<string, string | undefined>();
+const SYMBOL_ANSWERS_MAX = 1024;
+
+function knownSymbolProblem(symbol: string): string | undefined {
+  if (symbolAnswers.has(symbol)) return symbolAnswers.get(symbol);
+  const problem = symbolProblem(symbol);
+  if (symbolAnswers.size >= SYMBOL_ANSWERS_MAX) symbolAnswers.clear();
+  symbolAnswers.set(symbol, problem);
+  return problem;
 }
 
 function checkCommon(message: SbeMessage, clock: ValidationClock): ValidationFailure | undefined {
-  const problem = symbolProblem(message.symbol);
+  const problem = knownSymbolProblem(message.symbol);
   if (problem !== undefined) return fail('INVALID_SYMBOL', 'symbol', problem);
   return (
     checkExponent('priceExponent', message.priceExponent) ??
@@ -146,10 +161,12 @@ function validateTrades(m: TradesStreamEvent, clock: ValidationClock): Validatio
       );
     }
     previous = t.id;
-    const price = scaled('BAD_PRICE', `trades[${i}].price`, t.priceMantissa, m.priceExponent);
-    if (isFailure(price)) return price;
-    const qty = scaled('BAD_QTY', `trades[${i}].qty`, t.qtyMantissa, m.qtyExponent);
-    if (isFailure(qty)) return qty;
+    if (scaledValue(t.priceMantissa, m.priceExponent, true) === undefined) {
+      return scaledFailure('BAD_PRICE', `trades[${i}].price`, t.priceMantissa, m.priceExponent);
+    }
+    if (scaledValue(t.qtyMantissa, m.qtyExponent, false) === undefined) {
+      return scaledFailure('BAD_QTY', `trades[${i}].qty`, t.qtyMantissa, m.qtyExponent);
+    }
   }
   return undefined;
 }
@@ -162,15 +179,18 @@ function validateBestBidAsk(m: BestBidAskStreamEvent): ValidationFailure | undef
     ['askPrice', 'BAD_PRICE', m.askPriceMantissa, m.priceExponent],
     ['askQty', 'BAD_QTY', m.askQtyMantissa, m.qtyExponent],
   ] as const) {
-    const v = scaled(code, field, mantissa, exponent);
-    if (isFailure(v)) return v;
+    if (scaledValue(mantissa, exponent, code === 'BAD_PRICE') === undefined) {
+      return scaledFailure(code, field, mantissa, exponent);
+    }
   }
   return undefined;
 }
 
 /**
- * The levels of one side: prices > 0, quantities >= 0, no price twice; with `order`, strictly descending (bids)
- * or ascending (asks). Returns the first (best) canonical price, or a failure.
+ * The levels of one side: prices > 0, quantities >= 0, no price twice; with `ordered`, strictly descending (bids)
+ * or ascending (asks). Returns the first (best) canonical price, or a failure. Without `ordered` a side that
+ * happens to be in that order (as Binance sends them) cannot repeat a price, so the set of prices seen is only
+ * built from the first level out of order on.
  */
 function checkSide(
   side: 'bids' | 'asks',
@@ -179,29 +199,38 @@ function checkSide(
   qtyExponent: number,
   ordered: boolean,
 ): bigint | undefined | ValidationFailure {
+  const descending = side === 'bids';
   let first: bigint | undefined;
   let previous: bigint | undefined;
-  const seen = ordered || levels.length < 2 ? undefined : new Set<bigint>();
+  let seen: Set<bigint> | undefined;
   for (let i = 0; i < levels.length; i++) {
     const level = levels[i]!;
-    const price = scaled('BAD_PRICE', `${side}[${i}].price`, level.priceMantissa, priceExponent);
-    if (isFailure(price)) return price;
-    const qty = scaled('BAD_QTY', `${side}[${i}].qty`, level.qtyMantissa, qtyExponent);
-    if (isFailure(qty)) return qty;
-    if (ordered) {
-      if (previous !== undefined && (side === 'bids' ? price >= previous : price <= previous)) {
-        return fail(
-          'BAD_LEVELS',
-          `${side}[${i}].price`,
-          `${side} must be strictly ${side === 'bids' ? 'descending' : 'ascending'} by price`,
-        );
-      }
-      previous = price;
-    } else if (seen !== undefined) {
+    const price = scaledValue(level.priceMantissa, priceExponent, true);
+    if (price === undefined) {
+      return scaledFailure('BAD_PRICE', `${side}[${i}].price`, level.priceMantissa, priceExponent);
+    }
+    if (scaledValue(level.qtyMantissa, qtyExponent, false) === undefined) {
+      return scaledFailure('BAD_QTY', `${side}[${i}].qty`, level.qtyMantissa, qtyExponent);
+    }
+    const inOrder = previous === undefined || (descending ? price < previous : price > previous);
+    if (ordered && !inOrder) {
+      return fail(
+        'BAD_LEVELS',
+        `${side}[${i}].price`,
+        `${side} must be strictly ${descending ? 'descending' : 'ascending'} by price`,
+      );
+    }
+    if (seen === undefined && !inOrder) {
+      // Out of order from here on: every price before this one is valid (checked above), so its value exists.
+      seen = new Set<bigint>();
+      for (let j = 0; j < i; j++) seen.add(canonicalMantissa(levels[j]!.priceMantissa, priceExponent)!);
+    }
+    if (seen !== undefined) {
       if (seen.has(price))
         return fail('BAD_LEVELS', `${side}[${i}].price`, 'the same price twice on one side');
       seen.add(price);
     }
+    previous = price;
     if (first === undefined) first = price;
   }
   return first;

@@ -144,4 +144,17 @@ describe('events/validate', () => {
     // The same price on both sides of a diff is not a duplicate (a level can move side).
     expect(code(diff)).to.equal(undefined);
   });
+
+  it('levels of a diff in any order: a repeated price is found before, at and after the first level out of order', () => {
+    const side = (...prices: bigint[]) => prices.map((priceMantissa) => ({ priceMantissa, qtyMantissa: 1n }));
+    const bidsOf = (...prices: bigint[]) => validateMessage({ ...diff, bids: side(...prices) }, CLOCK);
+    const asksOf = (...prices: bigint[]) => validateMessage({ ...diff, asks: side(...prices) }, CLOCK);
+    expect(bidsOf(300n, 200n, 100n)).to.equal(undefined);
+    expect(bidsOf(100n, 300n, 200n), 'out of order, no repeat').to.equal(undefined);
+    expect(asksOf(300n, 100n, 200n), 'out of order, no repeat').to.equal(undefined);
+    expect(bidsOf(300n, 200n, 300n)?.field, 'repeats a price before the break').to.equal('bids[2].price');
+    expect(bidsOf(300n, 200n, 250n, 200n)?.field, 'repeats after the break').to.equal('bids[3].price');
+    expect(asksOf(100n, 200n, 200n)?.field, 'adjacent repeat').to.equal('asks[2].price');
+    expect(asksOf(100n, 200n, 150n, 100n)?.code).to.equal('BAD_LEVELS');
+  });
 });
