@@ -5,9 +5,14 @@ import Redis from 'ioredis';
 import { parseConfig } from '../config/config';
 import { findFreePort } from '../localstack/ports';
 import { startRedisServer } from '../localstack/redis-server';
-import { MarketSimulator, type SimulatedEvent, type SimulatedStream } from '../replay/simulator';
+import {
+  MarketSimulator,
+  type BookSnapshot,
+  type SimulatedEvent,
+  type SimulatedStream,
+} from '../replay/simulator';
 import { encodeMessage } from '../sbe/encoder';
-import type { SbeMessage } from '../sbe/messages';
+import type { PriceLevel, SbeMessage } from '../sbe/messages';
 import { formatDecimal } from '../sbe/decimal';
 import { groupBySymbol } from '../state/batch';
 import { anchorBook, type RestDepthSnapshot } from '../state/book';
@@ -21,7 +26,12 @@ import { median, summarize, type Summary } from './stats';
 //  1. events/s through the real `aggregator process` child, records arriving over the KCL protocol;
 //  2. p50/p99 of one batch's Redis update (StateWriter, 100-event batches), in process;
 //  3. the same events written the seed's way (one awaited HSET per field) as the baseline of this run.
-// Usage: node dist/src/bench/processor-bench.js [--events N] [--batch RECORDS] [--rounds R]
+// The books are anchored first on snapshots of --book-levels levels per side (default 1000, the shipped
+// rest.depth_limit): what a production book holds. The simulator keeps only 60-160 levels near the touch, which
+// Redis would store in its compact listpack encoding (up to 128 entries), where every level update scans the
+// key; a real book of 1000+ levels is never stored so, so the extra levels (beyond the simulated ones, never
+// touched by the run) keep the measure to the encoding production sees.
+// Usage: node dist/src/bench/processor-bench.js [--events N] [--batch RECORDS] [--rounds R] [--book-levels L]
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -38,6 +48,40 @@ export interface ProcessorBenchOptions {
   readonly rounds: number;
   /** Events per stream written the seed's way (default 5000). */
   readonly seedEvents?: number;
+  /** Levels per side of the snapshots the books are anchored on (default DEFAULT_BOOK_LEVELS). */
+  readonly bookLevels?: number;
+}
+
+/** Levels per side of a production book anchored on the shipped rest.depth_limit (config/aggregator.yaml). */
+export const DEFAULT_BOOK_LEVELS = 1000;
+
+/**
+ * The snapshot with each side extended to `levels` levels beyond its farthest one (bids below, asks above), one
+ * smallest step of the side apart, each with the farthest level's quantity: the deeper part of a REST snapshot
+ * that a simulated book near the touch lacks. Bids stop above zero. Pure.
+ */
+export function deepenSnapshot(snapshot: BookSnapshot, levels: number): BookSnapshot {
+  const extend = (side: readonly PriceLevel[], direction: 1n | -1n): PriceLevel[] => {
+    const out = [...side];
+    const farthest = side[side.length - 1];
+    if (farthest === undefined) return out;
+    let step: bigint | undefined;
+    for (let i = 1; i < side.length; i++) {
+      const gap = (side[i]!.priceMantissa - side[i - 1]!.priceMantissa) * direction;
+      if (gap > 0n && (step === undefined || gap < step)) step = gap;
+    }
+    step ??= 1n;
+    for (
+      let price = farthest.priceMantissa + step * direction;
+      out.length < levels;
+      price += step * direction
+    ) {
+      if (price <= 0n) break;
+      out.push({ priceMantissa: price, qtyMantissa: farthest.qtyMantissa });
+    }
+    return out;
+  };
+  return { ...snapshot, bids: extend(snapshot.bids, -1n), asks: extend(snapshot.asks, 1n) };
 }
 
 export interface ProcessorStreamFigures {
@@ -137,9 +181,11 @@ export async function runProcessorBench(
     const symbols = ['BTCUSDT', 'ETHUSDT'];
     const startTimeUs = 1_760_000_000_000_000n;
     const simulator = new MarketSimulator({ seed: 3, symbols, startTimeUs });
-    // The REST snapshots the books are anchored on before the run, so depth diffs take the in-sync path.
+    // The REST snapshots the books are anchored on before the run, so depth diffs take the in-sync path; as deep
+    // as a production book (see the header).
+    const bookLevels = options.bookLevels ?? DEFAULT_BOOK_LEVELS;
     const snapshots: RestDepthSnapshot[] = symbols.map((symbol) => ({
-      ...simulator.depthSnapshot(symbol, 5000),
+      ...deepenSnapshot(simulator.depthSnapshot(symbol, 5000), bookLevels),
       priceExponent: -8,
       qtyExponent: -8,
       timeUs: startTimeUs,
@@ -164,7 +210,7 @@ export async function runProcessorBench(
       `machine: ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
     );
     out(
-      `workload: ${totalEvents} simulated events (${[...byStream].map(([s, e]) => `${s} ${e.length}`).join(', ')}), ${recordsPerBatch} records per processRecords, ${rounds} rounds (medians quoted)`,
+      `workload: ${totalEvents} simulated events (${[...byStream].map(([s, e]) => `${s} ${e.length}`).join(', ')}), ${recordsPerBatch} records per processRecords, ${rounds} rounds (medians quoted); books anchored on ${bookLevels} levels per side`,
     );
 
     // 1. Through the real child over the KCL protocol.
@@ -284,7 +330,12 @@ export async function runProcessorBench(
 
 async function main(): Promise<void> {
   await runProcessorBench(
-    { events: arg('events', 60000), batch: arg('batch', 500), rounds: arg('rounds', 3) },
+    {
+      events: arg('events', 60000),
+      batch: arg('batch', 500),
+      rounds: arg('rounds', 3),
+      bookLevels: arg('book-levels', DEFAULT_BOOK_LEVELS),
+    },
     (line) => process.stdout.write(`${line}\n`),
   );
 }
