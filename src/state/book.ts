@@ -844,11 +844,13 @@ function readDepthReply(
 
 /**
  * Applies one symbol's messages of a depth-stream batch (depth20 snapshots and depth diffs; other kinds are
- * skipped) in bounded calls (planDepthCalls), one after the other in u order; the last call refreshes the symbol's
- * trade windows with the batch's newest event time. Chained chunks go in the net form first unless options.fullForm
- * says the book is out of sync or being re-anchored; a refused net call is sent again in the full form, and every
- * call after it goes in the full form at once. The result sums the calls (applied, ignored, buffered, kept, overflow), ORs their flags and carries the
- * book state after the last call.
+ * skipped) in bounded calls (planDepthCalls), run by Redis in u order; the last call refreshes the symbol's trade
+ * windows with the batch's newest event time. Chained chunks go in the net form first unless options.fullForm says
+ * the book is out of sync or being re-anchored. The calls are sent together, and the refused net calls again in
+ * the full form once they answered; only a batch with a full form of diffs behind a net form goes one call at a
+ * time (a refused net call is then sent again in the full form, and every call after it in the full form at once).
+ * The result sums the calls (applied, ignored, buffered, kept, overflow), ORs their flags and carries the book
+ * state after the last call.
  */
 export async function applyBookBatch(
   client: RedisClient,
@@ -870,18 +872,36 @@ export async function applyBookBatch(
   const args = chunks.map((chunk, i) => argsOf(chunk, forms[i]!));
   const send = (argv: string[]) =>
     call('applyDepthBatch', symbol, () => client.applyDepthBatch(...scriptKeys, ...argv));
-  // One call at a time, in u order: a later chunk must never land before an earlier one that failed (it would open
-  // a false gap). A refused net form is sent again in the full form, and so are the chunks after it.
   const replies: unknown[][] = [];
   let resent = 0;
-  for (const [i, chunk] of chunks.entries()) {
-    let reply = await send(full && forms[i] === 'net' ? argsOf(chunk, 'full') : args[i]!);
-    if (isResendReply(reply)) {
-      full = true;
+  const firstNet = forms.indexOf('net');
+  const fullAfterNet =
+    firstNet >= 0 && chunks.some((c, i) => i > firstNet && forms[i] === 'full' && c.diffs.length > 0);
+  if (!fullAfterNet) {
+    // All calls are sent at once (one round trip; the connection keeps their order and Redis runs them in it).
+    // Full forms are applied by the script's rules exactly as if sent one by one. A refused net form (reply -1:
+    // the book was not in sync, did not bridge, or a re-anchor keeps diffs) wrote nothing, and a later net form
+    // applies only when it bridges the book's id, i.e. only when the refused call held nothing the book lacked;
+    // so the refused calls, sent again in the full form in order, are applied, buffered or ignored as if every
+    // call had gone one by one.
+    replies.push(...(await Promise.all(args.map((argv) => send(argv)))));
+    for (const [i, chunk] of chunks.entries()) {
+      if (!isResendReply(replies[i]!)) continue;
       resent++;
-      reply = await send(argsOf(chunk, 'full'));
+      replies[i] = await send(argsOf(chunk, 'full'));
     }
-    replies.push(reply);
+  } else {
+    // A full form with diffs behind a net form (a batch whose diffs do not chain): one call at a time, in u order.
+    // Sent behind a refused net form, the full form would find the book short of the refused diffs: a false gap.
+    for (const [i, chunk] of chunks.entries()) {
+      let reply = await send(full && forms[i] === 'net' ? argsOf(chunk, 'full') : args[i]!);
+      if (isResendReply(reply)) {
+        full = true;
+        resent++;
+        reply = await send(argsOf(chunk, 'full'));
+      }
+      replies.push(reply);
+    }
   }
   let total: Omit<DepthBatchResult, 'calls' | 'resent' | 'fullFormNext'> | undefined;
   for (const reply of replies) {
