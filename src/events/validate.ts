@@ -6,6 +6,7 @@ import type {
   SbeMessage,
   TradesStreamEvent,
 } from '../sbe/messages';
+import { snapshotLevelBlock, type LevelBlock, type LevelRun } from '../sbe/decoder';
 import { canonicalMantissa, CANONICAL_SCALE } from './canonical';
 
 // Semantic validation of decoded events (pure): a frame can decode and still carry values no exchange sends.
@@ -238,6 +239,8 @@ function checkSide(
 
 function validateDepthSnapshot(m: DepthSnapshotStreamEvent): ValidationFailure | undefined {
   if (m.bookUpdateId < 0n) return fail('BAD_UPDATE_ID', 'bookUpdateId', `negative (${m.bookUpdateId})`);
+  const block = snapshotLevelBlock(m);
+  if (block !== undefined && levelBlockValid(block, m.priceExponent, m.qtyExponent)) return undefined;
   const bid = checkSide('bids', m.bids, m.priceExponent, m.qtyExponent, true);
   if (typeof bid === 'object') return bid;
   const ask = checkSide('asks', m.asks, m.priceExponent, m.qtyExponent, true);
@@ -246,6 +249,60 @@ function validateDepthSnapshot(m: DepthSnapshotStreamEvent): ValidationFailure |
     return fail('BAD_LEVELS', 'bids[0].price', 'the best bid is not below the best ask (crossed snapshot)');
   }
   return undefined;
+}
+
+// The fast path of a depth20 snapshot's levels (src/sbe/decoder.ts keeps them undecoded): the same rules with
+// doubles, used only where doubles are exact (mantissas and canonical values below 2^53, as every real price
+// and quantity is). It answers "valid" or "cannot tell"; on the second the exact rules above run on the levels and
+// name the failure, so both paths always agree.
+const TWO_POW_32 = 0x100000000;
+const EXACT_POW10: readonly number[] = Array.from({ length: 23 }, (_, i) => 10 ** i); // exact up to 10^22
+
+/**
+ * The canonical value (mantissa x 10^(exponent + 8)) of the int64 at `pos`, or NaN when it is not a positive
+ * (`positive`) / non-negative mantissa whose canonical value is an integer below 2^53. Exact: every operand and
+ * result is an integer double below 2^53 (a product that is not rounds to 2^53 or more and is refused).
+ */
+function exactCanonical(bytes: Buffer, pos: number, exponent: number, positive: boolean): number {
+  const hi = bytes.readInt32LE(pos + 4);
+  if (hi < 0 || hi >= 0x200000) return NaN;
+  const mantissa = hi * TWO_POW_32 + bytes.readUInt32LE(pos);
+  if (positive && mantissa === 0) return NaN;
+  if (mantissa === 0) return 0;
+  const shift = exponent + CANONICAL_SCALE;
+  if (shift >= 0) {
+    const factor = EXACT_POW10[shift];
+    if (factor === undefined) return NaN;
+    const value = mantissa * factor;
+    return value <= Number.MAX_SAFE_INTEGER ? value : NaN;
+  }
+  const divisor = EXACT_POW10[-shift];
+  if (divisor === undefined || mantissa % divisor !== 0) return NaN;
+  return mantissa / divisor;
+}
+
+/** The side's best canonical price (-1 when empty), or NaN when the fast path cannot tell it is valid. */
+function fastSide(block: LevelBlock, run: LevelRun, descending: boolean, pe: number, qe: number): number {
+  let previous = NaN;
+  let first = -1;
+  for (let i = 0, p = run.first; i < run.count; i++, p += run.stride) {
+    const price = exactCanonical(block.bytes, p + block.priceOffset, pe, true);
+    if (Number.isNaN(price) || Number.isNaN(exactCanonical(block.bytes, p + block.qtyOffset, qe, false)))
+      return NaN;
+    if (i === 0) first = price;
+    else if (descending ? price >= previous : price <= previous) return NaN;
+    previous = price;
+  }
+  return first;
+}
+
+/** Whether the fast path proves every level of the snapshot valid (false: the exact rules must decide). */
+export function levelBlockValid(block: LevelBlock, priceExponent: number, qtyExponent: number): boolean {
+  const bid = fastSide(block, block.bids, true, priceExponent, qtyExponent);
+  if (Number.isNaN(bid)) return false;
+  const ask = fastSide(block, block.asks, false, priceExponent, qtyExponent);
+  if (Number.isNaN(ask)) return false;
+  return bid < 0 || ask < 0 || bid < ask;
 }
 
 function validateDepthDiff(m: DepthDiffStreamEvent): ValidationFailure | undefined {

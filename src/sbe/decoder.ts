@@ -321,18 +321,23 @@ function readGroupHeader(
   return { entryLength, count, first };
 }
 
+function levelsOf(bytes: Buffer, run: LevelRun): PriceLevel[] {
+  const levels = new Array<PriceLevel>(run.count);
+  let p = run.first;
+  for (let i = 0; i < run.count; i++) {
+    levels[i] = {
+      priceMantissa: bytes.readBigInt64LE(p + L_PRICE),
+      qtyMantissa: bytes.readBigInt64LE(p + L_QTY),
+    };
+    p += run.stride;
+  }
+  return levels;
+}
+
 function readLevels(buf: Buffer, pos: number, g: GroupLayout): { levels: PriceLevel[]; end: number } {
   const dims = readGroupHeader(buf, pos, g, MAX_LEVELS_PER_SIDE, 'levels');
-  const levels = new Array<PriceLevel>(dims.count);
-  let p = dims.first;
-  for (let i = 0; i < dims.count; i++) {
-    levels[i] = {
-      priceMantissa: buf.readBigInt64LE(p + L_PRICE),
-      qtyMantissa: buf.readBigInt64LE(p + L_QTY),
-    };
-    p += dims.entryLength;
-  }
-  return { levels, end: p };
+  const levels = levelsOf(buf, { first: dims.first, count: dims.count, stride: dims.entryLength });
+  return { levels, end: dims.first + dims.count * dims.entryLength };
 }
 
 function decodeTrades(
@@ -405,27 +410,78 @@ function decodeBestBidAsk(
   };
 }
 
+/** One side's entries in a level block: `count` entries of `stride` bytes from byte `first`. */
+export interface LevelRun {
+  readonly first: number;
+  readonly count: number;
+  readonly stride: number;
+}
+
+/**
+ * A decoded depth20 snapshot's levels, not yet turned into PriceLevels: a copy of the frame's bytes of both level
+ * groups, each side's entries in it, and where an entry holds its price and qty (int64 little-endian mantissas).
+ */
+export interface LevelBlock {
+  readonly bytes: Buffer;
+  readonly bids: LevelRun;
+  readonly asks: LevelRun;
+  readonly priceOffset: number;
+  readonly qtyOffset: number;
+}
+
+const snapshotBlocks = new WeakMap<DepthSnapshotStreamEvent, LevelBlock>();
+
+/**
+ * The undecoded levels of a snapshot this decoder produced (undefined for any other object). Validation reads
+ * them without building a PriceLevel per level: a stream sends a depth20 snapshot of 40 levels every 100 ms per
+ * symbol, and a batch writes only its newest one.
+ */
+export function snapshotLevelBlock(message: DepthSnapshotStreamEvent): LevelBlock | undefined {
+  return snapshotBlocks.get(message);
+}
+
+/**
+ * A depth20 snapshot whose `bids` and `asks` are built on first read (own enumerable getters, so the message
+ * reads, compares and serializes like a plain one). The level bytes are copied: the caller may reuse its buffer.
+ */
 function decodeSnapshot(
   buf: Buffer,
   root: number,
   blockLength: number,
 ): { message: DepthSnapshotStreamEvent; end: number } {
-  const bids = readLevels(buf, root + blockLength, SNAP_BIDS);
-  const asks = readLevels(buf, bids.end, SNAP_ASKS);
-  const { symbol, end } = readSymbol(buf, asks.end);
-  return {
-    message: {
-      message: 'DepthSnapshotStreamEvent',
-      eventTime: buf.readBigInt64LE(root + S_EVENT_TIME),
-      bookUpdateId: buf.readBigInt64LE(root + S_UPDATE_ID),
-      priceExponent: buf.readInt8(root + S_PRICE_EXP),
-      qtyExponent: buf.readInt8(root + S_QTY_EXP),
-      bids: bids.levels,
-      asks: asks.levels,
-      symbol,
-    },
-    end,
+  const bidsAt = root + blockLength;
+  const bidDims = readGroupHeader(buf, bidsAt, SNAP_BIDS, MAX_LEVELS_PER_SIDE, 'levels');
+  const asksAt = bidDims.first + bidDims.count * bidDims.entryLength;
+  const askDims = readGroupHeader(buf, asksAt, SNAP_ASKS, MAX_LEVELS_PER_SIDE, 'levels');
+  const levelsEnd = askDims.first + askDims.count * askDims.entryLength;
+  const { symbol, end } = readSymbol(buf, levelsEnd);
+  const bytes = Buffer.allocUnsafe(levelsEnd - bidDims.first);
+  buf.copy(bytes, 0, bidDims.first, levelsEnd);
+  const block: LevelBlock = {
+    bytes,
+    bids: { first: 0, count: bidDims.count, stride: bidDims.entryLength },
+    asks: { first: askDims.first - bidDims.first, count: askDims.count, stride: askDims.entryLength },
+    priceOffset: L_PRICE,
+    qtyOffset: L_QTY,
   };
+  let bids: PriceLevel[] | undefined;
+  let asks: PriceLevel[] | undefined;
+  const message: DepthSnapshotStreamEvent = {
+    message: 'DepthSnapshotStreamEvent',
+    eventTime: buf.readBigInt64LE(root + S_EVENT_TIME),
+    bookUpdateId: buf.readBigInt64LE(root + S_UPDATE_ID),
+    priceExponent: buf.readInt8(root + S_PRICE_EXP),
+    qtyExponent: buf.readInt8(root + S_QTY_EXP),
+    get bids(): PriceLevel[] {
+      return (bids ??= levelsOf(bytes, block.bids));
+    },
+    get asks(): PriceLevel[] {
+      return (asks ??= levelsOf(bytes, block.asks));
+    },
+    symbol,
+  };
+  snapshotBlocks.set(message, block);
+  return { message, end };
 }
 
 function decodeDiff(

@@ -1,5 +1,7 @@
 import { expect } from 'chai';
-import { validateMessage, type ValidationClock } from '../../../src/events/validate';
+import { levelBlockValid, validateMessage, type ValidationClock } from '../../../src/events/validate';
+import { decodeFrame, snapshotLevelBlock } from '../../../src/sbe/decoder';
+import { encodeMessage } from '../../../src/sbe/encoder';
 import type {
   BestBidAskStreamEvent,
   DepthDiffStreamEvent,
@@ -156,5 +158,100 @@ describe('events/validate', () => {
     expect(bidsOf(300n, 200n, 250n, 200n)?.field, 'repeats after the break').to.equal('bids[3].price');
     expect(asksOf(100n, 200n, 200n)?.field, 'adjacent repeat').to.equal('asks[2].price');
     expect(asksOf(100n, 200n, 150n, 100n)?.code).to.equal('BAD_LEVELS');
+  });
+});
+
+describe('validation of a decoded depth20 snapshot: the fast path on its undecoded levels agrees with the exact rules', () => {
+  // A deterministic generator (LCG) of snapshots near every edge: zero, negative and huge mantissas (beyond 2^53
+  // and int64's range at scale 8), exponents from -18 to 18, sides in order, out of order, repeated, crossed.
+  let state = 12345;
+  const next = (n: number) => {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    return state % n;
+  };
+  const pick = <T>(values: readonly T[]): T => values[next(values.length)]!;
+  const mantissa = (): bigint =>
+    pick([
+      () => BigInt(next(2_000_000)),
+      () => BigInt(next(100)) - 3n,
+      () => 6_000_000_000_000n + BigInt(next(1000)),
+      () => (1n << 53n) - 1n + BigInt(next(3)),
+      () => (1n << 63n) - 1n - BigInt(next(2)),
+      () => -(1n << 63n),
+      () => 10n ** BigInt(next(19)),
+    ])();
+  const side = (descending: boolean) => {
+    const count = next(6);
+    const base = mantissa();
+    const step = BigInt(next(3));
+    return Array.from({ length: count }, (_, i) => ({
+      priceMantissa:
+        next(5) === 0 ? mantissa() : BigInt.asIntN(64, base + (descending ? -1n : 1n) * step * BigInt(i)),
+      qtyMantissa: mantissa(),
+    }));
+  };
+
+  it('gives the same verdict, code and field on 20,000 generated snapshots (and the fast path says valid only when they are)', () => {
+    let fastValid = 0;
+    let valid = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const plain: DepthSnapshotStreamEvent = {
+        ...snapshot,
+        priceExponent: pick([-8, -8, -2, -5, 0, 2, 7, 8, -9, -10, -18, 18]),
+        qtyExponent: pick([-8, -5, -8, 0, 3, -12, 18, -18]),
+        bids: side(true),
+        asks: side(false),
+      };
+      const decoded = decodeFrame(encodeMessage(plain)).message as DepthSnapshotStreamEvent;
+      const block = snapshotLevelBlock(decoded);
+      expect(block, 'the decoder keeps the levels undecoded').to.not.equal(undefined);
+      const exact = validateMessage(plain, CLOCK);
+      const fast = levelBlockValid(block!, plain.priceExponent, plain.qtyExponent);
+      if (fast) {
+        fastValid++;
+        expect(
+          exact,
+          `the fast path accepted ${JSON.stringify(plain, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`,
+        ).to.equal(undefined);
+      }
+      if (exact === undefined) valid++;
+      expect(validateMessage(decoded, CLOCK)).to.deep.equal(exact);
+    }
+    expect(fastValid, 'the fast path decides most valid snapshots').to.be.greaterThan(valid / 2);
+    expect(valid, 'the generator makes valid snapshots too').to.be.greaterThan(1000);
+  });
+
+  it('agrees on each edge: zero and negative values, fractions beyond 8 decimals, 2^53, int64 at scale 8', () => {
+    const lv = (priceMantissa: bigint, qtyMantissa = 1n) => ({ priceMantissa, qtyMantissa });
+    const cases: Array<[string, Partial<DepthSnapshotStreamEvent>, string | undefined]> = [
+      ['valid', { bids: [lv(200n), lv(100n, 0n)], asks: [lv(300n)] }, undefined],
+      ['zero price', { bids: [lv(200n), lv(0n)], asks: [lv(300n)] }, 'BAD_PRICE'],
+      ['negative qty', { bids: [lv(200n, -1n)], asks: [lv(300n)] }, 'BAD_QTY'],
+      ['9 decimals', { priceExponent: -9, bids: [lv(2001n)], asks: [lv(3000n)] }, 'BAD_PRICE'],
+      ['9 decimals, whole', { priceExponent: -9, bids: [lv(2000n)], asks: [lv(3000n)] }, undefined],
+      ['2^53 - 1', { priceExponent: -8, bids: [lv(2n ** 53n - 1n)], asks: [lv(2n ** 53n)] }, undefined],
+      [
+        'int64 at scale 8',
+        { priceExponent: 0, bids: [lv(92_233_720_368n)], asks: [lv(92_233_720_369n)] },
+        'BAD_PRICE',
+      ],
+      ['equal prices', { bids: [lv(200n), lv(200n)], asks: [lv(300n)] }, 'BAD_LEVELS'],
+      ['crossed', { bids: [lv(300n)], asks: [lv(300n)] }, 'BAD_LEVELS'],
+      ['empty sides', { bids: [], asks: [] }, undefined],
+    ];
+    for (const [name, change, code] of cases) {
+      const plain = { ...snapshot, ...change };
+      const decoded = decodeFrame(encodeMessage(plain)).message;
+      expect(validateMessage(plain, CLOCK)?.code, name).to.equal(code);
+      expect(validateMessage(decoded, CLOCK), name).to.deep.equal(validateMessage(plain, CLOCK));
+    }
+  });
+
+  it('reads like a plain message: levels built on first read, compared and serialized as fields', () => {
+    const decoded = decodeFrame(encodeMessage(snapshot)).message;
+    expect(decoded).to.deep.equal(snapshot);
+    expect(
+      JSON.parse(JSON.stringify(decoded, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))),
+    ).to.have.keys(Object.keys(snapshot));
   });
 });
