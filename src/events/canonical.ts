@@ -44,6 +44,41 @@ export function formatCanonical(canonical: bigint): string {
   return `${negative ? '-' : ''}${digits.slice(0, cut)}.${digits.slice(cut)}`;
 }
 
+const TWO_POW_32 = 0x100000000;
+const EXACT_POW10: readonly number[] = Array.from({ length: 23 }, (_, i) => 10 ** i); // exact up to 10^22
+
+/**
+ * canonicalMantissa of the int64 (little-endian) at `pos`, as a double, for the fast paths over undecoded levels
+ * (src/sbe/decoder.ts levelBlockOf): NaN unless the mantissa is positive (`positive`, else non-negative) and its
+ * canonical value an integer below 2^53, where doubles are exact (every real price and quantity is). Exact: each
+ * operand and result is an integer double below 2^53; an inexact product is at least 2^53 and refused. Pure.
+ */
+export function exactCanonicalAt(
+  bytes: Uint8Array,
+  pos: number,
+  exponent: number,
+  positive: boolean,
+): number {
+  // The two halves read byte by byte (Buffer's readers check their arguments on every call); the caller
+  // guarantees 8 bytes at pos.
+  const hi = bytes[pos + 4]! | (bytes[pos + 5]! << 8) | (bytes[pos + 6]! << 16) | (bytes[pos + 7]! << 24);
+  if (hi < 0 || hi >= 0x200000) return NaN;
+  const lo = (bytes[pos]! | (bytes[pos + 1]! << 8) | (bytes[pos + 2]! << 16)) + bytes[pos + 3]! * 0x1000000;
+  const mantissa = hi * TWO_POW_32 + lo;
+  if (mantissa === 0) return positive ? NaN : 0;
+  const shift = exponent + CANONICAL_SCALE;
+  if (shift === 0) return mantissa;
+  if (shift > 0) {
+    const factor = EXACT_POW10[shift];
+    if (factor === undefined) return NaN;
+    const value = mantissa * factor;
+    return value <= Number.MAX_SAFE_INTEGER ? value : NaN;
+  }
+  const divisor = EXACT_POW10[-shift];
+  if (divisor === undefined || mantissa % divisor !== 0) return NaN;
+  return mantissa / divisor;
+}
+
 /** The canonical string of mantissa x 10^exponent, or undefined when it has none (see canonicalMantissa). Pure. */
 export function canonicalDecimal(mantissa: bigint, exponent: number): string | undefined {
   const scaled = canonicalMantissa(mantissa, exponent);

@@ -6,8 +6,8 @@ import type {
   SbeMessage,
   TradesStreamEvent,
 } from '../sbe/messages';
-import { snapshotLevelBlock, type LevelBlock, type LevelRun } from '../sbe/decoder';
-import { canonicalMantissa, CANONICAL_SCALE } from './canonical';
+import { levelBlockOf, type LevelBlock, type LevelRun } from '../sbe/decoder';
+import { canonicalMantissa, exactCanonicalAt as exactCanonical, CANONICAL_SCALE } from './canonical';
 
 // Semantic validation of decoded events (pure): a frame can decode and still carry values no exchange sends.
 // Every event passes here before it is grouped and written; one that fails is dead-lettered under its code and
@@ -239,7 +239,7 @@ function checkSide(
 
 function validateDepthSnapshot(m: DepthSnapshotStreamEvent): ValidationFailure | undefined {
   if (m.bookUpdateId < 0n) return fail('BAD_UPDATE_ID', 'bookUpdateId', `negative (${m.bookUpdateId})`);
-  const block = snapshotLevelBlock(m);
+  const block = levelBlockOf(m);
   if (block !== undefined && levelBlockValid(block, m.priceExponent, m.qtyExponent)) return undefined;
   const bid = checkSide('bids', m.bids, m.priceExponent, m.qtyExponent, true);
   if (typeof bid === 'object') return bid;
@@ -252,36 +252,13 @@ function validateDepthSnapshot(m: DepthSnapshotStreamEvent): ValidationFailure |
 }
 
 // The fast path of a depth20 snapshot's levels (src/sbe/decoder.ts keeps them undecoded): the same rules with
-// doubles, used only where doubles are exact (mantissas and canonical values below 2^53, as every real price
-// and quantity is). It answers "valid" or "cannot tell"; on the second the exact rules above run on the levels and
-// name the failure, so both paths always agree.
-const TWO_POW_32 = 0x100000000;
-const EXACT_POW10: readonly number[] = Array.from({ length: 23 }, (_, i) => 10 ** i); // exact up to 10^22
-
+// doubles, used only where doubles are exact (exactCanonicalAt: mantissas and canonical values below 2^53, as every
+// real price and quantity is). It answers "valid" or "cannot tell"; on the second the exact rules above run on the
+// levels and name the failure, so both paths always agree.
 /**
- * The canonical value (mantissa x 10^(exponent + 8)) of the int64 at `pos`, or NaN when it is not a positive
- * (`positive`) / non-negative mantissa whose canonical value is an integer below 2^53. Exact: every operand and
- * result is an integer double below 2^53 (a product that is not rounds to 2^53 or more and is refused).
+ * The side's best (first) canonical price, -1 when empty, or NaN when the fast path cannot tell that its levels are
+ * valid and strictly descending (bids) or ascending (asks).
  */
-function exactCanonical(bytes: Buffer, pos: number, exponent: number, positive: boolean): number {
-  const hi = bytes.readInt32LE(pos + 4);
-  if (hi < 0 || hi >= 0x200000) return NaN;
-  const mantissa = hi * TWO_POW_32 + bytes.readUInt32LE(pos);
-  if (positive && mantissa === 0) return NaN;
-  if (mantissa === 0) return 0;
-  const shift = exponent + CANONICAL_SCALE;
-  if (shift >= 0) {
-    const factor = EXACT_POW10[shift];
-    if (factor === undefined) return NaN;
-    const value = mantissa * factor;
-    return value <= Number.MAX_SAFE_INTEGER ? value : NaN;
-  }
-  const divisor = EXACT_POW10[-shift];
-  if (divisor === undefined || mantissa % divisor !== 0) return NaN;
-  return mantissa / divisor;
-}
-
-/** The side's best canonical price (-1 when empty), or NaN when the fast path cannot tell it is valid. */
 function fastSide(block: LevelBlock, run: LevelRun, descending: boolean, pe: number, qe: number): number {
   let previous = NaN;
   let first = -1;
@@ -296,7 +273,7 @@ function fastSide(block: LevelBlock, run: LevelRun, descending: boolean, pe: num
   return first;
 }
 
-/** Whether the fast path proves every level of the snapshot valid (false: the exact rules must decide). */
+/** Whether the fast path proves every level of a depth20 snapshot valid (false: the exact rules must decide). */
 export function levelBlockValid(block: LevelBlock, priceExponent: number, qtyExponent: number): boolean {
   const bid = fastSide(block, block.bids, true, priceExponent, qtyExponent);
   if (Number.isNaN(bid)) return false;

@@ -429,34 +429,40 @@ export interface LevelBlock {
   readonly qtyOffset: number;
 }
 
-const snapshotBlocks = new WeakMap<DepthSnapshotStreamEvent, LevelBlock>();
+type DepthMessage = DepthSnapshotStreamEvent | DepthDiffStreamEvent;
+
+const levelBlocks = new WeakMap<DepthMessage, LevelBlock>();
 
 /**
- * The undecoded levels of a snapshot this decoder produced (undefined for any other object). Validation reads
- * them without building a PriceLevel per level: a stream sends a depth20 snapshot of 40 levels every 100 ms per
- * symbol, and a batch writes only its newest one.
+ * The undecoded levels of a depth20 snapshot this decoder produced (undefined for any other message or object).
+ * Validation reads them without building a PriceLevel (two BigInts) per level: a stream sends a snapshot of 40
+ * levels every 100 ms per symbol, and a batch writes only its newest one.
  */
-export function snapshotLevelBlock(message: DepthSnapshotStreamEvent): LevelBlock | undefined {
-  return snapshotBlocks.get(message);
+export function levelBlockOf(message: DepthMessage): LevelBlock | undefined {
+  return levelBlocks.get(message);
 }
 
-/**
- * A depth20 snapshot whose `bids` and `asks` are built on first read (own enumerable getters, so the message
- * reads, compares and serializes like a plain one). The level bytes are copied: the caller may reuse its buffer.
- */
-function decodeSnapshot(
+/** The number of levels (both sides) of a depth message, without building its levels. */
+export function levelCount(message: DepthMessage): number {
+  const block = levelBlocks.get(message);
+  return block === undefined
+    ? message.bids.length + message.asks.length
+    : block.bids.count + block.asks.count;
+}
+
+/** The two level groups from `at`: their bytes copied (the caller may reuse its buffer) and where they end. */
+function readLevelBlock(
   buf: Buffer,
-  root: number,
-  blockLength: number,
-): { message: DepthSnapshotStreamEvent; end: number } {
-  const bidsAt = root + blockLength;
-  const bidDims = readGroupHeader(buf, bidsAt, SNAP_BIDS, MAX_LEVELS_PER_SIDE, 'levels');
+  at: number,
+  bidGroup: GroupLayout,
+  askGroup: GroupLayout,
+): { block: LevelBlock; end: number } {
+  const bidDims = readGroupHeader(buf, at, bidGroup, MAX_LEVELS_PER_SIDE, 'levels');
   const asksAt = bidDims.first + bidDims.count * bidDims.entryLength;
-  const askDims = readGroupHeader(buf, asksAt, SNAP_ASKS, MAX_LEVELS_PER_SIDE, 'levels');
-  const levelsEnd = askDims.first + askDims.count * askDims.entryLength;
-  const { symbol, end } = readSymbol(buf, levelsEnd);
-  const bytes = Buffer.allocUnsafe(levelsEnd - bidDims.first);
-  buf.copy(bytes, 0, bidDims.first, levelsEnd);
+  const askDims = readGroupHeader(buf, asksAt, askGroup, MAX_LEVELS_PER_SIDE, 'levels');
+  const end = askDims.first + askDims.count * askDims.entryLength;
+  const bytes = Buffer.allocUnsafe(end - bidDims.first);
+  buf.copy(bytes, 0, bidDims.first, end);
   const block: LevelBlock = {
     bytes,
     bids: { first: 0, count: bidDims.count, stride: bidDims.entryLength },
@@ -464,6 +470,20 @@ function decodeSnapshot(
     priceOffset: L_PRICE,
     qtyOffset: L_QTY,
   };
+  return { block, end };
+}
+
+// depth20 snapshots come with `bids` and `asks` built on first read (own enumerable getters, so a message reads,
+// compares and serializes like a plain one); levelBlockOf gives their bytes.
+
+function decodeSnapshot(
+  buf: Buffer,
+  root: number,
+  blockLength: number,
+): { message: DepthSnapshotStreamEvent; end: number } {
+  const levels = readLevelBlock(buf, root + blockLength, SNAP_BIDS, SNAP_ASKS);
+  const { symbol, end } = readSymbol(buf, levels.end);
+  const block = levels.block;
   let bids: PriceLevel[] | undefined;
   let asks: PriceLevel[] | undefined;
   const message: DepthSnapshotStreamEvent = {
@@ -473,14 +493,14 @@ function decodeSnapshot(
     priceExponent: buf.readInt8(root + S_PRICE_EXP),
     qtyExponent: buf.readInt8(root + S_QTY_EXP),
     get bids(): PriceLevel[] {
-      return (bids ??= levelsOf(bytes, block.bids));
+      return (bids ??= levelsOf(block.bytes, block.bids));
     },
     get asks(): PriceLevel[] {
-      return (asks ??= levelsOf(bytes, block.asks));
+      return (asks ??= levelsOf(block.bytes, block.asks));
     },
     symbol,
   };
-  snapshotBlocks.set(message, block);
+  levelBlocks.set(message, block);
   return { message, end };
 }
 
@@ -489,6 +509,8 @@ function decodeDiff(
   root: number,
   blockLength: number,
 ): { message: DepthDiffStreamEvent; end: number } {
+  // Eager, unlike a snapshot: every level of a diff is applied, so its PriceLevels are always read (measured: a
+  // lazy diff cost as much as it saved).
   const bids = readLevels(buf, root + blockLength, DIFF_BIDS);
   const asks = readLevels(buf, bids.end, DIFF_ASKS);
   const { symbol, end } = readSymbol(buf, asks.end);

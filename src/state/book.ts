@@ -1,6 +1,7 @@
 import type { Result } from 'ioredis';
 import { CanonicalDecimalError, canonicalMantissa, formatCanonical, toCanonical } from '../events/canonical';
 import { formatDecimal } from '../sbe/decimal';
+import { levelCount } from '../sbe/decoder';
 import type {
   BestBidAskStreamEvent,
   DepthDiffStreamEvent,
@@ -453,12 +454,18 @@ function compareDiffs(a: DepthDiffStreamEvent, b: DepthDiffStreamEvent): number 
   return 0;
 }
 
+/** The net effect of a chunk's diffs: "nBidSet nBidDel nAskSet nAskDel" and the values in that layout. */
+export interface NetEffect {
+  readonly counts: string;
+  readonly values: string[];
+}
+
 /**
  * The net effect of diffs applied in order, per side: the final quantity of every price they touch, in first-seen
  * order, split into levels set (non-zero) and prices removed. Flat: [nBidSet nBidDel nAskSet nAskDel] and the
  * values (bid price, qty pairs, bid prices, ask pairs, ask prices).
  */
-export function netEffect(diffs: readonly DepthDiffStreamEvent[]): { counts: string; values: string[] } {
+export function netEffect(diffs: readonly DepthDiffStreamEvent[]): NetEffect {
   const values: string[] = [];
   const counts: number[] = [];
   for (const side of ['bids', 'asks'] as const) {
@@ -583,7 +590,7 @@ export function planDepthCalls(
   let previous: DepthDiffStreamEvent | undefined;
   for (const diff of all) {
     if (previous !== undefined && diff.lastBookUpdateId === previous.lastBookUpdateId) continue;
-    const size = diff.bids.length + diff.asks.length;
+    const size = levelCount(diff);
     if (callIsFull(current.length, levels, size, limits)) cut();
     const last = current[current.length - 1];
     if (last !== undefined && diff.firstBookUpdateId > last.lastBookUpdateId + 1n) chained = false;
@@ -593,7 +600,7 @@ export function planDepthCalls(
     previous = diff;
   }
   if (newestSnapshot !== undefined) {
-    const size = newestSnapshot.bids.length + newestSnapshot.asks.length;
+    const size = levelCount(newestSnapshot);
     if (current.length > 0 && levels + size > limits.maxLevels) cut();
   }
   cut();

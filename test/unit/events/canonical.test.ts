@@ -3,6 +3,7 @@ import {
   CanonicalDecimalError,
   canonicalDecimal,
   canonicalMantissa,
+  exactCanonicalAt,
   formatCanonical,
   MAX_CANONICAL_MANTISSA,
   toCanonical,
@@ -40,5 +41,38 @@ describe('events/canonical', () => {
     expect(formatCanonical(5n)).to.equal('0.00000005');
     expect(formatCanonical(100000000n)).to.equal('1.00000000');
     expect(formatCanonical(-100000000n)).to.equal('-1.00000000');
+  });
+
+  it('exactCanonicalAt: canonicalMantissa as a double where doubles are exact, NaN elsewhere', () => {
+    const at = (mantissa: bigint, exponent: number, positive = false) => {
+      const bytes = Buffer.alloc(8);
+      bytes.writeBigInt64LE(mantissa);
+      return exactCanonicalAt(bytes, 0, exponent, positive);
+    };
+    const cases: Array<[bigint, number]> = [
+      [5999998n, -2],
+      [0n, 5],
+      [1n, -8],
+      [12300n, -10],
+      [123n, -10],
+      [2n ** 53n - 1n, -8],
+      [2n ** 53n, -8],
+      [9_007_199_254n, -2],
+      [9_007_199_255n, -2],
+      [7n, 7],
+      [7n, 8],
+      [1n, 18],
+      [10n ** 10n, -18],
+      [(1n << 63n) - 1n, -8],
+      [-1n, -8],
+      [-(1n << 63n), 0],
+    ];
+    for (const [m, e] of cases) {
+      const exact = canonicalMantissa(m, e);
+      const expected = exact !== undefined && exact >= 0n && exact < 2n ** 53n ? Number(exact) : NaN;
+      expect(at(m, e), `${m}e${e}`).to.deep.equal(expected);
+    }
+    expect(at(0n, -8, true), 'zero is not a positive price').to.deep.equal(NaN);
+    expect(at(0n, -8, false)).to.equal(0);
   });
 });
