@@ -123,7 +123,7 @@ export function buildTable(
   for (const s of processor.streams) {
     rows.push({
       area: 'Kinesis records',
-      metric: `${s.stream}: events/s, one processor (KCL)`,
+      metric: `${s.stream}: events/s, one processor (KCL), warm; a new child's first pass: ${rate(s.coldEventsPerSecond)}`,
       target: `>= ${rate(TARGETS.eventsPerSecond)}`,
       p50: rate(s.eventsPerSecond),
       p99: '-',
