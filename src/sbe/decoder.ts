@@ -510,7 +510,7 @@ function decodeDiff(
   blockLength: number,
 ): { message: DepthDiffStreamEvent; end: number } {
   // Eager, unlike a snapshot: every level of a diff is applied, so its PriceLevels are always read (measured: a
-  // lazy diff cost as much as it saved).
+  // lazy diff saved under 1 % of a bench pass, not worth a second form of its levels).
   const bids = readLevels(buf, root + blockLength, DIFF_BIDS);
   const asks = readLevels(buf, bids.end, DIFF_ASKS);
   const { symbol, end } = readSymbol(buf, asks.end);
