@@ -1,10 +1,14 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
+import Redis from 'ioredis';
 import { findFreePort } from '../../src/localstack/ports';
 import { startKinesisMock, type KinesisMockHandle } from '../../src/localstack/kinesis-mock';
+import { startRedisServer } from '../../src/localstack/redis-server';
+import { REANCHOR_GROUP } from '../../src/reanchor/requests';
+import { Keys } from '../../src/state/keys';
 import { repoRoot, sharedDir } from '../helpers/paths';
 
 // The built CLI as users and scripts run it: exit codes, stdout/stderr split, messages.
@@ -130,6 +134,147 @@ describe('aggregator CLI', function () {
       ]);
       expect(out.code).to.equal(1);
       expect(out.stderr).to.match(/trades\.csv line 2, column price: "abc"/);
+    });
+  });
+
+  describe('reanchor --wait', function () {
+    const S = 'BTCUSDT';
+    const keys = new Keys({ clusterMode: false });
+    let dir: string;
+    let server: Awaited<ReturnType<typeof startRedisServer>>;
+    let redis: Redis;
+    let configFile: string;
+
+    before(async function () {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-reanchor-'));
+      const port = await findFreePort();
+      server = await startRedisServer({ port, logFile: path.join(dir, 'redis.log') });
+      redis = new Redis({ port, host: '127.0.0.1' });
+      configFile = path.join(dir, 'config.yaml');
+      fs.writeFileSync(
+        configFile,
+        `redis:\n  host: "127.0.0.1"\n  port: ${port}\nprocessing:\n  symbols: ["${S}"]\n`,
+      );
+    });
+
+    after(async function () {
+      redis.disconnect();
+      await server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    beforeEach(() => redis.flushall());
+
+    /** The CLI running in the background: its exit code, stdout and stderr once it ends. */
+    function start(args: string[]) {
+      const child = spawn(process.execPath, [cli, '--config', configFile, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const ended = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+        child.once('exit', (code) => resolve({ code, stdout, stderr })),
+      );
+      return { ended, stderr: () => stderr };
+    }
+
+    async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
+      const deadline = Date.now() + 20_000;
+      while (!(await check())) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+
+    it('before any sidecar: says no listener exists, keeps the request queued for the first one, never NOGROUP', async function () {
+      const out = run(['--config', configFile, 'reanchor', S, '--wait', '--timeout', '1']);
+      expect(out.code, out.stderr).to.equal(1);
+      expect(out.stderr).to.include(`no listener has joined ${REANCHOR_GROUP} yet`);
+      expect(out.stderr).to.include('the request stays queued');
+      expect(out.stderr).to.not.match(/NOGROUP/);
+      const result = JSON.parse(out.stdout) as { requestId: string; timedOut: boolean; listeners: number };
+      expect(result).to.include({ timedOut: true, listeners: 0 });
+      // The request waits in the group, not yet handed to anyone: the first listener reads it.
+      expect(await redis.xlen(keys.reanchorRequests())).to.equal(1);
+      const read = (await redis.xreadgroup(
+        'GROUP',
+        REANCHOR_GROUP,
+        'first-listener',
+        'COUNT',
+        '10',
+        'STREAMS',
+        keys.reanchorRequests(),
+        '>',
+      )) as Array<[string, Array<[string, string[]]>]>;
+      expect(read[0]![1].map(([id]) => id)).to.deep.equal([result.requestId]);
+    });
+
+    it('reports each phase in words as a listener takes, runs and finishes the request, then exits 0', async function () {
+      const cliRun = start(['reanchor', S, '--wait', '--timeout', '60']);
+      // A listener's steps, by hand: join and take the entry, hold the lock, write the outcome, acknowledge.
+      await until('the request', async () => (await redis.xlen(keys.reanchorRequests())) === 1);
+      await until('the no-listener line', () => cliRun.stderr().includes('no listener has joined'));
+      const read = (await redis.xreadgroup(
+        'GROUP',
+        REANCHOR_GROUP,
+        'listener-a',
+        'COUNT',
+        '1',
+        'STREAMS',
+        keys.reanchorRequests(),
+        '>',
+      )) as Array<[string, Array<[string, string[]]>]>;
+      const id = read[0]![1][0]![0];
+      await until('the taken line', () => cliRun.stderr().includes('taken by listener listener-a'));
+      await redis.set(keys.reanchorFlag(S), 'token-1|1');
+      await until('the running line', () => cliRun.stderr().includes('running (attempt token-1|1)'));
+      await redis.hset(keys.reanchorStats(S), {
+        last_outcome: 'swapped',
+        last_duration_ms: '42',
+        last_attempts: '1',
+        last_update_id: '123',
+      });
+      await redis.hincrby(keys.reanchorStats(S), 'swapped', 1);
+      await redis.del(keys.reanchorFlag(S));
+      await redis.xack(keys.reanchorRequests(), REANCHOR_GROUP, id);
+      const out = await cliRun.ended;
+      expect(out.code, out.stderr).to.equal(0);
+      expect(out.stderr).to.include(
+        `re-anchor of ${S} swapped in after 42 ms, 1 attempt(s); book at update id 123`,
+      );
+      const lines = out.stderr.trim().split('\n');
+      expect(lines.filter((l) => l.includes('taken by listener'))).to.have.length(1, 'each phase once');
+      expect((JSON.parse(out.stdout) as { requestId: string }).requestId).to.equal(id);
+    });
+
+    it('a failed run: the outcome and the last failure in words, exit 1', async function () {
+      const cliRun = start(['reanchor', S, '--wait', '--timeout', '60']);
+      await until('the request', async () => (await redis.xlen(keys.reanchorRequests())) === 1);
+      const read = (await redis.xreadgroup(
+        'GROUP',
+        REANCHOR_GROUP,
+        'listener-b',
+        'COUNT',
+        '1',
+        'STREAMS',
+        keys.reanchorRequests(),
+        '>',
+      )) as Array<[string, Array<[string, string[]]>]>;
+      await redis.hset(keys.reanchorStats(S), {
+        last_outcome: 'failed',
+        last_duration_ms: '900',
+        last_attempts: '3',
+        last_failure: 'rest: HTTP 429',
+      });
+      await redis.hincrby(keys.reanchorStats(S), 'failed', 1);
+      await redis.xack(keys.reanchorRequests(), REANCHOR_GROUP, read[0]![1][0]![0]);
+      const out = await cliRun.ended;
+      expect(out.code).to.equal(1);
+      expect(out.stderr).to.include(
+        `re-anchor of ${S} ended without a swap (failed) after 900 ms, 3 attempt(s); last failure: rest: HTTP 429`,
+      );
     });
   });
 });

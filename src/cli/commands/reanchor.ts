@@ -2,11 +2,12 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/config';
 import { Keys } from '../../state/keys';
 import { createRedisClient, type RedisClient } from '../../state/redis';
-import { REANCHOR_GROUP, requestReanchor } from '../../reanchor/requests';
+import { ensureRequestGroup, REANCHOR_GROUP, requestReanchor } from '../../reanchor/requests';
 
 // `aggregator reanchor <SYMBOL>`: an operator's re-anchor request (queued on reanchor:requests; a sidecar's
 // listener runs it). --wait follows it to its end; --status only prints the symbol's re-anchor state.
-// Exit codes: 0 queued (or swapped with --wait), 1 failed or timed out with --wait, 2 bad arguments.
+// Exit codes: 0 queued (or swapped with --wait), 1 failed or timed out with --wait, 2 bad arguments. The command
+// creates the listeners' consumer group when it is missing, so a request made before any sidecar waits for one.
 
 export interface ReanchorStatus {
   readonly symbol: string;
@@ -17,6 +18,16 @@ export interface ReanchorStatus {
   /** Entries of the request stream not acknowledged yet by any listener (all symbols). */
   readonly unacknowledged: number;
   readonly listeners: number;
+  /** The newest request handed to a listener ("" when the group does not exist yet). */
+  readonly lastDeliveredId: string;
+}
+
+/** Whether stream entry id `a` is at or before `b` ("ms-seq"; "" is before every id). Pure. */
+export function streamIdAtMost(a: string, b: string): boolean {
+  if (b === '') return false;
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am < bm || (am === bm && as <= bs);
 }
 
 export async function readReanchorStatus(
@@ -31,6 +42,7 @@ export async function readReanchorStatus(
   ]);
   let unacknowledged = 0;
   let listeners = 0;
+  let lastDeliveredId = '';
   try {
     const groups = (await client.xinfo('GROUPS', keys.reanchorRequests())) as unknown[][];
     for (const group of groups) {
@@ -39,12 +51,53 @@ export async function readReanchorStatus(
       if (info.get('name') === REANCHOR_GROUP) {
         unacknowledged = Number(info.get('pending') ?? 0);
         listeners = Number(info.get('consumers') ?? 0);
+        const delivered = info.get('last-delivered-id');
+        lastDeliveredId = typeof delivered === 'string' ? delivered : '';
       }
     }
   } catch (err) {
     if (!(err instanceof Error) || !/no such key/i.test(err.message)) throw err;
   }
-  return { symbol, running, pending, stats, unacknowledged, listeners };
+  return { symbol, running, pending, stats, unacknowledged, listeners, lastDeliveredId };
+}
+
+/** Where an operator's request stands, as `--wait` follows it. */
+export type RequestPhase =
+  | { readonly kind: 'no-listener' }
+  | { readonly kind: 'queued'; readonly listeners: number }
+  | { readonly kind: 'taken'; readonly consumer: string }
+  | { readonly kind: 'running'; readonly token: string }
+  | { readonly kind: 'finished'; readonly stats: Readonly<Record<string, string>> };
+
+/** One line of words for a phase (stderr of `reanchor --wait`). Pure. */
+export function describePhase(symbol: string, phase: RequestPhase): string {
+  switch (phase.kind) {
+    case 'no-listener':
+      return (
+        `no listener has joined ${REANCHOR_GROUP} yet: the request stays queued, and the first sidecar to start ` +
+        `(aggregator sidecar) runs it`
+      );
+    case 'queued':
+      return `queued; ${phase.listeners} listener(s) in ${REANCHOR_GROUP}, none has taken it yet`;
+    case 'taken':
+      return `taken by listener ${phase.consumer}`;
+    case 'running':
+      return `re-anchor of ${symbol} running (attempt ${phase.token})`;
+    case 'finished': {
+      const { stats } = phase;
+      const took = `after ${stats.last_duration_ms ?? '?'} ms, ${stats.last_attempts ?? '?'} attempt(s)`;
+      if (stats.last_outcome === 'swapped') {
+        return `re-anchor of ${symbol} swapped in ${took}; book at update id ${stats.last_update_id ?? '?'}`;
+      }
+      const why = stats.last_failure === undefined ? '' : `; last failure: ${stats.last_failure}`;
+      return `re-anchor of ${symbol} ended without a swap (${stats.last_outcome ?? 'unknown'}) ${took}${why}`;
+    }
+  }
+}
+
+/** Whether two phases read the same to an operator (so a line is printed only when it changes). */
+function samePhase(a: RequestPhase | undefined, b: RequestPhase): boolean {
+  return a !== undefined && JSON.stringify(a) === JSON.stringify(b);
 }
 
 export function registerReanchor(program: Command): void {
@@ -85,6 +138,9 @@ export function registerReanchor(program: Command): void {
             process.stdout.write(`${JSON.stringify(await readReanchorStatus(redis, keys, symbol))}\n`);
             return;
           }
+          // The group first: a request queued before any sidecar started waits in it for the first listener, and
+          // --wait can read its place (XPENDING on a stream without the group is an error, NOGROUP).
+          await ensureRequestGroup(redis, keys);
           const before = await redis.hmget(keys.reanchorStats(symbol), 'swapped', 'failed');
           const id = await requestReanchor(redis, keys, { symbol, reason: 'operator', source: 'operator' });
           process.stderr.write(`reanchor: request ${id} queued for ${symbol}\n`);
@@ -92,21 +148,53 @@ export function registerReanchor(program: Command): void {
             process.stdout.write(`${JSON.stringify({ symbol, requestId: id })}\n`);
             return;
           }
-          // Done when the stats count one more outcome after the request was acknowledged by a listener.
+          // Done when the stats count one more outcome after the request was acknowledged by a listener. Every
+          // change of phase is one line of words on stderr; the final state is JSON on stdout.
           const deadline = Date.now() + timeoutS * 1000;
+          let shown: RequestPhase | undefined;
+          const takenBy = new Set<string>();
           for (;;) {
             const [swapped, failed] = await redis.hmget(keys.reanchorStats(symbol), 'swapped', 'failed');
-            const pendingIds = await redis.xpending(keys.reanchorRequests(), REANCHOR_GROUP, id, id, 1);
-            const acked = pendingIds.length === 0 && (await redis.exists(keys.reanchorFlag(symbol))) === 0;
+            const entry = (await redis.xpending(
+              keys.reanchorRequests(),
+              REANCHOR_GROUP,
+              id,
+              id,
+              1,
+            )) as unknown[][];
+            const running = await redis.get(keys.reanchorFlag(symbol));
             const status = await readReanchorStatus(redis, keys, symbol);
-            if (acked && (swapped !== before[0] || failed !== before[1])) {
+            const consumer = entry[0] === undefined ? undefined : String(entry[0][1]);
+            // Acknowledged: handed to a listener (at or before the group's last delivered id) and no longer pending.
+            const acknowledged = consumer === undefined && streamIdAtMost(id, status.lastDeliveredId);
+            const finished =
+              acknowledged && running === null && (swapped !== before[0] || failed !== before[1]);
+            const phase: RequestPhase = finished
+              ? { kind: 'finished', stats: status.stats }
+              : running !== null
+                ? { kind: 'running', token: running }
+                : consumer !== undefined
+                  ? { kind: 'taken', consumer }
+                  : status.listeners === 0
+                    ? { kind: 'no-listener' }
+                    : { kind: 'queued', listeners: status.listeners };
+            // A listener between its lock's release and its acknowledgement reads as "taken" again: said once.
+            const retaken = phase.kind === 'taken' && takenBy.has(phase.consumer);
+            if (!samePhase(shown, phase) && !retaken) {
+              process.stderr.write(`reanchor: ${describePhase(symbol, phase)}\n`);
+            }
+            if (phase.kind === 'taken') takenBy.add(phase.consumer);
+            shown = phase;
+            if (finished) {
               process.stdout.write(`${JSON.stringify({ requestId: id, ...status })}\n`);
               if (status.stats.last_outcome !== 'swapped') process.exitCode = 1;
               return;
             }
             if (Date.now() > deadline) {
               process.stdout.write(`${JSON.stringify({ requestId: id, timedOut: true, ...status })}\n`);
-              process.stderr.write(`reanchor: no outcome within ${timeoutS} s (is a sidecar running?)\n`);
+              process.stderr.write(
+                `reanchor: no outcome within ${timeoutS} s; the request stays queued (${describePhase(symbol, phase)})\n`,
+              );
               process.exitCode = 1;
               return;
             }
