@@ -24,7 +24,8 @@ import { parseTradeBatchReply, tradeBatchArgs, type FlatTrade } from '../state/t
 //   it) for long even for 5000 levels per side. The state hash
 //   book:new:<S>:state (last_update_id, snapshot_ts_us, level counts, complete = 1) is written LAST: the swap
 //   refuses a state without it, or with level counts the temporary book does not hold.
-// - The trade windows: the live trade state (tr:<S>:1s/:5s/:buckets/:state, px:<S>) is copied, then the REST
+// - The trade windows: the live trade state (tr:<S>:1s/:5s/:buckets/:state, px:<S>) is copied in one script call
+//   (reanchor-copy-trades-10.lua, so a stream batch is in all of the copy or in none of it), then the REST
 //   trades are applied on the copy with the live trade script (apply-trade-batch-6.lua on the temporary keys, in
 //   calls of at most 250 trades): ids not above the copied last_trade_id are skipped, so the result is the live
 //   state merged with the newer REST trades, deduplicated by trade id. Only REST trades that continue the copied
@@ -72,6 +73,7 @@ declare module 'ioredis' {
       stateKey: string,
       ...args: string[]
     ): Result<unknown[], Context>;
+    reanchorCopyTrades(...keysThenTtl: string[]): Result<unknown[], Context>;
   }
 }
 
@@ -302,16 +304,25 @@ export async function buildTemporaryState(
 
   await client.del(...all);
 
-  // The trade windows: a copy of the live trade state, then the REST trades on top.
-  const live: Array<[string, string]> = [
-    [keys.tradeWindow(symbol, 1), t.tradeWindow1s],
-    [keys.tradeWindow(symbol, 5), t.tradeWindow5s],
-    [keys.tradeBuckets(symbol), t.tradeBuckets],
-    [keys.tradeState(symbol), t.tradeState],
-    [keys.priceHistory(symbol), t.priceHistory],
-  ];
-  for (const [from, to] of live) await client.copy(from, to, 'REPLACE');
-  const copiedLast = await client.hget(t.tradeState, 'last_trade_id');
+  // The trade windows: a copy of the live trade state, in one step (reanchor-copy-trades-10.lua: a stream batch
+  // lands before or after the whole copy, never between two of its keys), then the REST trades on top.
+  const copy = await client.reanchorCopyTrades(
+    keys.tradeWindow(symbol, 1),
+    keys.tradeWindow(symbol, 5),
+    keys.tradeBuckets(symbol),
+    keys.tradeState(symbol),
+    keys.priceHistory(symbol),
+    t.tradeWindow1s,
+    t.tradeWindow5s,
+    t.tradeBuckets,
+    t.tradeState,
+    t.priceHistory,
+    ttl,
+  );
+  const copiedLast = Array.isArray(copy) && typeof copy[1] === 'string' ? copy[1] : undefined;
+  if (copiedLast === undefined) {
+    throw new BookArgumentError(symbol, `the live trade state was not copied: ${JSON.stringify(copy)}`);
+  }
   const { apply: trades, withheld: tradesWithheld } = contiguousTrades(
     [...input.trades].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
     copiedLast ? BigInt(copiedLast) : undefined,

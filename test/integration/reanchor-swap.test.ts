@@ -9,12 +9,12 @@ import { startRedisServer } from '../../src/localstack/redis-server';
 import { buildTemporaryState, temporaryKeyList, TEMPORARY_TTL_SECONDS } from '../../src/reanchor/build';
 import { swapReanchor } from '../../src/reanchor/swap';
 import { MarketSimulator } from '../../src/replay/simulator';
-import type { SbeMessage } from '../../src/sbe/messages';
+import type { SbeMessage, TradesStreamEvent } from '../../src/sbe/messages';
 import { groupBySymbol } from '../../src/state/batch';
 import type { RestDepthSnapshot } from '../../src/state/book';
 import { Keys } from '../../src/state/keys';
 import { createRedisClient, type RedisClient } from '../../src/state/redis';
-import { flattenTrades, type FlatTrade } from '../../src/state/trades';
+import { applyTradeBatch, flattenTrades, type FlatTrade } from '../../src/state/trades';
 import { StateWriter } from '../../src/state/writer';
 import { ReferenceBook } from '../helpers/book-reference';
 import { snapshotKeys } from '../helpers/redis-snapshot';
@@ -231,6 +231,68 @@ describe('re-anchor: temporary state and the atomic swap (real redis-server)', f
     expect(await redis.ttl(keys.tradeState(S))).to.equal(-1);
     expect(await redis.ttl(keys.tradeWindow(S, 5))).to.be.within(1, 300);
     expect(Number(await redis.hget(keys.tradeWindow(S, 5), 'count'))).to.be.greaterThan(0);
+  });
+
+  it('copies the live trade state in one step: a stream batch landing as the build copies it is kept, and the swap loses no trade', async () => {
+    // Live trades up to id L; the stream then brings B (right as the build copies the trade state) and C (after the
+    // swap, with B again: a redelivery); REST answers every trade up to the end of C. Copied key by key, B landed
+    // between the buckets and the state: in last_trade_id but in no bucket, and after the swap its redelivery was
+    // skipped as duplicates. The end state must be that of the stream applying every trade once (a control run).
+    const sc = await scenario(21, 300, 0);
+    const next: TradesStreamEvent[] = [];
+    while (next.length < 20) {
+      const m = sc.sim.next().message;
+      if (m.message === 'TradesStreamEvent') next.push(m);
+    }
+    const b = next.slice(0, 10);
+    const c = next.slice(10);
+    const restTrades = [...sc.restTrades, ...flattenTrades(S, next).trades];
+    let landed = 0;
+    const landB = async () => {
+      if (landed++ === 0) await applyTradeBatch(redis, keys, S, b);
+    };
+    // The build's client, with B applied right after it copied the buckets (key by key) or the whole state (one step).
+    const hooked = new Proxy(redis, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (typeof value !== 'function') return value;
+        const call = (...args: unknown[]) =>
+          (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        if (prop === 'copy') {
+          return async (...args: unknown[]) => {
+            const reply = await call(...args);
+            if (args[0] === keys.tradeBuckets(S)) await landB();
+            return reply;
+          };
+        }
+        if (prop === 'reanchorCopyTrades') {
+          return async (...args: unknown[]) => {
+            const reply = await call(...args);
+            await landB();
+            return reply;
+          };
+        }
+        return call;
+      },
+    });
+    await buildTemporaryState(hooked, keys, S, { depth: sc.snapshot, trades: restTrades });
+    expect(landed, 'B landed during the build').to.equal(1);
+    expect((await swapReanchor(redis, keys, S, { levels: LEVELS })).outcome).to.equal('swapped');
+    await applyTradeBatch(redis, keys, S, [...b, ...c]);
+    const trades = async () => ({
+      buckets: sorted(await redis.hgetall(keys.tradeBuckets(S))),
+      px: sorted(await redis.hgetall(keys.priceHistory(S))),
+      last: await redis.hget(keys.tradeState(S), 'last_trade_id'),
+      applied: await redis.hget(keys.tradeState(S), 'trades_applied'),
+      count5s: await redis.hget(keys.tradeWindow(S, 5), 'count'),
+    });
+    const reanchored = await trades();
+    // The control: the same stream, every trade once, no re-anchor.
+    await redis.flushall();
+    const control = await scenario(21, 300, 0);
+    await applyTradeBatch(redis, keys, S, [...b, ...c]);
+    expect(control.restTrades.length).to.equal(sc.restTrades.length);
+    expect(reanchored).to.deep.equal(await trades());
   });
 
   it('withholds REST trades that would leave a hole after the live last_trade_id: the live trade state is kept', async () => {
