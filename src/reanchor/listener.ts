@@ -16,7 +16,11 @@ import {
 // the re-anchor (reanchorer.ts) while renewing the lock and keeping its stream entry claimed, releases the lock,
 // queues one follow-up when requests arrived after the snapshot was taken, and only then acknowledges the entry.
 // A listener that dies leaves its entry pending: after claimIdleMs another listener claims it (XAUTOCLAIM), takes
-// the lock over (same request id) and runs the re-anchor again from the start. Entries are handled one at a time.
+// the lock over (same request id) and runs the re-anchor again from the start.
+// Ownership: a listener holds exactly the entry it works on (it reads and claims one at a time, so no entry waits
+// idle in its hands for another listener to claim and run while it would run it too), checks that the entry is
+// still its own before it starts it, renews the entry only while it still holds the lock and owns the entry, and
+// never acknowledges an entry another listener has claimed meanwhile (that listener finishes it).
 
 export interface ListenerOptions {
   /** For the lock, stats and acknowledgements. */
@@ -43,6 +47,8 @@ export interface ListenerStats {
   invalid: number;
   unknownSymbol: number;
   coalesced: number;
+  /** Entries another listener claimed before this one started them (left to it). */
+  notOwned: number;
   takenOver: number;
   swapped: number;
   failed: number;
@@ -52,7 +58,7 @@ export interface ListenerStats {
 }
 
 export type HandledOutcome =
-  | { readonly kind: 'invalid' | 'unknown-symbol' | 'coalesced' }
+  | { readonly kind: 'invalid' | 'unknown-symbol' | 'coalesced' | 'not-owned' }
   | { readonly kind: 'ran'; readonly report: ReanchorReport; readonly followUp: boolean };
 
 type StreamEntry = [id: string, fields: string[]];
@@ -67,6 +73,7 @@ export class ReanchorListener {
     invalid: 0,
     unknownSymbol: 0,
     coalesced: 0,
+    notOwned: 0,
     takenOver: 0,
     swapped: 0,
     failed: 0,
@@ -90,6 +97,13 @@ export class ReanchorListener {
 
   stats(): Readonly<ListenerStats> {
     return { ...this.counters };
+  }
+
+  /** Whether the group's pending entry `id` is held by this listener (not acknowledged, not claimed by another). */
+  private async owns(id: string): Promise<boolean> {
+    const { client, keys } = this.options;
+    const entry = (await client.xpending(keys.reanchorRequests(), REANCHOR_GROUP, id, id, 1)) as unknown[][];
+    return entry[0] !== undefined && String(entry[0][1]) === this.id;
   }
 
   /** Called after each handled entry (for metrics and tests). */
@@ -151,7 +165,7 @@ export class ReanchorListener {
       this.options.claimIdleMs,
       '0-0',
       'COUNT',
-      10,
+      1,
     )) as [string, StreamEntry[], string[]?];
     let entries = (claimed[1] ?? []).filter((e): e is StreamEntry => Array.isArray(e) && e[1] !== null);
     if (entries.length > 0) {
@@ -166,7 +180,7 @@ export class ReanchorListener {
         REANCHOR_GROUP,
         this.id,
         'COUNT',
-        10,
+        1,
         'BLOCK',
         this.options.blockMs ?? 1000,
         'STREAMS',
@@ -214,6 +228,17 @@ export class ReanchorListener {
       this.emit(request, outcome);
       return outcome;
     }
+    if (!(await this.owns(id))) {
+      this.counters.notOwned++;
+      logger.warn('re-anchor request claimed by another listener before it started here: left to it', {
+        id,
+        symbol: request.symbol,
+        listenerId: this.id,
+      });
+      const outcome: HandledOutcome = { kind: 'not-owned' };
+      this.emit(request, outcome);
+      return outcome;
+    }
     const ttl = this.options.lockTtlSeconds ?? LOCK_TTL_SECONDS;
     const token = attemptToken(this.id, id);
     const lock = await acquireLock(client, keys, request.symbol, token, request, ttl);
@@ -247,14 +272,24 @@ export class ReanchorListener {
       listenerId: this.id,
     });
 
-    // While it runs: renew the lock and reset the entry's idle time, so nobody claims a live re-anchor.
+    // While it runs: renew the lock and reset the entry's idle time, so nobody claims a live re-anchor. Once the lock
+    // is lost, or the entry is no longer this listener's, the renewals stop: re-claiming would take the entry back
+    // from the listener that took the re-anchor over.
     let holder = true;
     const renewEveryMs = this.options.renewEveryMs ?? Math.max(50, Math.floor(this.options.claimIdleMs / 3));
     const renew = async (): Promise<void> => {
       try {
-        holder = await renewLock(client, keys, request.symbol, token, ttl);
-        await client.xclaim(keys.reanchorRequests(), REANCHOR_GROUP, this.id, 0, id, 'JUSTID');
-        if (!holder) logger.warn('re-anchor lock lost while running', { id, symbol: request.symbol });
+        holder = holder && (await renewLock(client, keys, request.symbol, token, ttl));
+        if (holder && (await this.owns(id))) {
+          await client.xclaim(keys.reanchorRequests(), REANCHOR_GROUP, this.id, 0, id, 'JUSTID');
+          return;
+        }
+        holder = false;
+        clearInterval(timer);
+        logger.warn('re-anchor lock or request lost while running: renewals stopped', {
+          id,
+          symbol: request.symbol,
+        });
       } catch (err) {
         logger.warn('re-anchor lock renewal failed', {
           id,
@@ -304,7 +339,9 @@ export class ReanchorListener {
         coalesced: released.pendingCount,
       });
     }
-    await this.ack(id);
+    // Acknowledged only while still this listener's: an entry claimed by another listener (which took the lock
+    // over) is its to finish.
+    if (await this.owns(id)) await this.ack(id);
     const outcome: HandledOutcome = { kind: 'ran', report, followUp };
     this.emit(request, outcome);
     return outcome;

@@ -330,6 +330,91 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
     expect(await redis.hget(keys.bookState(S), 'status')).to.equal('in_sync');
   });
 
+  for (const count of [2, 3]) {
+    it(`${count} listeners and a slow exchange: every request is handled once, none is run twice or taken over`, async () => {
+      // Each depth answer takes 600 ms, twice the claim idle time: a request that waited in a listener's hands while
+      // it ran another was claimed by a second listener and run there too, then run again by the first.
+      rest.faults.add({ kind: 'slow', delayMs: 600 }, 50, 'depth');
+      const source = recording(restClient());
+      const handled: Array<[string, string, HandledOutcome]> = [];
+      const m = market(newWriter());
+      await m.feed(300);
+      // The requests wait in the stream before any listener reads: the first read takes as many as it may.
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        ids.push(await requestReanchor(redis, keys, { symbol: S, reason: 'operator', source: 'operator' }));
+      }
+      const fleet = Array.from({ length: count }, (_, i) => {
+        const id = `L${i + 1}`;
+        const l = listener(id, source, 300);
+        l.onHandled((r, o) => handled.push([r.id, id, o]));
+        return l;
+      });
+      let live = true;
+      const writes = (async () => {
+        while (live) {
+          await m.feed(25);
+          await sleep(5);
+        }
+      })();
+      await until('every request handled and the fleet quiet', async () => {
+        const seen = new Set(handled.map(([id]) => id));
+        const all = await redis.xlen(keys.reanchorRequests());
+        const quiet =
+          ids.every((id) => seen.has(id)) &&
+          seen.size === all &&
+          (await unacknowledged()) === 0 &&
+          (await redis.exists(keys.reanchorFlag(S))) === 0;
+        return quiet ? true : undefined;
+      });
+      await sleep(1000); // a duplicate run, if any, would start within a claim period
+      live = false;
+      await writes;
+      const byId = new Map<string, number>();
+      for (const [id, , o] of handled) if (o.kind !== 'not-owned') byId.set(id, (byId.get(id) ?? 0) + 1);
+      const twice = [...byId].filter(([, n]) => n > 1);
+      expect(twice, JSON.stringify(handled.map(([id, by, o]) => [id, by, o.kind]))).to.deep.equal([]);
+      expect(fleet.map((l) => l.stats().takenOver)).to.deep.equal(fleet.map(() => 0));
+      expect(source.maxInFlight, 'REST fetches of two re-anchors overlapped').to.equal(1);
+      for (const [, , o] of handled) if (o.kind === 'ran') expect(o.report.outcome).to.equal('swapped');
+      expect((await redis.hgetall(keys.reanchorStats(S))).takeovers ?? '0').to.equal('0');
+      expect(await redis.hget(keys.bookState(S), 'status')).to.equal('in_sync');
+    });
+  }
+
+  it('a lock lost while running: the renewals stop, the entry stays with the listener that claimed it, unacknowledged', async () => {
+    rest.faults.add({ kind: 'slow', delayMs: 1500 }, 1, 'depth');
+    const outcomes: HandledOutcome[] = [];
+    const a = listener('A', restClient(), 300);
+    a.onHandled((_r, o) => outcomes.push(o));
+    const m = market(newWriter());
+    await m.feed(300);
+    const id = await requestReanchor(redis, keys, { symbol: S, reason: 'operator', source: 'operator' });
+    await until('A to take the lock', async () =>
+      (await redis.get(keys.reanchorFlag(S))) === `A|${id}` ? true : undefined,
+    );
+    // Another listener took the re-anchor over: the lock and the entry are its own now, and it keeps the entry
+    // claimed as a live listener does (else A would rightly claim it back from a dead B).
+    await redis.set(keys.reanchorFlag(S), `B|${id}`, 'EX', 300);
+    const bRenews = setInterval(
+      () => void redis.xclaim(keys.reanchorRequests(), REANCHOR_GROUP, 'B', 0, id, 'JUSTID'),
+      100,
+    );
+    running.push({ stop: () => Promise.resolve(clearInterval(bRenews)) });
+    await redis.xclaim(keys.reanchorRequests(), REANCHOR_GROUP, 'B', 0, id, 'JUSTID');
+    const owner = async () => {
+      const entry = (await redis.xpending(keys.reanchorRequests(), REANCHOR_GROUP, id, id, 1)) as unknown[][];
+      return entry[0] === undefined ? undefined : String(entry[0][1]);
+    };
+    await sleep(700); // seven of A's renewal periods
+    expect(await owner(), 'A re-claimed the entry after losing the lock').to.equal('B');
+    await until('A to end its run', () => (outcomes.length > 0 ? true : undefined));
+    const outcome = outcomes[0]!;
+    expect(outcome.kind === 'ran' && outcome.report.outcome).to.equal('lock-lost');
+    expect(await owner(), 'A acknowledged an entry B holds').to.equal('B');
+    expect(await redis.get(keys.reanchorFlag(S)), "B's lock is left alone").to.equal(`B|${id}`);
+  });
+
   it('a listener process killed mid-re-anchor: its request is claimed by another listener, which takes the lock over and re-anchors', async () => {
     const m = market(newWriter());
     await m.feed(300);
