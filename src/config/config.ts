@@ -103,6 +103,8 @@ export interface ReanchorRestConfig {
   /** Retries of one REST request inside the client (timeouts, 5xx, 429 with a short Retry-After). */
   readonly maxRetries: number;
   readonly weightPerMinute: number;
+  /** A ban (429/418 Retry-After) ending within this is waited for by a running re-anchor; a longer one ends it. */
+  readonly maxBanWaitSeconds: number;
 }
 
 export interface ReanchorConfig {
@@ -349,6 +351,7 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
     timeoutMs: restSection.integer('timeout_ms', 5000, 100, 120000),
     maxRetries: restSection.integer('max_retries', 3, 0, 20),
     weightPerMinute: restSection.integer('weight_per_minute', 6000, 1, 1000000),
+    maxBanWaitSeconds: restSection.integer('max_ban_wait_seconds', 300, 0, 86400),
   };
   restSection.done();
   if (!/^https?:\/\/[^/]+\/?$/.test(rest.baseUrl)) {

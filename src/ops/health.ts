@@ -20,6 +20,8 @@ import { readReports, REPORT_TTL_SECONDS, type ProcessorReport } from './telemet
  *   book_ts_us, the event time of its last in-sync diff, and last_ok_ms, its last successful re-anchor).
  * - re-anchor: a book out_of_sync that was never anchored (neither time exists) -> degraded.
  * - re-anchor: a re-anchor running (lock held) for longer than 60 s -> degraded.
+ * - re-anchor: the exchange bans the fleet's REST calls (reanchor:rest:ban, a 429/418 Retry-After) -> degraded,
+ *   with rest_banned_until (null when none).
  * - overall: the worst component. HTTP 200 only when the overall status is healthy, else 503.
  */
 
@@ -106,6 +108,8 @@ export interface SymbolReanchorInput {
 export interface ReanchorInputs {
   readonly staleAfterMs: number;
   readonly symbols: readonly SymbolReanchorInput[];
+  /** reanchor:rest:ban: the exchange's ban of the fleet's REST calls, when one is recorded. */
+  readonly restBan?: { readonly untilMs: number; readonly status: string };
 }
 
 interface Judged {
@@ -283,7 +287,21 @@ function evaluateReanchor(reanchor: HealthInputs['reanchor'], nowMs: number, pol
   const j = judge();
   if (reanchor === undefined || typeof reanchor === 'string') {
     flag(j, 'unhealthy', unavailable(reanchor));
-    return withReason(j, { active_reanchors: null, last_reanchor: null, reanchor_success_rate: null });
+    return withReason(j, {
+      active_reanchors: null,
+      last_reanchor: null,
+      reanchor_success_rate: null,
+      rest_banned_until: null,
+    });
+  }
+  const ban =
+    reanchor.restBan !== undefined && reanchor.restBan.untilMs > nowMs ? reanchor.restBan : undefined;
+  if (ban !== undefined) {
+    flag(
+      j,
+      'degraded',
+      `the exchange bans REST calls (HTTP ${ban.status}) for ${seconds(ban.untilMs - nowMs)} more: re-anchors wait`,
+    );
   }
   let swapped = 0;
   let failed = 0;
@@ -330,6 +348,7 @@ function evaluateReanchor(reanchor: HealthInputs['reanchor'], nowMs: number, pol
     active_reanchors: reanchor.symbols.filter((s) => s.active).length,
     last_reanchor: iso(maxOf(reanchor.symbols.map((s) => num(s.stats.last_finished_ms)))),
     reanchor_success_rate: swapped + failed === 0 ? null : round(swapped / (swapped + failed), 4),
+    rest_banned_until: ban === undefined ? null : iso(ban.untilMs),
   });
 }
 
@@ -482,7 +501,13 @@ async function readReanchor(client: RedisClient, keys: Keys, config: AppConfig):
       };
     }),
   );
-  return { staleAfterMs: config.reanchor.staleAfterSeconds * 1000, symbols };
+  const [until, status] = await client.hmget(keys.restBan(), 'until_ms', 'status');
+  const untilMs = num(until ?? undefined);
+  return {
+    staleAfterMs: config.reanchor.staleAfterSeconds * 1000,
+    symbols,
+    ...(untilMs === null ? {} : { restBan: { untilMs, status: status ?? '' } }),
+  };
 }
 
 /**

@@ -25,6 +25,7 @@ export class SidecarMetrics {
   private readonly reanchorRequests: Counter<'symbol' | 'reason' | 'source'>;
   private readonly health: Gauge<'component'>;
   private readonly reportAge: Gauge<'stream' | 'shard'>;
+  private readonly restBan: Gauge;
 
   constructor(options: { readonly defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -79,6 +80,11 @@ export class SidecarMetrics {
       labelNames: ['component'],
       registers,
     });
+    this.restBan = new Gauge({
+      name: 'aggregator_reanchor_rest_ban_remaining_seconds',
+      help: "Seconds left of the exchange's ban of the fleet's REST calls (a 429/418 Retry-After; 0: none)",
+      registers,
+    });
     this.reportAge = new Gauge({
       name: 'aggregator_processor_report_age_seconds',
       help: 'Age of the last telemetry report of each processor child seen in Redis',
@@ -117,6 +123,11 @@ export class SidecarMetrics {
 
   recordHealth(component: string, status: HealthLevel): void {
     this.health.set({ component }, HEALTH_VALUE[status]);
+  }
+
+  /** reanchor:rest:ban's end (ms since the epoch), read at each scrape; undefined when none is recorded. */
+  recordRestBan(untilMs: number | undefined, nowMs: number): void {
+    this.restBan.set(untilMs === undefined ? 0 : Math.max(0, (untilMs - nowMs) / 1000));
   }
 
   /** The exposition text: this registry plus the processors' published metrics. */

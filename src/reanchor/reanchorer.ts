@@ -1,3 +1,4 @@
+import { RestBannedError, RestHttpError } from '../rest/client';
 import type { TradesStreamEvent } from '../sbe/messages';
 import type { Logger } from '../logging/logger';
 import type { RestDepthSnapshot } from '../state/book';
@@ -30,6 +31,11 @@ export interface ReanchorerOptions {
   readonly maxAttempts: number;
   readonly backoffBaseMs: number;
   readonly backoffMaxMs: number;
+  /**
+   * An exchange ban (429/418 with Retry-After, src/rest/client.ts) ending within this is waited for, without
+   * counting the attempt or sending anything meanwhile; a longer one ends the run at once (default 300000 ms).
+   */
+  readonly maxBanWaitMs?: number;
   readonly now?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
   /** Uniform in [0, 1), for the backoff jitter. */
@@ -44,6 +50,8 @@ export interface HeldLock {
 
 export type AttemptFailure =
   | { readonly stage: 'rest'; readonly error: string }
+  /** The exchange asked to wait (a 429/418 with Retry-After, now or earlier, by this or another listener). */
+  | { readonly stage: 'banned'; readonly untilMs: number; readonly error: string }
   | { readonly stage: 'build'; readonly error: string }
   | {
       readonly stage: 'swap';
@@ -69,6 +77,9 @@ export interface ReanchorReport {
   readonly build: BuildResult | undefined;
   readonly swap: SwapResult | undefined;
 }
+
+/** Default of ReanchorerOptions.maxBanWaitMs (reanchor.rest.max_ban_wait_seconds). */
+export const DEFAULT_MAX_BAN_WAIT_MS = 300_000;
 
 export class Reanchorer {
   private readonly now: () => number;
@@ -113,6 +124,7 @@ export class Reanchorer {
     await client.hset(stats, 'last_started_ms', String(started), 'running', '1');
     const failures: AttemptFailure[] = [];
     let attempts = 0;
+    let bansWaited = 0;
     const finish = async (
       outcome: ReanchorReport['outcome'],
       success?: Pick<
@@ -187,6 +199,31 @@ export class Reanchorer {
         String(this.now()),
       );
       if (failure.stage === 'lock-lost') return finish('lock-lost');
+      if (failure.stage === 'banned') {
+        // Waited out without sending anything (more requests during a ban earn longer bans), and not counted
+        // as an attempt; but at most maxAttempts waits per run, and a ban beyond maxBanWaitMs ends the run now.
+        const waitMs = Math.max(0, failure.untilMs - this.now());
+        bansWaited++;
+        if (
+          waitMs > (this.options.maxBanWaitMs ?? DEFAULT_MAX_BAN_WAIT_MS) ||
+          bansWaited > this.options.maxAttempts
+        ) {
+          logger.error('re-anchor stopped: the exchange bans REST calls for longer than it waits', {
+            symbol,
+            failure: describeFailure(failure),
+            waitMs,
+          });
+          return finish('failed');
+        }
+        attempts--;
+        logger.warn('re-anchor waits for the exchange ban to end', {
+          symbol,
+          failure: describeFailure(failure),
+          waitMs,
+        });
+        await this.sleep(waitMs + 50);
+        continue;
+      }
       if (attempts < this.options.maxAttempts) {
         const delay = this.backoffMs(attempts);
         logger.warn('re-anchor attempt failed; retrying', {
@@ -226,6 +263,8 @@ export class Reanchorer {
         source.getTrades(symbol, this.options.tradesLimit),
       ]);
     } catch (err) {
+      const untilMs = banEnd(err, restStarted);
+      if (untilMs !== undefined) return { stage: 'banned', untilMs, error: errorText(err) };
       return { stage: 'rest', error: errorText(err) };
     }
     const restDone = this.now();
@@ -270,6 +309,19 @@ export class Reanchorer {
   }
 }
 
+/** When a REST failure is the exchange asking to wait, the end of that wait (ms since the epoch). */
+function banEnd(err: unknown, sentMs: number): number | undefined {
+  if (err instanceof RestBannedError) return err.untilMs;
+  if (
+    err instanceof RestHttpError &&
+    (err.status === 429 || err.status === 418) &&
+    err.retryAfterMs !== undefined
+  ) {
+    return sentMs + err.retryAfterMs;
+  }
+  return undefined;
+}
+
 function errorText(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
@@ -281,6 +333,8 @@ export function describeFailure(failure: AttemptFailure): string {
     case 'build':
     case 'swap-error':
       return `${failure.stage}: ${failure.error}`;
+    case 'banned':
+      return `banned by the exchange until ${new Date(failure.untilMs).toISOString()}: ${failure.error}`;
     case 'swap':
       return failure.neededLastUpdateId === undefined
         ? `swap refused: ${failure.outcome}`

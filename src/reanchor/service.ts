@@ -1,11 +1,12 @@
 import type { AppConfig } from '../config/config';
 import type { Logger } from '../logging/logger';
-import { RestClient } from '../rest/client';
+import { RestClient, type RestGate } from '../rest/client';
 import type { Keys } from '../state/keys';
 import type { RedisClient } from '../state/redis';
 import { ReanchorListener } from './listener';
 import { ReanchorMonitor } from './monitor';
 import { Reanchorer, type SnapshotSource } from './reanchorer';
+import { RedisRestGate } from './rest-gate';
 
 // The sidecar's re-anchor half, built from the config: the listener (consumer of reanchor:requests) and the
 // monitor that requests re-anchors for the symbols this sidecar serves (checked every monitorEveryMs).
@@ -29,13 +30,15 @@ export interface ReanchorServiceOptions {
   readonly source?: SnapshotSource;
 }
 
-export function restClientFor(config: AppConfig): RestClient {
+/** The REST client of reanchor.rest; with a gate, its bans and weight budget are the fleet's (RedisRestGate). */
+export function restClientFor(config: AppConfig, gate?: RestGate): RestClient {
   const rest = config.reanchor.rest;
   return new RestClient({
     baseUrl: rest.baseUrl,
     timeoutMs: rest.timeoutMs,
     maxRetries: rest.maxRetries,
     weightPerMinute: rest.weightPerMinute,
+    gate,
   });
 }
 
@@ -44,7 +47,7 @@ export function startReanchorService(options: ReanchorServiceOptions): ReanchorS
   const reanchorer = new Reanchorer({
     client,
     keys,
-    source: options.source ?? restClientFor(config),
+    source: options.source ?? restClientFor(config, new RedisRestGate(client, keys, options.listenerId)),
     logger,
     depthLimit: config.reanchor.rest.depthLimit,
     tradesLimit: config.reanchor.rest.tradesLimit,
@@ -52,6 +55,7 @@ export function startReanchorService(options: ReanchorServiceOptions): ReanchorS
     maxAttempts: config.reanchor.maxAttempts,
     backoffBaseMs: config.reanchor.backoffBaseMs,
     backoffMaxMs: config.reanchor.backoffMaxMs,
+    maxBanWaitMs: config.reanchor.rest.maxBanWaitSeconds * 1000,
   });
   const blockingClient = client.duplicate();
   blockingClient.on('error', (err: Error) =>

@@ -6,8 +6,10 @@ import type { RestDepthSnapshot } from '../state/book';
 //   GET /api/v3/depth?symbol=&limit=    -> RestDepthSnapshot (exact mantissas at the configured exponents)
 //   GET /api/v3/trades?symbol=&limit=   -> TradesStreamEvent[] (microsecond times, like the SBE streams)
 // Every attempt has a deadline; failures that can pass (timeouts, network errors, 5xx, 429) are retried a bounded
-// number of times with exponential backoff and jitter; 429/418 Retry-After is honoured up to a maximum wait; the
-// exchange's request-weight budget is enforced here, before sending, over a sliding one-minute window. Every
+// number of times with exponential backoff and jitter; 429/418 Retry-After is honoured up to a maximum wait and
+// remembered as a ban (every request fails fast with RestBannedError until it ends, shared with the fleet through a
+// RestGate when one is given); the exchange's request-weight budget is enforced here, before sending, over a
+// sliding one-minute window (shared through the gate too). Every
 // response is validated strictly: anything malformed or inconsistent is a RestValidationError naming the field.
 // Nothing is ambient: fetch, sleep, the clock and the jitter source are injected.
 
@@ -82,8 +84,43 @@ export class RestBudgetError extends Error {
 }
 
 /**
+ * The exchange told this client, or another one sharing its RestGate, to stop until `untilMs` (a 429 or 418 with
+ * Retry-After): nothing was sent. Binance answers requests during a ban with longer bans (418, 2 minutes to 3 days,
+ * per IP), so every request fails fast here until then.
+ */
+export class RestBannedError extends Error {
+  constructor(
+    readonly path: string,
+    readonly untilMs: number,
+    readonly status: number | undefined,
+  ) {
+    super(
+      `GET ${path}: not sent, the exchange asked to wait until ${new Date(untilMs).toISOString()}` +
+        (status === undefined ? '' : ` (HTTP ${status})`),
+    );
+    this.name = 'RestBannedError';
+  }
+}
+
+/** The ban a 418 without Retry-After sets: Binance's shortest IP ban. */
+export const DEFAULT_BAN_MS = 120_000;
+
+/**
+ * Admission shared with the other clients of the fleet (one IP's limits), e.g. through Redis
+ * (src/reanchor/rest-gate.ts). A client without one keeps both in its own memory.
+ */
+export interface RestGate {
+  /** The end of the current ban (ms since the epoch), if any. */
+  bannedUntil(): Promise<{ readonly untilMs: number; readonly status: number | undefined } | undefined>;
+  /** Records a ban until `untilMs` for every client (a later end replaces an earlier one, never the reverse). */
+  ban(untilMs: number, status: number): Promise<void>;
+  /** Charges `weight` when it fits `limit` per sliding minute: 0; else the ms until it may fit (Infinity: never). */
+  reserve(weight: number, limit: number): Promise<number>;
+}
+
+/**
  * True when trying the same request again later can help: timeouts, network errors, HTTP 5xx and 429. False for
- * 418 (an IP ban), other 4xx, validation errors (the caller decides whether to fetch again) and budget errors.
+ * 418 (an IP ban), other 4xx, validation errors (the caller decides whether to fetch again), budget errors and bans.
  */
 export function isRetryable(err: unknown): boolean {
   if (err instanceof RestTimeoutError || err instanceof RestNetworkError) return true;
@@ -128,6 +165,8 @@ export interface RestClientOptions {
   readonly onBudgetExhausted?: 'wait' | 'fail';
   /** In 'wait' mode, a wait longer than this throws RestBudgetError instead (default 60000 ms). */
   readonly maxBudgetWaitMs?: number;
+  /** Bans and the weight budget shared with other clients (default: this client's own memory). */
+  readonly gate?: RestGate;
   readonly fetch?: FetchLike;
   readonly sleep?: (ms: number) => Promise<void>;
   /** Wall clock, milliseconds since the epoch (default Date.now); also gives snapshot timeUs. */
@@ -463,6 +502,9 @@ export class RestClient {
   private readonly onBudgetExhausted: 'wait' | 'fail';
   private readonly maxBudgetWaitMs: number;
   private readonly fetchFn: FetchLike;
+  private readonly gate: RestGate | undefined;
+  /** This client's own memory of a ban (also kept with a gate: a Redis outage must not forget it). */
+  private ban: { untilMs: number; status: number | undefined } | undefined;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly now: () => number;
   private readonly rng: () => number;
@@ -498,6 +540,7 @@ export class RestClient {
         throw new RangeError(`${name} must be a finite number >= 0, got ${v}`);
     }
     this.fetchFn = opts.fetch ?? ((url, init) => fetch(url, init));
+    this.gate = opts.gate;
     this.sleep = opts.sleep ?? defaultSleep;
     this.now = opts.now ?? Date.now;
     this.rng = opts.rng ?? Math.random;
@@ -542,8 +585,22 @@ export class RestClient {
     return Math.round(ceiling * (0.5 + this.rng() * 0.5));
   }
 
+  /** The ban in force now, from this client's memory or the gate, if any. */
+  async bannedUntil(): Promise<
+    { readonly untilMs: number; readonly status: number | undefined } | undefined
+  > {
+    const shared = await this.gate?.bannedUntil();
+    const ban =
+      shared !== undefined && (this.ban === undefined || shared.untilMs > this.ban.untilMs)
+        ? shared
+        : this.ban;
+    return ban !== undefined && ban.untilMs > this.now() ? ban : undefined;
+  }
+
   private async request<T>(path: string, weight: number, parse: (text: string) => T): Promise<T> {
     for (let attempt = 0; ; attempt++) {
+      const ban = await this.bannedUntil();
+      if (ban !== undefined) throw new RestBannedError(path, ban.untilMs, ban.status);
       await this.reserve(weight);
       let err: unknown;
       try {
@@ -555,6 +612,9 @@ export class RestClient {
       if (!isRetryable(err) && !(err instanceof RestHttpError && err.status === 418)) throw err;
       let waitMs: number;
       if (err instanceof RestHttpError && (err.status === 429 || err.status === 418)) {
+        // Remembered (and shared) before anything else: no request of this fleet goes out until then.
+        const banMs = err.retryAfterMs ?? (err.status === 418 ? DEFAULT_BAN_MS : undefined);
+        if (banMs !== undefined) await this.recordBan(this.now() + banMs, err.status);
         if (err.retryAfterMs === undefined) {
           if (err.status === 418) throw err;
           waitMs = this.backoffMs(attempt);
@@ -577,11 +637,19 @@ export class RestClient {
     }
   }
 
+  private async recordBan(untilMs: number, status: number): Promise<void> {
+    if (this.ban === undefined || untilMs > this.ban.untilMs) this.ban = { untilMs, status };
+    await this.gate?.ban(untilMs, status);
+  }
+
   private async reserve(weight: number): Promise<void> {
     for (;;) {
-      const waitMs = this.budget.waitFor(weight);
+      const waitMs =
+        this.gate === undefined
+          ? this.budget.waitFor(weight)
+          : await this.gate.reserve(weight, this.budget.limit);
       if (waitMs === 0) {
-        this.budget.charge(weight);
+        if (this.gate === undefined) this.budget.charge(weight);
         return;
       }
       if (this.onBudgetExhausted === 'fail' || waitMs > this.maxBudgetWaitMs) {

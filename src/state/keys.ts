@@ -115,6 +115,19 @@ export class Keys {
     return `reanchor:${this.tag(symbol)}:stats`;
   }
 
+  /**
+   * The exchange's ban of the fleet's REST calls (a 429/418 with Retry-After), shared by every listener: hash
+   * until_ms, status, set_ms; it expires when the ban ends (lua/reanchor-rest-ban-1.lua). One per fleet.
+   */
+  restBan(): string {
+    return 'reanchor:rest:ban';
+  }
+
+  /** The fleet's REST request-weight charges of the last minute (sorted set, lua/reanchor-rest-weight-1.lua). */
+  restWeight(): string {
+    return 'reanchor:rest:weight';
+  }
+
   /** The durable stream of re-anchor requests, consumed by the listeners' consumer group (one per fleet). */
   reanchorRequests(): string {
     return 'reanchor:requests';

@@ -11,7 +11,8 @@ import { silentLogger } from '../../src/logging/logger';
 import { ReanchorListener, type HandledOutcome } from '../../src/reanchor/listener';
 import { Reanchorer, type SnapshotSource } from '../../src/reanchor/reanchorer';
 import { REANCHOR_GROUP, requestReanchor } from '../../src/reanchor/requests';
-import { RestClient } from '../../src/rest/client';
+import { RestBannedError, RestClient } from '../../src/rest/client';
+import { RedisRestGate } from '../../src/reanchor/rest-gate';
 import { SimulatedExchange, startSimExchangeServer, type SimExchangeServer } from '../../src/rest/sim-server';
 import type { DepthDiffStreamEvent, SbeMessage } from '../../src/sbe/messages';
 import { groupBySymbol } from '../../src/state/batch';
@@ -522,6 +523,99 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
       expect(report.outcome).to.equal('swapped');
       expect(report.attempts).to.equal(1);
       expect(Date.now() - started).to.be.at.least(900);
+    });
+
+    it('a 429 with a long Retry-After is a ban of the fleet: no listener sends until it ends, the run waits it out without burning attempts', async () => {
+      await anchoredMarket();
+      rest.faults.add({ kind: 'status', status: 429, retryAfterSeconds: 3 }, 1, 'depth');
+      // Two listeners' clients sharing the fleet's gate in Redis; 3 s is beyond what a client waits in place.
+      const clientOf = (owner: string) =>
+        new RestClient({
+          baseUrl: rest.url,
+          maxRetries: 2,
+          backoffBaseMs: 20,
+          maxRetryAfterMs: 1000,
+          gate: new RedisRestGate(redis, keys, owner),
+        });
+      const a = clientOf('listener-a');
+      const b = clientOf('listener-b');
+      const run = new Reanchorer({
+        client: redis,
+        keys,
+        source: a,
+        logger: silentLogger(),
+        depthLimit: 1000,
+        tradesLimit: 1000,
+        levels: LEVELS,
+        maxAttempts: 5,
+        backoffBaseMs: 10,
+        backoffMaxMs: 50,
+        maxBanWaitMs: 10_000,
+      }).run(S);
+      const ban = await until('the ban in Redis', async () => {
+        const until = await redis.hget(keys.restBan(), 'until_ms');
+        return until === null ? undefined : Number(until);
+      });
+      expect(ban - Date.now()).to.be.within(1500, 3100);
+      const sent = rest.requests.length;
+      expect(await b.getDepth(S, 100).catch((err: unknown) => err)).to.be.instanceOf(RestBannedError);
+      expect(await a.getTrades(S, 100).catch((err: unknown) => err)).to.be.instanceOf(RestBannedError);
+      while (Date.now() < ban - 200) {
+        expect(rest.requests.length, 'a request during the ban').to.equal(sent);
+        await sleep(100);
+      }
+      const report = await run;
+      expect(report.outcome).to.equal('swapped');
+      expect(report.attempts, 'the banned attempt is not counted').to.equal(1);
+      expect(report.failures.map((f) => f.stage)).to.deep.equal(['banned']);
+      expect(await redis.exists(keys.restBan()), 'the ban key expires with the ban').to.equal(0);
+    });
+
+    it('a ban longer than the run waits ends it at once: failed, nothing more sent', async () => {
+      await anchoredMarket();
+      const gate = new RedisRestGate(redis, keys, 'listener-a');
+      await gate.ban(Date.now() + 600_000, 418);
+      const sent = rest.requests.length;
+      const report = await new Reanchorer({
+        client: redis,
+        keys,
+        source: new RestClient({ baseUrl: rest.url, gate }),
+        logger: silentLogger(),
+        depthLimit: 1000,
+        tradesLimit: 1000,
+        levels: LEVELS,
+        maxAttempts: 5,
+        backoffBaseMs: 10,
+        backoffMaxMs: 50,
+        maxBanWaitMs: 10_000,
+      }).run(S);
+      expect(report.outcome).to.equal('failed');
+      expect(report.failures.map((f) => f.stage)).to.deep.equal(['banned']);
+      expect(rest.requests.length).to.equal(sent);
+      expect((await redis.hgetall(keys.reanchorStats(S))).last_failure).to.match(
+        /^banned by the exchange until /,
+      );
+    });
+
+    it("the fleet's weight budget: clients of two listeners share one sliding minute in Redis", async () => {
+      // 120 weight per minute: two depth calls of weight 50 fit, the third waits (fails here, fail mode).
+      const clientOf = (owner: string) =>
+        new RestClient({
+          baseUrl: rest.url,
+          weightPerMinute: 120,
+          onBudgetExhausted: 'fail',
+          gate: new RedisRestGate(redis, keys, owner),
+        });
+      const a = clientOf('listener-a');
+      const b = clientOf('listener-b');
+      await a.getDepth(S, 1000);
+      await b.getDepth(S, 1000);
+      const sent = rest.requests.length;
+      const err = await a.getDepth(S, 1000).catch((e: unknown) => e);
+      expect(err).to.have.property('name', 'RestBudgetError');
+      expect((err as { waitMs: number }).waitMs).to.be.within(55_000, 60_000);
+      expect(rest.requests.length).to.equal(sent);
+      expect(await redis.zcard(keys.restWeight())).to.equal(2);
     });
 
     it('a REST answer so slow that the lock was taken over meanwhile: the stalled run is fenced off, nothing swapped', async () => {

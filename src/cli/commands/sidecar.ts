@@ -87,6 +87,8 @@ export async function startOpsEndpoints(
         exposition: async () => {
           const now = Date.now();
           const { reports } = await readReports(redis, keys, now).catch(() => ({ reports: [] }));
+          const banUntil = await redis.hget(keys.restBan(), 'until_ms').catch(() => null);
+          sources.metrics.recordRestBan(banUntil === null ? undefined : Number(banUntil), now);
           return sources.metrics.exposition(reports, now);
         },
       });

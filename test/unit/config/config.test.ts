@@ -119,6 +119,7 @@ describe('config', () => {
             timeoutMs: 5000,
             maxRetries: 3,
             weightPerMinute: 6000,
+            maxBanWaitSeconds: 300,
           },
           maxAttempts: 5,
           backoffBaseMs: 500,

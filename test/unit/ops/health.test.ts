@@ -5,6 +5,7 @@ import {
   infoField,
   LatencyWindow,
   type HealthInputs,
+  type ReanchorInputs,
   type SymbolReanchorInput,
 } from '../../../src/ops/health';
 import type { ProcessorReport } from '../../../src/ops/telemetry';
@@ -144,6 +145,25 @@ describe('health rules (evaluateHealth)', () => {
       active_reanchors: 0,
       last_reanchor: new Date(NOW - 600_000).toISOString(),
       reanchor_success_rate: 0.75,
+      rest_banned_until: null,
+    });
+  });
+
+  it('an exchange ban of the REST calls -> reanchor_system degraded with its end; an ended one is no news', () => {
+    const inputs = healthy();
+    const banned = (untilMs: number): HealthInputs => ({
+      ...inputs,
+      reanchor: { ...(inputs.reanchor as ReanchorInputs), restBan: { untilMs, status: '429' } },
+    });
+    const during = component(banned(NOW + 90_000), 'reanchor_system');
+    expect(during).to.include({
+      status: 'degraded',
+      rest_banned_until: new Date(NOW + 90_000).toISOString(),
+    });
+    expect(String(during.reason)).to.match(/bans REST calls \(HTTP 429\) for 90 s more/);
+    expect(component(banned(NOW - 1), 'reanchor_system')).to.include({
+      status: 'healthy',
+      rest_banned_until: null,
     });
   });
 

@@ -1,5 +1,7 @@
 import { expect } from 'chai';
 import {
+  DEFAULT_BAN_MS,
+  RestBannedError,
   RestBudgetError,
   RestClient,
   RestHttpError,
@@ -11,7 +13,7 @@ import {
   isRetryable,
   parseRetryAfter,
 } from '../../../src/rest/client';
-import type { FetchLike, RestClientOptions } from '../../../src/rest/client';
+import type { FetchLike, RestClientOptions, RestGate } from '../../../src/rest/client';
 
 type Scripted = { status: number; body: string; headers?: Record<string, string> } | 'hang' | Error;
 
@@ -394,6 +396,73 @@ describe('rest/client', () => {
       expect((err as RestHttpError).retryAfterMs).to.equal(120_000);
       expect(err.message).to.match(/Retry-After exceeds the maximum wait of 10000 ms/);
       expect(h.sleeps).to.deep.equal([]);
+    });
+
+    it('remembers a 429 Retry-After beyond the maximum wait as a ban: nothing is sent until it ends', async () => {
+      const h = harness([{ status: 429, body: 'slow down', headers: { 'Retry-After': '120' } }, ok(BOOK)], {
+        maxRetryAfterMs: 10_000,
+      });
+      await rejection(h.client.getDepth('BTCUSDT', 5));
+      const banned = await rejection(h.client.getDepth('BTCUSDT', 5));
+      expect(banned).to.be.instanceOf(RestBannedError);
+      expect(banned).to.include({ untilMs: h.clock.t + 120_000, status: 429 });
+      expect(isRetryable(banned)).to.equal(false);
+      expect(h.calls, 'a request during the ban').to.have.length(1);
+      h.clock.t += 120_001;
+      await h.client.getDepth('BTCUSDT', 5);
+      expect(h.calls).to.have.length(2);
+    });
+
+    it('a 418 without Retry-After bans for the shortest Binance ban', async () => {
+      const h = harness([{ status: 418, body: 'banned' }]);
+      await rejection(h.client.getDepth('BTCUSDT', 5));
+      const banned = await rejection(h.client.getTrades('BTCUSDT', 5));
+      expect(banned)
+        .to.be.instanceOf(RestBannedError)
+        .and.to.include({ untilMs: h.clock.t + DEFAULT_BAN_MS });
+      expect(h.calls).to.have.length(1);
+    });
+
+    it('a gate shares bans and the weight budget: a ban set through one client stops another', async () => {
+      let sharedBan: { untilMs: number; status: number | undefined } | undefined;
+      const reserved: Array<[number, number]> = [];
+      const gate: RestGate = {
+        bannedUntil: () => Promise.resolve(sharedBan),
+        ban: (untilMs, status) => {
+          sharedBan = { untilMs, status };
+          return Promise.resolve();
+        },
+        reserve: (weight, limit) => {
+          reserved.push([weight, limit]);
+          return Promise.resolve(reserved.length > 3 ? 5_000 : 0);
+        },
+      };
+      const a = harness([{ status: 418, body: 'banned', headers: { 'Retry-After': '60' } }], {
+        gate,
+        maxRetryAfterMs: 1000,
+        weightPerMinute: 300,
+      });
+      const b = harness([ok(BOOK), ok(BOOK), ok(BOOK)], {
+        gate,
+        weightPerMinute: 300,
+        onBudgetExhausted: 'fail',
+      });
+      b.clock.t = a.clock.t;
+      await rejection(a.client.getDepth('BTCUSDT', 5));
+      expect(sharedBan).to.deep.equal({ untilMs: a.clock.t + 60_000, status: 418 });
+      expect(await rejection(b.client.getDepth('BTCUSDT', 5))).to.be.instanceOf(RestBannedError);
+      expect(b.calls, 'the other client sent during the ban').to.have.length(0);
+      b.clock.t += 60_001;
+      await b.client.getDepth('BTCUSDT', 5);
+      await b.client.getDepth('BTCUSDT', 5);
+      expect(reserved).to.deep.equal([
+        [5, 300],
+        [5, 300],
+        [5, 300],
+      ]);
+      expect(b.client.budget.used(), 'charged in the gate, not in the client').to.equal(0);
+      expect(await rejection(b.client.getDepth('BTCUSDT', 5))).to.be.instanceOf(RestBudgetError);
+      expect(b.calls).to.have.length(2);
     });
 
     it('backs off on a 429 without Retry-After', async () => {

@@ -1,5 +1,11 @@
 import { expect } from 'chai';
-import { RestClient, RestHttpError, RestTimeoutError, RestValidationError } from '../../../src/rest/client';
+import {
+  RestBannedError,
+  RestClient,
+  RestHttpError,
+  RestTimeoutError,
+  RestValidationError,
+} from '../../../src/rest/client';
 import {
   SimulatedExchange,
   startSimExchangeServer,
@@ -81,11 +87,16 @@ describe('rest-faults: a scripted fault-injecting front for the REST client', fu
       { kind: 'stale' },
     );
     expect(front.pending('depth')).to.equal(9);
-    const c = client();
-    const e503 = await failure(c.getDepth(S, 100));
+    const banned = client();
+    const e503 = await failure(banned.getDepth(S, 100));
     expect(e503).to.be.instanceOf(RestHttpError).and.to.have.property('status', 503);
-    const e429 = await failure(c.getDepth(S, 100));
+    const e429 = await failure(banned.getDepth(S, 100));
     expect(e429).to.be.instanceOf(RestHttpError).and.to.include({ status: 429, retryAfterMs: 7000 });
+    // The 429's Retry-After is remembered: that client sends nothing for 7 s.
+    const requests = hooked.length;
+    expect(await failure(banned.getDepth(S, 100))).to.be.instanceOf(RestBannedError);
+    expect(hooked.length, 'a request was sent during the ban').to.equal(requests);
+    const c = client();
     expect(await failure(client(0, 300).getDepth(S, 100))).to.be.instanceOf(RestTimeoutError);
     for (const field of ['body', 'book', 'lastUpdateId', 'lastUpdateId', 'bids']) {
       const err = await failure(c.getDepth(S, 100));
