@@ -180,6 +180,21 @@ describe('aggregator CLI', function () {
       return { ended, stderr: () => stderr };
     }
 
+    /** A listener's read, by hand: consumer `consumer` takes the next request; its entry id. */
+    async function take(consumer: string, count = 1): Promise<string[]> {
+      const read = (await redis.xreadgroup(
+        'GROUP',
+        REANCHOR_GROUP,
+        consumer,
+        'COUNT',
+        String(count),
+        'STREAMS',
+        keys.reanchorRequests(),
+        '>',
+      )) as Array<[string, Array<[string, string[]]>]>;
+      return read[0]![1].map(([id]) => id);
+    }
+
     async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
       const deadline = Date.now() + 20_000;
       while (!(await check())) {
@@ -198,17 +213,7 @@ describe('aggregator CLI', function () {
       expect(result).to.include({ timedOut: true, listeners: 0 });
       // The request waits in the group, not yet handed to anyone: the first listener reads it.
       expect(await redis.xlen(keys.reanchorRequests())).to.equal(1);
-      const read = (await redis.xreadgroup(
-        'GROUP',
-        REANCHOR_GROUP,
-        'first-listener',
-        'COUNT',
-        '10',
-        'STREAMS',
-        keys.reanchorRequests(),
-        '>',
-      )) as Array<[string, Array<[string, string[]]>]>;
-      expect(read[0]![1].map(([id]) => id)).to.deep.equal([result.requestId]);
+      expect(await take('first-listener', 10)).to.deep.equal([result.requestId]);
     });
 
     it('reports each phase in words as a listener takes, runs and finishes the request, then exits 0', async function () {
@@ -216,17 +221,7 @@ describe('aggregator CLI', function () {
       // A listener's steps, by hand: join and take the entry, hold the lock, write the outcome, acknowledge.
       await until('the request', async () => (await redis.xlen(keys.reanchorRequests())) === 1);
       await until('the no-listener line', () => cliRun.stderr().includes('no listener has joined'));
-      const read = (await redis.xreadgroup(
-        'GROUP',
-        REANCHOR_GROUP,
-        'listener-a',
-        'COUNT',
-        '1',
-        'STREAMS',
-        keys.reanchorRequests(),
-        '>',
-      )) as Array<[string, Array<[string, string[]]>]>;
-      const id = read[0]![1][0]![0];
+      const [id] = await take('listener-a');
       await until('the taken line', () => cliRun.stderr().includes('taken by listener listener-a'));
       await redis.set(keys.reanchorFlag(S), 'token-1|1');
       await until('the running line', () => cliRun.stderr().includes('running (attempt token-1|1)'));
@@ -238,7 +233,7 @@ describe('aggregator CLI', function () {
       });
       await redis.hincrby(keys.reanchorStats(S), 'swapped', 1);
       await redis.del(keys.reanchorFlag(S));
-      await redis.xack(keys.reanchorRequests(), REANCHOR_GROUP, id);
+      await redis.xack(keys.reanchorRequests(), REANCHOR_GROUP, id!);
       const out = await cliRun.ended;
       expect(out.code, out.stderr).to.equal(0);
       expect(out.stderr).to.include(
@@ -252,16 +247,7 @@ describe('aggregator CLI', function () {
     it('a failed run: the outcome and the last failure in words, exit 1', async function () {
       const cliRun = start(['reanchor', S, '--wait', '--timeout', '60']);
       await until('the request', async () => (await redis.xlen(keys.reanchorRequests())) === 1);
-      const read = (await redis.xreadgroup(
-        'GROUP',
-        REANCHOR_GROUP,
-        'listener-b',
-        'COUNT',
-        '1',
-        'STREAMS',
-        keys.reanchorRequests(),
-        '>',
-      )) as Array<[string, Array<[string, string[]]>]>;
+      const [id] = await take('listener-b');
       await redis.hset(keys.reanchorStats(S), {
         last_outcome: 'failed',
         last_duration_ms: '900',
@@ -269,7 +255,7 @@ describe('aggregator CLI', function () {
         last_failure: 'rest: HTTP 429',
       });
       await redis.hincrby(keys.reanchorStats(S), 'failed', 1);
-      await redis.xack(keys.reanchorRequests(), REANCHOR_GROUP, read[0]![1][0]![0]);
+      await redis.xack(keys.reanchorRequests(), REANCHOR_GROUP, id!);
       const out = await cliRun.ended;
       expect(out.code).to.equal(1);
       expect(out.stderr).to.include(

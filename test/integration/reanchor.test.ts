@@ -130,7 +130,7 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
     return out;
   }
 
-  function reanchorer(source: SnapshotSource, maxAttempts = 5): Reanchorer {
+  function reanchorer(source: SnapshotSource, maxAttempts = 5, maxBanWaitMs?: number): Reanchorer {
     return new Reanchorer({
       client: redis,
       keys,
@@ -142,7 +142,23 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
       maxAttempts,
       backoffBaseMs: 10,
       backoffMaxMs: 50,
+      maxBanWaitMs,
     });
+  }
+
+  /** Live writes paced like a busy market (a few thousand events/s) until the returned stop() is awaited. */
+  function pacedWrites(m: ReturnType<typeof market>): () => Promise<void> {
+    let live = true;
+    const writes = (async () => {
+      while (live) {
+        await m.feed(25);
+        await sleep(5);
+      }
+    })();
+    return async () => {
+      live = false;
+      await writes;
+    };
   }
 
   function listener(id: string, source: SnapshotSource, claimIdleMs = 60_000): ReanchorListener {
@@ -291,15 +307,9 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
     for (let i = 0; i < 6; i++) {
       ids.push(await requestReanchor(redis, keys, { symbol: S, reason: 'operator', source: 'operator' }));
     }
-    // Paced like a busy market (a few thousand events/s): an unpaced loop here outruns the diff buffer (1000)
-    // during the slow snapshots, and a buffer that dropped diffs can no longer be bridged by any snapshot.
-    let live = true;
-    const writes = (async () => {
-      while (live) {
-        await m.feed(25);
-        await sleep(5);
-      }
-    })();
+    // Paced like a busy market: an unpaced loop here outruns the diff buffer (1000) during the slow snapshots, and
+    // a buffer that dropped diffs can no longer be bridged by any snapshot.
+    const stopWrites = pacedWrites(m);
     // All six handled, and the follow-ups they caused, until nothing is left.
     await until('every request handled', async () => {
       const handled = new Set(outcomes.map(([id]) => id));
@@ -310,8 +320,7 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
         (await redis.xlen(keys.reanchorRequests())) === outcomes.length;
       return quiet ? true : undefined;
     });
-    live = false;
-    await writes;
+    await stopWrites();
 
     expect(source.maxInFlight, 'REST fetches of two re-anchors overlapped').to.equal(1);
     const ran = outcomes.filter(([, o]) => o.kind === 'ran');
@@ -351,13 +360,7 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
         l.onHandled((r, o) => handled.push([r.id, id, o]));
         return l;
       });
-      let live = true;
-      const writes = (async () => {
-        while (live) {
-          await m.feed(25);
-          await sleep(5);
-        }
-      })();
+      const stopWrites = pacedWrites(m);
       await until('every request handled and the fleet quiet', async () => {
         const seen = new Set(handled.map(([id]) => id));
         const all = await redis.xlen(keys.reanchorRequests());
@@ -369,8 +372,7 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
         return quiet ? true : undefined;
       });
       await sleep(1000); // a duplicate run, if any, would start within a claim period
-      live = false;
-      await writes;
+      await stopWrites();
       const byId = new Map<string, number>();
       for (const [id, , o] of handled) if (o.kind !== 'not-owned') byId.set(id, (byId.get(id) ?? 0) + 1);
       const twice = [...byId].filter(([, n]) => n > 1);
@@ -539,19 +541,7 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
         });
       const a = clientOf('listener-a');
       const b = clientOf('listener-b');
-      const run = new Reanchorer({
-        client: redis,
-        keys,
-        source: a,
-        logger: silentLogger(),
-        depthLimit: 1000,
-        tradesLimit: 1000,
-        levels: LEVELS,
-        maxAttempts: 5,
-        backoffBaseMs: 10,
-        backoffMaxMs: 50,
-        maxBanWaitMs: 10_000,
-      }).run(S);
+      const run = reanchorer(a, 5, 10_000).run(S);
       const ban = await until('the ban in Redis', async () => {
         const until = await redis.hget(keys.restBan(), 'until_ms');
         return until === null ? undefined : Number(until);
@@ -576,19 +566,7 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
       const gate = new RedisRestGate(redis, keys, 'listener-a');
       await gate.ban(Date.now() + 600_000, 418);
       const sent = rest.requests.length;
-      const report = await new Reanchorer({
-        client: redis,
-        keys,
-        source: new RestClient({ baseUrl: rest.url, gate }),
-        logger: silentLogger(),
-        depthLimit: 1000,
-        tradesLimit: 1000,
-        levels: LEVELS,
-        maxAttempts: 5,
-        backoffBaseMs: 10,
-        backoffMaxMs: 50,
-        maxBanWaitMs: 10_000,
-      }).run(S);
+      const report = await reanchorer(new RestClient({ baseUrl: rest.url, gate }), 5, 10_000).run(S);
       expect(report.outcome).to.equal('failed');
       expect(report.failures.map((f) => f.stage)).to.deep.equal(['banned']);
       expect(rest.requests.length).to.equal(sent);
