@@ -71,12 +71,16 @@ export class RestValidationError extends Error {
 export class RestBudgetError extends Error {
   constructor(
     readonly weight: number,
-    readonly used: number,
+    /** Weight used in the last minute; undefined for the fleet's budget (a RestGate: it tells only the wait). */
+    readonly used: number | undefined,
     readonly limit: number,
     readonly waitMs: number,
   ) {
     super(
-      `request weight ${weight} does not fit the budget: ${used}/${limit} used in the last minute` +
+      `request weight ${weight} does not fit the budget: ` +
+        (used === undefined
+          ? `the fleet's ${limit} per minute are spent`
+          : `${used}/${limit} used in the last minute`) +
         (Number.isFinite(waitMs) ? `, room in ${waitMs} ms` : ', never fits'),
     );
     this.name = 'RestBudgetError';
@@ -653,7 +657,8 @@ export class RestClient {
         return;
       }
       if (this.onBudgetExhausted === 'fail' || waitMs > this.maxBudgetWaitMs) {
-        throw new RestBudgetError(weight, this.budget.used(), this.budget.limit, waitMs);
+        const used = this.gate === undefined ? this.budget.used() : undefined;
+        throw new RestBudgetError(weight, used, this.budget.limit, waitMs);
       }
       await this.sleep(waitMs);
     }

@@ -461,7 +461,9 @@ describe('rest/client', () => {
         [5, 300],
       ]);
       expect(b.client.budget.used(), 'charged in the gate, not in the client').to.equal(0);
-      expect(await rejection(b.client.getDepth('BTCUSDT', 5))).to.be.instanceOf(RestBudgetError);
+      const spent = await rejection(b.client.getDepth('BTCUSDT', 5));
+      expect(spent).to.be.instanceOf(RestBudgetError).and.to.include({ used: undefined, waitMs: 5_000 });
+      expect(spent.message).to.match(/the fleet's 300 per minute are spent, room in 5000 ms/);
       expect(b.calls).to.have.length(2);
     });
 
