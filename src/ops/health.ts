@@ -1,4 +1,6 @@
 import type { AppConfig } from '../config/config';
+import { readRestBan } from '../reanchor/rest-gate';
+import type { RestBan } from '../rest/client';
 import type { Keys } from '../state/keys';
 import type { RedisClient } from '../state/redis';
 import { readReports, REPORT_TTL_SECONDS, type ProcessorReport } from './telemetry';
@@ -109,7 +111,7 @@ export interface ReanchorInputs {
   readonly staleAfterMs: number;
   readonly symbols: readonly SymbolReanchorInput[];
   /** reanchor:rest:ban: the exchange's ban of the fleet's REST calls, when one is recorded. */
-  readonly restBan?: { readonly untilMs: number; readonly status: string };
+  readonly restBan?: RestBan;
 }
 
 interface Judged {
@@ -300,7 +302,7 @@ function evaluateReanchor(reanchor: HealthInputs['reanchor'], nowMs: number, pol
     flag(
       j,
       'degraded',
-      `the exchange bans REST calls (HTTP ${ban.status}) for ${seconds(ban.untilMs - nowMs)} more: re-anchors wait`,
+      `the exchange bans REST calls (HTTP ${ban.status ?? '?'}) for ${seconds(ban.untilMs - nowMs)} more: re-anchors wait`,
     );
   }
   let swapped = 0;
@@ -501,12 +503,11 @@ async function readReanchor(client: RedisClient, keys: Keys, config: AppConfig):
       };
     }),
   );
-  const [until, status] = await client.hmget(keys.restBan(), 'until_ms', 'status');
-  const untilMs = num(until ?? undefined);
+  const restBan = await readRestBan(client, keys);
   return {
     staleAfterMs: config.reanchor.staleAfterSeconds * 1000,
     symbols,
-    ...(untilMs === null ? {} : { restBan: { untilMs, status: status ?? '' } }),
+    ...(restBan === undefined ? {} : { restBan }),
   };
 }
 

@@ -1,4 +1,4 @@
-import { RestBannedError, RestHttpError } from '../rest/client';
+import { banDuration, RestBannedError } from '../rest/client';
 import type { TradesStreamEvent } from '../sbe/messages';
 import type { Logger } from '../logging/logger';
 import type { RestDepthSnapshot } from '../state/book';
@@ -312,14 +312,8 @@ export class Reanchorer {
 /** When a REST failure is the exchange asking to wait, the end of that wait (ms since the epoch). */
 function banEnd(err: unknown, sentMs: number): number | undefined {
   if (err instanceof RestBannedError) return err.untilMs;
-  if (
-    err instanceof RestHttpError &&
-    (err.status === 429 || err.status === 418) &&
-    err.retryAfterMs !== undefined
-  ) {
-    return sentMs + err.retryAfterMs;
-  }
-  return undefined;
+  const ms = banDuration(err);
+  return ms === undefined ? undefined : sentMs + ms;
 }
 
 function errorText(err: unknown): string {

@@ -1,5 +1,5 @@
 import type { Result } from 'ioredis';
-import type { RestGate } from '../rest/client';
+import type { RestBan, RestGate } from '../rest/client';
 import type { Keys } from '../state/keys';
 import type { RedisClient } from '../state/redis';
 
@@ -12,6 +12,16 @@ declare module 'ioredis' {
     reanchorRestBan(key: string, untilMs: string, status: string): Result<number, Context>;
     reanchorRestWeight(key: string, weight: string, limit: string, chargeId: string): Result<number, Context>;
   }
+}
+
+/** The fleet's recorded ban (reanchor:rest:ban), if one is there; past or not (the key expires when it ends). */
+export async function readRestBan(client: RedisClient, keys: Keys): Promise<RestBan | undefined> {
+  const [until, status] = await client.hmget(keys.restBan(), 'until_ms', 'status');
+  if (until === null || until === undefined || !/^\d+$/.test(until)) return undefined;
+  return {
+    untilMs: Number(until),
+    status: status !== null && status !== undefined && /^\d+$/.test(status) ? Number(status) : undefined,
+  };
 }
 
 export class RedisRestGate implements RestGate {
@@ -28,15 +38,8 @@ export class RedisRestGate implements RestGate {
     }
   }
 
-  async bannedUntil(): Promise<
-    { readonly untilMs: number; readonly status: number | undefined } | undefined
-  > {
-    const [until, status] = await this.client.hmget(this.keys.restBan(), 'until_ms', 'status');
-    if (until === null || until === undefined || !/^\d+$/.test(until)) return undefined;
-    return {
-      untilMs: Number(until),
-      status: status !== null && status !== undefined ? Number(status) : undefined,
-    };
+  bannedUntil(): Promise<RestBan | undefined> {
+    return readRestBan(this.client, this.keys);
   }
 
   async ban(untilMs: number, status: number): Promise<void> {

@@ -109,13 +109,28 @@ export class RestBannedError extends Error {
 /** The ban a 418 without Retry-After sets: Binance's shortest IP ban. */
 export const DEFAULT_BAN_MS = 120_000;
 
+/** A ban of the exchange's REST calls: until when (ms since the epoch), and the HTTP status that set it. */
+export interface RestBan {
+  readonly untilMs: number;
+  readonly status: number | undefined;
+}
+
+/**
+ * How long an error bans the REST calls: a 429 or 418 with Retry-After for that long, a 418 without one for
+ * DEFAULT_BAN_MS; undefined for any other error. The one rule of the client and the re-anchorer.
+ */
+export function banDuration(err: unknown): number | undefined {
+  if (!(err instanceof RestHttpError) || (err.status !== 429 && err.status !== 418)) return undefined;
+  return err.retryAfterMs ?? (err.status === 418 ? DEFAULT_BAN_MS : undefined);
+}
+
 /**
  * Admission shared with the other clients of the fleet (one IP's limits), e.g. through Redis
  * (src/reanchor/rest-gate.ts). A client without one keeps both in its own memory.
  */
 export interface RestGate {
   /** The end of the current ban (ms since the epoch), if any. */
-  bannedUntil(): Promise<{ readonly untilMs: number; readonly status: number | undefined } | undefined>;
+  bannedUntil(): Promise<RestBan | undefined>;
   /** Records a ban until `untilMs` for every client (a later end replaces an earlier one, never the reverse). */
   ban(untilMs: number, status: number): Promise<void>;
   /** Charges `weight` when it fits `limit` per sliding minute: 0; else the ms until it may fit (Infinity: never). */
@@ -508,7 +523,7 @@ export class RestClient {
   private readonly fetchFn: FetchLike;
   private readonly gate: RestGate | undefined;
   /** This client's own memory of a ban (also kept with a gate: a Redis outage must not forget it). */
-  private ban: { untilMs: number; status: number | undefined } | undefined;
+  private ban: RestBan | undefined;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly now: () => number;
   private readonly rng: () => number;
@@ -590,9 +605,7 @@ export class RestClient {
   }
 
   /** The ban in force now, from this client's memory or the gate, if any. */
-  async bannedUntil(): Promise<
-    { readonly untilMs: number; readonly status: number | undefined } | undefined
-  > {
+  async bannedUntil(): Promise<RestBan | undefined> {
     const shared = await this.gate?.bannedUntil();
     const ban =
       shared !== undefined && (this.ban === undefined || shared.untilMs > this.ban.untilMs)
@@ -617,7 +630,7 @@ export class RestClient {
       let waitMs: number;
       if (err instanceof RestHttpError && (err.status === 429 || err.status === 418)) {
         // Remembered (and shared) before anything else: no request of this fleet goes out until then.
-        const banMs = err.retryAfterMs ?? (err.status === 418 ? DEFAULT_BAN_MS : undefined);
+        const banMs = banDuration(err);
         if (banMs !== undefined) await this.recordBan(this.now() + banMs, err.status);
         if (err.retryAfterMs === undefined) {
           if (err.status === 418) throw err;

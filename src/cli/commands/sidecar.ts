@@ -12,6 +12,7 @@ import { startHealthServer, type HealthServer } from '../../ops/health-server';
 import { FeatureSidecar } from '../../sidecar/sidecar';
 import { Keys } from '../../state/keys';
 import { createRedisClient, logConnectionEvents } from '../../state/redis';
+import { readRestBan } from '../../reanchor/rest-gate';
 import { startReanchorService, type ReanchorService } from '../../reanchor/service';
 import type { AppConfig } from '../../config/config';
 
@@ -87,8 +88,8 @@ export async function startOpsEndpoints(
         exposition: async () => {
           const now = Date.now();
           const { reports } = await readReports(redis, keys, now).catch(() => ({ reports: [] }));
-          const banUntil = await redis.hget(keys.restBan(), 'until_ms').catch(() => null);
-          sources.metrics.recordRestBan(banUntil === null ? undefined : Number(banUntil), now);
+          const ban = await readRestBan(redis, keys).catch(() => undefined);
+          sources.metrics.recordRestBan(ban?.untilMs, now);
           return sources.metrics.exposition(reports, now);
         },
       });

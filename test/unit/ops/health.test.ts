@@ -153,7 +153,7 @@ describe('health rules (evaluateHealth)', () => {
     const inputs = healthy();
     const banned = (untilMs: number): HealthInputs => ({
       ...inputs,
-      reanchor: { ...(inputs.reanchor as ReanchorInputs), restBan: { untilMs, status: '429' } },
+      reanchor: { ...(inputs.reanchor as ReanchorInputs), restBan: { untilMs, status: 429 } },
     });
     const during = component(banned(NOW + 90_000), 'reanchor_system');
     expect(during).to.include({
