@@ -154,7 +154,7 @@ export function registerReanchor(program: Command): void {
           let shown: RequestPhase | undefined;
           const takenBy = new Set<string>();
           for (;;) {
-            const [swapped, failed] = await redis.hmget(keys.reanchorStats(symbol), 'swapped', 'failed');
+            const status = await readReanchorStatus(redis, keys, symbol);
             const entry = (await redis.xpending(
               keys.reanchorRequests(),
               REANCHOR_GROUP,
@@ -162,13 +162,13 @@ export function registerReanchor(program: Command): void {
               id,
               1,
             )) as unknown[][];
-            const running = await redis.get(keys.reanchorFlag(symbol));
-            const status = await readReanchorStatus(redis, keys, symbol);
+            const { running } = status;
+            const counted =
+              (status.stats.swapped ?? null) !== before[0] || (status.stats.failed ?? null) !== before[1];
             const consumer = entry[0] === undefined ? undefined : String(entry[0][1]);
             // Acknowledged: handed to a listener (at or before the group's last delivered id) and no longer pending.
             const acknowledged = consumer === undefined && streamIdAtMost(id, status.lastDeliveredId);
-            const finished =
-              acknowledged && running === null && (swapped !== before[0] || failed !== before[1]);
+            const finished = acknowledged && running === null && counted;
             const phase: RequestPhase = finished
               ? { kind: 'finished', stats: status.stats }
               : running !== null
