@@ -142,6 +142,17 @@ function expectSameDump(after: KeyDump, before: KeyDump, label: string): void {
   expect(changed, `${label}: keys changed`).to.deep.equal([]);
 }
 
+/** A script call refused with a BOOKARGS error reply. */
+async function expectBookArgs(call: () => Promise<unknown>, label: string): Promise<void> {
+  let error: unknown;
+  try {
+    await call();
+  } catch (err) {
+    error = err;
+  }
+  expect(String(error), label).to.match(/^ReplyError: BOOKARGS /);
+}
+
 interface RedisBook {
   bids: Record<string, string>;
   asks: Record<string, string>;
@@ -898,15 +909,8 @@ describe('order book against a real Redis', function () {
         ['10', '1000', '', '105', '5', '1 600.00 1.00000000', '0', ''], // depth20 level not canonical
         ['10', '1000', '99999999999999999', '', '', '', '0', ''], // batch time beyond 2^53
       ];
-      for (const args of bad) {
-        let error: unknown;
-        try {
-          await redis.applyDepthBatch(...k, ...args);
-        } catch (err) {
-          error = err;
-        }
-        expect(String(error), args.join('|')).to.match(/^ReplyError: BOOKARGS /);
-      }
+      for (const args of bad)
+        await expectBookArgs(() => redis.applyDepthBatch(...k, ...args), args.join('|'));
       expectSameDump(await dumpAll(redis), before, 'refused arguments');
     });
 
@@ -920,15 +924,7 @@ describe('order book against a real Redis', function () {
         ['10', '200', '5', '0', '601.00000000', '-1.00000000'], // negative
         ['10', '200', '99999999999999999', '0'], // snapshot time beyond 2^53 us
       ];
-      for (const args of bad) {
-        let error: unknown;
-        try {
-          await redis.anchorBook(...k, ...args);
-        } catch (err) {
-          error = err;
-        }
-        expect(String(error), args.join('|')).to.match(/^ReplyError: BOOKARGS /);
-      }
+      for (const args of bad) await expectBookArgs(() => redis.anchorBook(...k, ...args), args.join('|'));
       expectSameDump(await dumpAll(redis), before, 'refused arguments');
     });
 

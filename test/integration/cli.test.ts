@@ -195,6 +195,18 @@ describe('aggregator CLI', function () {
       return read[0]![1].map(([id]) => id);
     }
 
+    /** A listener's last steps, by hand: the outcome in the stats (and its counter), then the acknowledgement. */
+    async function finish(
+      id: string,
+      counter: 'swapped' | 'failed',
+      stats: Record<string, string>,
+    ): Promise<void> {
+      await redis.hset(keys.reanchorStats(S), stats);
+      await redis.hincrby(keys.reanchorStats(S), counter, 1);
+      await redis.del(keys.reanchorFlag(S));
+      await redis.xack(keys.reanchorRequests(), REANCHOR_GROUP, id);
+    }
+
     async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
       const deadline = Date.now() + 20_000;
       while (!(await check())) {
@@ -225,15 +237,12 @@ describe('aggregator CLI', function () {
       await until('the taken line', () => cliRun.stderr().includes('taken by listener listener-a'));
       await redis.set(keys.reanchorFlag(S), 'token-1|1');
       await until('the running line', () => cliRun.stderr().includes('running (attempt token-1|1)'));
-      await redis.hset(keys.reanchorStats(S), {
+      await finish(id!, 'swapped', {
         last_outcome: 'swapped',
         last_duration_ms: '42',
         last_attempts: '1',
         last_update_id: '123',
       });
-      await redis.hincrby(keys.reanchorStats(S), 'swapped', 1);
-      await redis.del(keys.reanchorFlag(S));
-      await redis.xack(keys.reanchorRequests(), REANCHOR_GROUP, id!);
       const out = await cliRun.ended;
       expect(out.code, out.stderr).to.equal(0);
       expect(out.stderr).to.include(
@@ -248,14 +257,12 @@ describe('aggregator CLI', function () {
       const cliRun = start(['reanchor', S, '--wait', '--timeout', '60']);
       await until('the request', async () => (await redis.xlen(keys.reanchorRequests())) === 1);
       const [id] = await take('listener-b');
-      await redis.hset(keys.reanchorStats(S), {
+      await finish(id!, 'failed', {
         last_outcome: 'failed',
         last_duration_ms: '900',
         last_attempts: '3',
         last_failure: 'rest: HTTP 429',
       });
-      await redis.hincrby(keys.reanchorStats(S), 'failed', 1);
-      await redis.xack(keys.reanchorRequests(), REANCHOR_GROUP, id!);
       const out = await cliRun.ended;
       expect(out.code).to.equal(1);
       expect(out.stderr).to.include(
