@@ -575,6 +575,21 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
       );
     });
 
+    it('a 418 without Retry-After is a ban of the shortest Binance length: the run ends at its first answer', async () => {
+      await anchoredMarket();
+      rest.faults.add({ kind: 'status', status: 418 }, 1, 'depth');
+      const gate = new RedisRestGate(redis, keys, 'listener-a');
+      const report = await reanchorer(new RestClient({ baseUrl: rest.url, gate }), 5, 10_000).run(S);
+      expect(report.outcome).to.equal('failed');
+      expect(
+        report.failures.map((f) => f.stage),
+        'no attempt spent before the ban',
+      ).to.deep.equal(['banned']);
+      const ban = await gate.bannedUntil();
+      expect(ban?.status).to.equal(418);
+      expect(ban!.untilMs - Date.now()).to.be.within(110_000, 120_000);
+    });
+
     it("the fleet's weight budget: clients of two listeners share one sliding minute in Redis", async () => {
       // 120 weight per minute: two depth calls of weight 50 fit, the third waits (fails here, fail mode).
       const clientOf = (owner: string) =>
