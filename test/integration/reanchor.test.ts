@@ -607,6 +607,9 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
       const err = await a.getDepth(S, 1000).catch((e: unknown) => e);
       expect(err).to.have.property('name', 'RestBudgetError');
       expect((err as { waitMs: number }).waitMs).to.be.within(55_000, 60_000);
+      // Heavier than the whole minute (depth 5000: weight 250): never fits, never sent.
+      const heavy = await b.getDepth(S, 5000).catch((e: unknown) => e);
+      expect(heavy).to.have.property('waitMs', Infinity);
       expect(rest.requests.length).to.equal(sent);
       expect(await redis.zcard(keys.restWeight())).to.equal(2);
     });
