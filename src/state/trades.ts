@@ -47,6 +47,15 @@ declare module 'ioredis' {
       pxKey: string,
       ...args: string[]
     ): Result<Array<string | number>, Context>;
+    repairTrades(
+      obKey: string,
+      tr1Key: string,
+      tr5Key: string,
+      bucketsKey: string,
+      stateKey: string,
+      pxKey: string,
+      ...args: string[]
+    ): Result<Array<string | number>, Context>;
   }
 }
 
@@ -294,4 +303,137 @@ export async function applyTradeBatch(
     gaps.push(...last.gaps);
   }
   return { applied, duplicates, gaps, eventTimeUs: last.eventTimeUs, lastTradeId: last.lastTradeId };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Repair of trade-id gaps from REST trades (lua/repair-trades-6.lua)
+
+/** What became of one open gap (the script's outcomes). */
+export type GapRepairOutcome = 'repaired' | 'before_rest' | 'after_rest' | 'not_whole';
+const GAP_OUTCOMES: readonly string[] = ['repaired', 'before_rest', 'after_rest', 'not_whole'];
+
+export interface GapRepair extends TradeGap {
+  readonly outcome: GapRepairOutcome;
+}
+
+export interface TradeRepairResult {
+  readonly repairedGaps: number;
+  readonly repairedTrades: bigint;
+  /** Gaps declared unrepairable by this call (before_rest, not_whole) and their trades. */
+  readonly unrepairableGaps: number;
+  readonly unrepairableTrades: bigint;
+  /** Gaps still open after the call (after_rest: the REST answer predates them). */
+  readonly openGapsLeft: number;
+  /** Every open gap the call examined, oldest first. */
+  readonly gaps: readonly GapRepair[];
+}
+
+/** The repair script's reply, typed. Pure; a reply of another shape throws TradeBatchError (SCRIPT_REPLY). */
+export function parseTradeRepairReply(symbol: string, reply: unknown): TradeRepairResult {
+  const bad = (): never => {
+    throw new TradeBatchError(
+      `unexpected reply of repairTrades: ${JSON.stringify(reply)}`,
+      symbol,
+      'SCRIPT_REPLY',
+    );
+  };
+  if (!Array.isArray(reply) || reply.length < 5 || (reply.length - 5) % 3 !== 0) return bad();
+  const [repairedGaps, repairedTrades, unrepairableGaps, unrepairableTrades, openGapsLeft] =
+    reply as unknown[];
+  if (
+    typeof repairedGaps !== 'number' ||
+    typeof unrepairableGaps !== 'number' ||
+    typeof openGapsLeft !== 'number' ||
+    typeof repairedTrades !== 'string' ||
+    typeof unrepairableTrades !== 'string' ||
+    !/^\d+$/.test(repairedTrades) ||
+    !/^\d+$/.test(unrepairableTrades)
+  ) {
+    return bad();
+  }
+  const gaps: GapRepair[] = [];
+  for (let i = 5; i < reply.length; i += 3) {
+    const [from, to, outcome] = reply.slice(i, i + 3) as unknown[];
+    if (typeof from !== 'string' || typeof to !== 'string' || !/^\d+$/.test(from) || !/^\d+$/.test(to)) {
+      return bad();
+    }
+    if (typeof outcome !== 'string' || !GAP_OUTCOMES.includes(outcome)) return bad();
+    gaps.push({ from: BigInt(from), to: BigInt(to), outcome: outcome as GapRepairOutcome });
+  }
+  return {
+    repairedGaps,
+    repairedTrades: BigInt(repairedTrades),
+    unrepairableGaps,
+    unrepairableTrades: BigInt(unrepairableTrades),
+    openGapsLeft,
+    gaps,
+  };
+}
+
+/**
+ * The newest run of consecutive ids of a REST answer (sorted by id, each id once): the repair script takes only
+ * consecutive ids, and /api/v3/trades answers with one such run (a hole would be the exchange's, not ours). Pure.
+ */
+export function newestConsecutiveRun(trades: readonly FlatTrade[]): FlatTrade[] {
+  const sorted = [...trades].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+  let start = sorted.length - 1;
+  while (start > 0) {
+    const previous = sorted[start - 1] as FlatTrade;
+    const current = sorted[start] as FlatTrade;
+    if (current.id === previous.id) {
+      sorted.splice(start, 1);
+      start--;
+      continue;
+    }
+    if (current.id !== previous.id + 1n) break;
+    start--;
+  }
+  return sorted.slice(Math.max(0, start));
+}
+
+/** The open trade-id gaps of tr:<S>:state open_gaps ("from-to,..."), oldest first. Pure. */
+export function parseOpenGaps(raw: string | null | undefined): TradeGap[] {
+  const gaps: TradeGap[] = [];
+  for (const part of (raw ?? '').split(',')) {
+    const match = /^(\d+)-(\d+)$/.exec(part);
+    if (match) gaps.push({ from: BigInt(match[1] as string), to: BigInt(match[2] as string) });
+  }
+  return gaps;
+}
+
+/** Whether the symbol's trade state (the given keys: live or a re-anchor's copy) has open trade-id gaps. */
+export async function hasOpenTradeGaps(client: RedisClient, stateKey: string): Promise<boolean> {
+  const raw = await client.hget(stateKey, 'open_gaps');
+  return raw !== null && raw !== '';
+}
+
+/**
+ * Fills the symbol's open trade-id gaps from REST trades, or declares them unrepairable, in one atomic call
+ * (lua/repair-trades-6.lua: the contract, the outcomes and why a bucket must be covered whole). `scriptKeys`:
+ * tradeBatchKeys of the live state (default) or of a re-anchor's temporary copy. No call without open gaps or
+ * without trades.
+ */
+export async function repairTradeGaps(
+  client: RedisClient,
+  keys: Keys,
+  symbol: string,
+  restTrades: readonly FlatTrade[],
+  scriptKeys: readonly [string, string, string, string, string, string] = tradeBatchKeys(keys, symbol),
+): Promise<TradeRepairResult> {
+  const run = newestConsecutiveRun(restTrades);
+  const none: TradeRepairResult = {
+    repairedGaps: 0,
+    repairedTrades: 0n,
+    unrepairableGaps: 0,
+    unrepairableTrades: 0n,
+    openGapsLeft: 0,
+    gaps: [],
+  };
+  if (!(await hasOpenTradeGaps(client, scriptKeys[4]))) return none;
+  if (run.length === 0) {
+    const open = parseOpenGaps(await client.hget(scriptKeys[4], 'open_gaps'));
+    return { ...none, openGapsLeft: open.length };
+  }
+  const reply = await client.repairTrades(...scriptKeys, ...tradeBatchArgs(run, undefined).slice(1));
+  return parseTradeRepairReply(symbol, reply);
 }

@@ -1,8 +1,9 @@
 --[[
   Applies one processRecords batch of a symbol's trades to its rolling trade statistics, atomically and
   idempotently: a trade is applied only if its id is greater than the last applied one, so redelivering any prefix
-  of the stream leaves every key unchanged. A jump in ids (id > last + 1) is a gap: it is counted, recorded and
-  returned, and the trade is still applied. The first trade ever applied opens no gap.
+  of the stream leaves every key unchanged. A jump in ids (id > last + 1) is a gap: it is counted (gap_count,
+  gap_missing), recorded (last_gap_from/_to, and appended to open_gaps for repair-trades-6.lua, which fills it from
+  REST trades) and returned, and the trade is still applied. The first trade ever applied opens no gap.
   Window definitions, bucket layout and the state fields: includes/trade-windows.lua.
 
   Ids are decimal strings of non-negative int64s, compared exactly (as numbers below 10^15, else as strings).
@@ -36,6 +37,8 @@
            every trade is checked before the first write, so nothing is written then.
 ]]
 
+--@include trade-args
+--@include trade-gaps
 --@include trade-windows
 
 local ob_key, tr1_key, tr5_key, buckets_key, state_key, px_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -47,72 +50,11 @@ if nargs < 1 or (nargs - 1) % 5 ~= 0 then
   return redis.error_reply('ERR_TRADE_ARGS expected 1 + 5 x trades arguments, got ' .. nargs)
 end
 
--- Decimal strings of non-negative integers without leading zeros.
-local function dec_gt(a, b)
-  if #a ~= #b then return #a > #b end
-  return a > b
-end
-
-local function dec_add1(s)
-  local i = #s
-  while i > 0 and string.byte(s, i) == 57 do i = i - 1 end
-  if i == 0 then return '1' .. string.rep('0', #s) end
-  return string.sub(s, 1, i - 1) .. string.char(string.byte(s, i) + 1) .. string.rep('0', #s - i)
-end
-
--- a + b.
-local function dec_add(a, b)
-  if #a < #b then a, b = b, a end
-  local out = {}
-  local carry = 0
-  local la, lb = #a, #b
-  for k = 0, la - 1 do
-    local d = string.byte(a, la - k) - 48 + carry
-    if k < lb then d = d + string.byte(b, lb - k) - 48 end
-    if d >= 10 then
-      d = d - 10
-      carry = 1
-    else
-      carry = 0
-    end
-    out[la - k] = d
-  end
-  if carry == 1 then return '1' .. table.concat(out) end
-  return table.concat(out)
-end
-
--- a - b for a >= b.
-local function dec_sub(a, b)
-  local out = {}
-  local borrow = 0
-  local la, lb = #a, #b
-  for k = 0, la - 1 do
-    local d = string.byte(a, la - k) - 48 - borrow
-    if k < lb then d = d - (string.byte(b, lb - k) - 48) end
-    if d < 0 then
-      d = d + 10
-      borrow = 1
-    else
-      borrow = 0
-    end
-    out[la - k] = d
-  end
-  local s = string.gsub(table.concat(out), '^0+', '')
-  if s == '' then return '0' end
-  return s
-end
+local dec_gt, dec_add1, dec_add, dec_sub = TradeArgs.dec_gt, TradeArgs.dec_add1, TradeArgs.dec_add, TradeArgs.dec_sub
+local time_of = TradeArgs.time_of
 
 -- Every argument is checked before the first write (in pass 1 below, which writes nothing): no half-applied call,
 -- no wrapped number.
-local find, byte = string.find, string.byte
-local MAX_TIME = 9007199254740991 -- 2^53 - 1: times stay exact doubles
-local CANONICAL = '^%d+%.%d%d%d%d%d%d%d%d$'
-local function time_of(v)
-  if #v > 16 or not find(v, '^%d+$') then return nil end
-  local t = tonumber(v)
-  if t > MAX_TIME then return nil end
-  return t
-end
 if ARGV[1] ~= '' and not time_of(ARGV[1]) then
   return redis.error_reply('ERR_TRADE_ARGS event time is not an integer below 2^53: ' .. string.sub(ARGV[1], 1, 40))
 end
@@ -124,9 +66,6 @@ if last ~= nil and #last <= 15 then last_n = tonumber(last) end
 
 local new_t = st.t
 local e = ARGV[1] ~= '' and tonumber(ARGV[1]) or nil
-if ARGV[1] ~= '' and e == nil then
-  return redis.error_reply('ERR_TRADE_ARGS event time is not a number: ' .. ARGV[1])
-end
 if e ~= nil and (new_t == nil or e > new_t) then new_t = e end
 
 -- Pass 1: which trades are new, the gaps, the numbers; px_t: the price history's clock (newest trade time).
@@ -136,21 +75,8 @@ local duplicates = 0
 local gaps = {}
 local gap_count, gap_missing = st.gap_count, st.gap_missing
 for base = 2, nargs, 5 do
-  local id = ARGV[base]
-  if #id > 19 or not find(id, '^%d+$') or (#id > 1 and byte(id, 1) == 48) then
-    return redis.error_reply('ERR_TRADE_ARGS trade id is not a decimal id: ' .. string.sub(id, 1, 40))
-  end
-  local t = time_of(ARGV[base + 1])
-  if not t then return redis.error_reply('ERR_TRADE_ARGS trade ' .. id .. ': time is not an integer below 2^53') end
-  -- The price is stored (ob:, px:): its canonical form is checked; the qty is only summed: a number >= 0.
-  local p, q = tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
-  if not p or not find(ARGV[base + 2], CANONICAL) or not q or q < 0 or q ~= q or q == math.huge then
-    return redis.error_reply('ERR_TRADE_ARGS trade ' .. id .. ': price and qty must be canonical decimals')
-  end
-  local maker = ARGV[base + 4]
-  if maker ~= '0' and maker ~= '1' then
-    return redis.error_reply('ERR_TRADE_ARGS trade ' .. id .. ': isBuyerMaker must be "0" or "1"')
-  end
+  local id, t, p, q, buyer_maker = TradeArgs.check(ARGV, base)
+  if not id then return redis.error_reply(t) end
   local id_n = nil
   if #id <= 15 then id_n = tonumber(id) end
   local newer = false
@@ -178,7 +104,7 @@ for base = 2, nargs, 5 do
   end
   if newer then
     local k = #ts + 1
-    ts[k], ps[k], qs[k], ms[k], bases[k] = t, p, q, maker == '1', base
+    ts[k], ps[k], qs[k], ms[k], bases[k] = t, p, q, buyer_maker, base
     if new_t == nil or t > new_t then new_t = t end
     if px_t == nil or t > px_t then px_t = t end
     last, last_n = id, id_n
@@ -251,6 +177,7 @@ if applied > 0 then
     extra_state[#extra_state + 1] = gaps[#gaps - 1]
     extra_state[#extra_state + 1] = 'last_gap_to'
     extra_state[#extra_state + 1] = gaps[#gaps]
+    for _, v in ipairs(TradeGaps.open(state_key, st.open_gaps, gaps)) do extra_state[#extra_state + 1] = v end
   end
 end
 

@@ -16,8 +16,10 @@
     buckets_key  tr:<S>:buckets    hash: bucket start (us, decimal) -> packed aggregate (below); no TTL
     state_key    tr:<S>:state      hash, no TTL:
                    event_time_us   T: max event time seen (trade times, batch event times, refresh times)
-                   last_trade_id, trades_applied, gap_count, gap_missing (exact), last_gap_from, last_gap_to
-                                   (written by apply-trade-batch-6.lua)
+                   last_trade_id, trades_applied, gap_count, gap_missing (exact), last_gap_from, last_gap_to,
+                                   open_gaps (includes/trade-gaps.lua) (written by apply-trade-batch-6.lua);
+                                   gaps_repaired, trades_repaired, gaps_unrepairable, trades_unrepairable,
+                                   last_unrepairable_from/_to (repair-trades-6.lua)
                    window_bucket_us start of the bucket holding T when the windows were last computed
                    window_mid      the mid_price string they were computed with
                    bucket_min_us   smallest bucket start present in tr:<S>:buckets ("" = none)
@@ -122,6 +124,10 @@ do
     if t > r.last_ts then r.last_ts = t end
   end
 
+  TradeWindows.empty_record = empty_record
+  TradeWindows.add_trade = add_trade
+  TradeWindows.encode = encode
+
   -- Merges buckets from..to of the window (oldest first, Chan et al.): a bucket is recs[i] when this call changed
   -- it, else the packed raw[i] (false when absent). Returns n, mean, m2, buy, sell, notional, first price,
   -- last price, newest time, and the volumes of the buckets up to `half` and after it.
@@ -202,7 +208,7 @@ do
   -- Reads tr:<S>:state. Numbers stay below 2^53 (times in us); the trade id stays a string.
   function TradeWindows.read_state(state_key)
     local v = redis.call('HMGET', state_key, 'event_time_us', 'last_trade_id', 'window_bucket_us', 'window_mid',
-      'bucket_min_us', 'px_min_us', 'trades_applied', 'gap_count', 'gap_missing', 'px_time_us')
+      'bucket_min_us', 'px_min_us', 'trades_applied', 'gap_count', 'gap_missing', 'px_time_us', 'open_gaps')
     return {
       t = opt_number(v[1]),
       last_trade_id = (v[2] ~= false and v[2] ~= '') and v[2] or nil,
@@ -214,6 +220,7 @@ do
       gap_count = opt_number(v[8]) or 0,
       gap_missing = (v[9] ~= false and v[9] ~= '') and v[9] or '0',
       px_t = opt_number(v[10]),
+      open_gaps = v[11] or '',
     }
   end
 
