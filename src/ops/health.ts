@@ -105,6 +105,9 @@ export interface SymbolReanchorInput {
   readonly bookReason: string;
   /** book:<S>:state book_ts_us / 1000, null when absent. */
   readonly bookTsMs: number | null;
+  /** tr:<S>:state's trade-gap fields ('' when absent): open_gaps, gaps_repaired, gaps_unrepairable,
+   * trades_unrepairable, last_unrepairable_from, last_unrepairable_to. */
+  readonly tradeGaps?: Readonly<Record<string, string>>;
 }
 
 export interface ReanchorInputs {
@@ -285,12 +288,27 @@ function num(text: string | undefined): number | null {
   return Number.isFinite(v) ? v : null;
 }
 
+/** A symbol's trade-id gaps for /health: still open, repaired from REST trades, unrepairable (detail only). Pure. */
+export function tradeGapDetail(state: Readonly<Record<string, string>> | undefined): Record<string, unknown> {
+  const open = (state?.open_gaps ?? '').split(',').filter((g) => g !== '');
+  const from = state?.last_unrepairable_from ?? '';
+  return {
+    open: open.length,
+    open_gaps: open,
+    repaired: num(state?.gaps_repaired) ?? 0,
+    unrepairable: num(state?.gaps_unrepairable) ?? 0,
+    unrepairable_trades: state?.trades_unrepairable || '0',
+    last_unrepairable: from === '' ? null : `${from}-${state?.last_unrepairable_to ?? ''}`,
+  };
+}
+
 function evaluateReanchor(reanchor: HealthInputs['reanchor'], nowMs: number, policy: HealthPolicy) {
   const j = judge();
   if (reanchor === undefined || typeof reanchor === 'string') {
     flag(j, 'unhealthy', unavailable(reanchor));
     return withReason(j, {
       active_reanchors: null,
+      trade_gaps: null,
       last_reanchor: null,
       reanchor_success_rate: null,
       rest_banned_until: null,
@@ -348,6 +366,7 @@ function evaluateReanchor(reanchor: HealthInputs['reanchor'], nowMs: number, pol
   }
   return withReason(j, {
     active_reanchors: reanchor.symbols.filter((s) => s.active).length,
+    trade_gaps: Object.fromEntries(reanchor.symbols.map((s) => [s.symbol, tradeGapDetail(s.tradeGaps)])),
     last_reanchor: iso(maxOf(reanchor.symbols.map((s) => num(s.stats.last_finished_ms)))),
     reanchor_success_rate: swapped + failed === 0 ? null : round(swapped / (swapped + failed), 4),
     rest_banned_until: ban === undefined ? null : iso(ban.untilMs),
@@ -484,13 +503,23 @@ async function readFeatures(client: RedisClient, keys: Keys, config: AppConfig, 
   return { intervalMs: config.processing.featureUpdateIntervalSeconds * 1000, symbols };
 }
 
+const TRADE_GAP_FIELDS = [
+  'open_gaps',
+  'gaps_repaired',
+  'gaps_unrepairable',
+  'trades_unrepairable',
+  'last_unrepairable_from',
+  'last_unrepairable_to',
+] as const;
+
 async function readReanchor(client: RedisClient, keys: Keys, config: AppConfig): Promise<ReanchorInputs> {
   const symbols = await Promise.all(
     config.processing.symbols.map(async (symbol): Promise<SymbolReanchorInput> => {
-      const [active, stats, book] = await Promise.all([
+      const [active, stats, book, gaps] = await Promise.all([
         client.exists(keys.reanchorFlag(symbol)),
         client.hgetall(keys.reanchorStats(symbol)),
         client.hmget(keys.bookState(symbol), 'status', 'reason', 'book_ts_us'),
+        client.hmget(keys.tradeState(symbol), ...TRADE_GAP_FIELDS),
       ]);
       const bookTsUs = num(book[2] ?? undefined);
       return {
@@ -500,6 +529,7 @@ async function readReanchor(client: RedisClient, keys: Keys, config: AppConfig):
         bookStatus: book[0] ?? '',
         bookReason: book[1] ?? '',
         bookTsMs: bookTsUs === null ? null : bookTsUs / 1000,
+        tradeGaps: Object.fromEntries(TRADE_GAP_FIELDS.map((f, i) => [f, gaps[i] ?? ''])),
       };
     }),
   );

@@ -20,6 +20,7 @@ export class SidecarMetrics {
   private readonly featureDuration: Histogram<'symbol'>;
   private readonly completeness: Gauge<'symbol'>;
   private readonly reanchorOperations: Counter<'symbol' | 'outcome'>;
+  private readonly tradeGapRepairs: Counter<'symbol' | 'outcome'>;
   private readonly reanchorDuration: Histogram<'symbol'>;
   private readonly reanchorAttemptFailures: Counter<'symbol' | 'stage'>;
   private readonly reanchorRequests: Counter<'symbol' | 'reason' | 'source'>;
@@ -51,7 +52,7 @@ export class SidecarMetrics {
     });
     this.reanchorOperations = new Counter({
       name: 'aggregator_reanchor_operations_total',
-      help: 'Re-anchor requests handled by this sidecar by outcome (swapped, failed, lock_lost, coalesced, invalid)',
+      help: 'Re-anchor requests handled by this sidecar by outcome (swapped, repaired, failed, lock_lost, coalesced, invalid, not_owned, unknown_symbol)',
       labelNames: ['symbol', 'outcome'],
       registers,
     });
@@ -64,8 +65,16 @@ export class SidecarMetrics {
     });
     this.reanchorAttemptFailures = new Counter({
       name: 'aggregator_reanchor_attempt_failures_total',
-      help: 'Failed re-anchor attempts (retried with backoff) by stage: rest, build, swap, swap-error, lock-lost',
+      help: 'Failed re-anchor attempts (retried with backoff) by stage: rest, banned, build, swap, swap-error, repair, lock-lost',
       labelNames: ['symbol', 'stage'],
+      registers,
+    });
+    this.tradeGapRepairs = new Counter({
+      name: 'aggregator_trade_gap_repairs_total',
+      help:
+        'Open trade-id gaps examined by repairs from REST trades, by outcome: repaired, before_rest and not_whole ' +
+        '(unrepairable), after_rest (still open)',
+      labelNames: ['symbol', 'outcome'],
       registers,
     });
     this.reanchorRequests = new Counter({
@@ -119,6 +128,7 @@ export class SidecarMetrics {
     this.reanchorOperations.inc({ symbol, outcome: report.outcome.replace('-', '_') });
     this.reanchorDuration.observe({ symbol }, report.durationMs / 1000);
     for (const failure of report.failures) this.reanchorAttemptFailures.inc({ symbol, stage: failure.stage });
+    for (const gap of report.repair?.gaps ?? []) this.tradeGapRepairs.inc({ symbol, outcome: gap.outcome });
   }
 
   recordHealth(component: string, status: HealthLevel): void {

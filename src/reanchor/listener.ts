@@ -1,13 +1,21 @@
 import type { Logger } from '../logging/logger';
 import type { Keys } from '../state/keys';
 import type { RedisClient } from '../state/redis';
-import { acquireLock, attemptToken, LOCK_TTL_SECONDS, releaseLock, renewLock } from './lock';
-import type { ReanchorReport, Reanchorer } from './reanchorer';
+import {
+  acquireLock,
+  attemptToken,
+  LOCK_TTL_SECONDS,
+  releaseLock,
+  renewLock,
+  type ReleaseResult,
+} from './lock';
+import type { ReanchorReport, Reanchorer, ReanchorScope } from './reanchorer';
 import {
   ensureRequestGroup,
   parseRequest,
   REANCHOR_GROUP,
   requestReanchor,
+  scopeOf,
   type ReceivedRequest,
 } from './requests';
 
@@ -51,6 +59,8 @@ export interface ListenerStats {
   notOwned: number;
   takenOver: number;
   swapped: number;
+  /** Trade-gap repairs that ended (scope 'trades'). */
+  repaired: number;
   failed: number;
   lockLost: number;
   followUps: number;
@@ -62,6 +72,28 @@ export type HandledOutcome =
   | { readonly kind: 'ran'; readonly report: ReanchorReport; readonly followUp: boolean };
 
 type StreamEntry = [id: string, fields: string[]];
+
+/**
+ * The follow-up a finished run owes the requests coalesced into it, or undefined when it covered them: a request
+ * is covered when it came before the run's REST fetch and the run was of its scope or wider ('book' covers a
+ * trade gap, 'trades' never covers a book request). A failed run (no fetch time) covers nothing. Pure.
+ */
+export function followUpScope(
+  scope: ReanchorScope,
+  fetchedMs: number | undefined,
+  released: Pick<
+    ReleaseResult,
+    'pendingCount' | 'pendingLatestMs' | 'pendingBookCount' | 'pendingBookLatestMs'
+  >,
+): ReanchorScope | undefined {
+  const after = (ms: number | undefined): boolean =>
+    ms !== undefined && (fetchedMs === undefined || ms >= fetchedMs);
+  if (released.pendingBookCount > 0 && (scope === 'trades' || after(released.pendingBookLatestMs))) {
+    return 'book';
+  }
+  // Otherwise the newest request after the fetch is a trade gap (a book request there was caught above).
+  return released.pendingCount > 0 && after(released.pendingLatestMs) ? 'trades' : undefined;
+}
 
 export class ReanchorListener {
   private running = false;
@@ -76,6 +108,7 @@ export class ReanchorListener {
     notOwned: 0,
     takenOver: 0,
     swapped: 0,
+    repaired: 0,
     failed: 0,
     lockLost: 0,
     followUps: 0,
@@ -308,27 +341,26 @@ export class ReanchorListener {
           reanchorId: id,
           reason: request.reason,
         },
+        scopeOf(request.reason),
       );
     } finally {
       clearInterval(timer);
     }
     if (report.outcome === 'swapped') this.counters.swapped++;
+    else if (report.outcome === 'repaired') this.counters.repaired++;
     else if (report.outcome === 'failed') this.counters.failed++;
     else this.counters.lockLost++;
 
     const released = await releaseLock(client, keys, request.symbol, token);
-    // A coalesced request is covered when it came before the snapshot was requested; otherwise (or when this
-    // re-anchor failed) one follow-up request stands for all of them.
-    const covered =
-      report.snapshotRequestedMs !== undefined &&
-      released.pendingLatestMs !== undefined &&
-      released.pendingLatestMs < report.snapshotRequestedMs;
-    const followUp = released.pendingCount > 0 && !covered;
+    // A coalesced request is covered when it came before the REST fetch of a run of its scope (or wider);
+    // otherwise (or when this run failed) one follow-up request stands for all of them.
+    const owed = followUpScope(report.scope, report.snapshotRequestedMs, released);
+    const followUp = owed !== undefined;
     if (followUp) {
       this.counters.followUps++;
       const followUpId = await requestReanchor(client, keys, {
         symbol: request.symbol,
-        reason: 'coalesced',
+        reason: owed === 'trades' ? 'trade_gap' : 'coalesced',
         source: 'listener',
         detail: `${released.pendingCount} request(s) during ${id}, newest: ${released.pendingReason}`,
       });

@@ -7,7 +7,9 @@ import type { RedisClient } from '../state/redis';
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     reanchorAcquire(...keysAndArgs: string[]): Result<[number, string], Context>;
-    reanchorRelease(...keysAndArgs: string[]): Result<[number, number, string, string], Context>;
+    reanchorRelease(
+      ...keysAndArgs: string[]
+    ): Result<[number, number, string, string, number, string], Context>;
     reanchorRenew(...keysAndArgs: string[]): Result<number, Context>;
   }
 }
@@ -30,6 +32,9 @@ export interface ReleaseResult {
   /** The newest of them (undefined when none). */
   readonly pendingLatestMs: number | undefined;
   readonly pendingReason: string;
+  /** Of them, those that need the book rebuilt (every reason but trade_gap), and the newest's time. */
+  readonly pendingBookCount: number;
+  readonly pendingBookLatestMs: number | undefined;
 }
 
 /** The attempt token stored in the lock: which listener runs which request. Pure. */
@@ -48,15 +53,23 @@ export function parseAcquireReply(reply: unknown): AcquireResult {
 
 /** Pure. */
 export function parseReleaseReply(reply: unknown): ReleaseResult {
-  if (!Array.isArray(reply) || reply.length !== 4 || typeof reply[1] !== 'number') {
+  if (
+    !Array.isArray(reply) ||
+    reply.length !== 6 ||
+    typeof reply[1] !== 'number' ||
+    typeof reply[4] !== 'number'
+  ) {
     throw new Error(`reanchorRelease: unexpected reply ${JSON.stringify(reply)}`);
   }
   const latest = String(reply[2]);
+  const bookLatest = String(reply[5]);
   return {
     released: reply[0] === 1,
     pendingCount: reply[1],
     pendingLatestMs: latest === '' ? undefined : Number(latest),
     pendingReason: String(reply[3]),
+    pendingBookCount: reply[4],
+    pendingBookLatestMs: bookLatest === '' ? undefined : Number(bookLatest),
   };
 }
 

@@ -4,12 +4,15 @@ import type { Logger } from '../logging/logger';
 import type { RestDepthSnapshot } from '../state/book';
 import type { Keys } from '../state/keys';
 import type { RedisClient } from '../state/redis';
-import { flattenTrades } from '../state/trades';
+import { flattenTrades, repairTradeGaps, type TradeRepairResult } from '../state/trades';
 import { buildTemporaryState, discardTemporaryState, type BuildResult } from './build';
 import { swapReanchor, type SwapOutcome, type SwapResult } from './swap';
 
 // One re-anchor of one symbol, REST -> temporary state -> atomic swap, retried with backoff up to maxAttempts.
 // The caller holds reanchor:<S> (lock.ts) for the whole run, so the depth script keeps the diffs the swap needs.
+// Two scopes: 'book' (the full re-anchor: it also repairs the open trade-id gaps from the REST trades it fetches,
+// on the live trade state before the build copies it) and 'trades' (a trade gap alone: only GET /api/v3/trades and
+// the repair, lua/repair-trades-6.lua, one atomic call on the live keys; the book is not rebuilt, see README).
 // Every attempt and the final outcome are counted in reanchor:<S>:stats and logged; a failed attempt leaves the
 // live state untouched (the swap checks everything before its first write and removes the temporary keys).
 
@@ -59,11 +62,18 @@ export type AttemptFailure =
       readonly neededLastUpdateId: bigint | undefined;
     }
   | { readonly stage: 'swap-error'; readonly error: string }
+  /** A trade repair that could not finish: the REST answer predates open gaps, or the script refused it. */
+  | { readonly stage: 'repair'; readonly error: string }
   | { readonly stage: 'lock-lost' };
+
+/** What a run rebuilds: the whole state ('book') or only the trade gaps ('trades'). */
+export type ReanchorScope = 'book' | 'trades';
 
 export interface ReanchorReport {
   readonly symbol: string;
-  readonly outcome: 'swapped' | 'failed' | 'lock-lost';
+  readonly scope: ReanchorScope;
+  /** 'repaired': a 'trades' run that ended (each open gap repaired or declared unrepairable). */
+  readonly outcome: 'swapped' | 'repaired' | 'failed' | 'lock-lost';
   readonly attempts: number;
   readonly failures: readonly AttemptFailure[];
   /** Wall time of the whole run, ms. */
@@ -76,7 +86,47 @@ export interface ReanchorReport {
   readonly snapshotRequestedMs: number | undefined;
   readonly build: BuildResult | undefined;
   readonly swap: SwapResult | undefined;
+  /** The trade-gap repair of the successful attempt (undefined: no open gap, or no success). */
+  readonly repair: TradeRepairResult | undefined;
 }
+
+type Success = Pick<
+  ReanchorReport,
+  'restMs' | 'buildMs' | 'swapMs' | 'snapshotRequestedMs' | 'build' | 'swap' | 'repair'
+>;
+
+/**
+ * The reanchor:<S>:stats fields a run writes, per scope: a trade repair keeps counters of its own, so that
+ * `swapped`/`failed`/`last_outcome` (health's success rate, `reanchor --wait`) stay about book re-anchors.
+ */
+const STATS_FIELDS = {
+  book: {
+    running: 'running',
+    started: 'last_started_ms',
+    outcome: 'last_outcome',
+    finished: 'last_finished_ms',
+    duration: 'last_duration_ms',
+    attempts: 'last_attempts',
+    failures: 'attempt_failures',
+    lastFailure: 'last_failure',
+    lastFailureMs: 'last_failure_ms',
+    ok: 'swapped',
+    failed: 'failed',
+  },
+  trades: {
+    running: 'repair_running',
+    started: 'last_repair_started_ms',
+    outcome: 'last_repair_outcome',
+    finished: 'last_repair_finished_ms',
+    duration: 'last_repair_duration_ms',
+    attempts: 'last_repair_attempts',
+    failures: 'repair_attempt_failures',
+    lastFailure: 'last_repair_failure',
+    lastFailureMs: 'last_repair_failure_ms',
+    ok: 'repaired',
+    failed: 'repair_failed',
+  },
+} as const;
 
 /** Default of ReanchorerOptions.maxBanWaitMs (reanchor.rest.max_ban_wait_seconds). */
 export const DEFAULT_MAX_BAN_WAIT_MS = 300_000;
@@ -116,33 +166,29 @@ export class Reanchorer {
     lock?: HeldLock,
     /** Correlation fields stamped on every log line of this run (e.g. the request id). */
     context: Readonly<Record<string, string>> = {},
+    scope: ReanchorScope = 'book',
   ): Promise<ReanchorReport> {
     const { client, keys } = this.options;
     const logger = this.options.logger.child(context);
     const started = this.now();
     const stats = keys.reanchorStats(symbol);
-    await client.hset(stats, 'last_started_ms', String(started), 'running', '1');
+    const f = STATS_FIELDS[scope];
+    await client.hset(stats, f.started, String(started), f.running, '1');
     const failures: AttemptFailure[] = [];
     let attempts = 0;
     let bansWaited = 0;
-    const finish = async (
-      outcome: ReanchorReport['outcome'],
-      success?: Pick<
-        ReanchorReport,
-        'restMs' | 'buildMs' | 'swapMs' | 'snapshotRequestedMs' | 'build' | 'swap'
-      >,
-    ): Promise<ReanchorReport> => {
+    const finish = async (outcome: ReanchorReport['outcome'], success?: Success): Promise<ReanchorReport> => {
       const durationMs = this.now() - started;
       const fields = [
-        'running',
+        f.running,
         '0',
-        'last_outcome',
+        f.outcome,
         outcome,
-        'last_finished_ms',
+        f.finished,
         String(this.now()),
-        'last_duration_ms',
+        f.duration,
         String(durationMs),
-        'last_attempts',
+        f.attempts,
         String(attempts),
       ];
       if (outcome === 'swapped' && success?.swap) {
@@ -150,9 +196,10 @@ export class Reanchorer {
         fields.push('last_update_id', success.swap.bookUpdateId?.toString() ?? '');
       }
       await client.hset(stats, ...fields);
-      await client.hincrby(stats, outcome === 'swapped' ? 'swapped' : 'failed', 1);
+      await client.hincrby(stats, outcome === 'swapped' || outcome === 'repaired' ? f.ok : f.failed, 1);
       const report: ReanchorReport = {
         symbol,
+        scope,
         outcome,
         attempts,
         failures,
@@ -163,9 +210,18 @@ export class Reanchorer {
         snapshotRequestedMs: success?.snapshotRequestedMs,
         build: success?.build,
         swap: success?.swap,
+        repair: success?.repair,
       };
-      const meta = { symbol, attempts, durationMs, failures: failures.map(describeFailure) };
-      if (outcome === 'swapped') {
+      const meta = { symbol, scope, attempts, durationMs, failures: failures.map(describeFailure) };
+      if (outcome === 'repaired') {
+        logger.info('trade gaps repair ended', {
+          ...meta,
+          restMs: success?.restMs,
+          repairedGaps: success?.repair?.repairedGaps ?? 0,
+          repairedTrades: (success?.repair?.repairedTrades ?? 0n).toString(),
+          unrepairableGaps: success?.repair?.unrepairableGaps ?? 0,
+        });
+      } else if (outcome === 'swapped') {
         logger.info('re-anchor swapped in', {
           ...meta,
           restMs: success?.restMs,
@@ -177,6 +233,8 @@ export class Reanchorer {
           diffsApplied: success?.swap?.diffsApplied,
           trades: success?.swap?.trades,
         });
+      } else if (scope === 'trades') {
+        logger.error('trade gaps repair gave up: the gaps stay open', { ...meta, outcome });
       } else logger.error('re-anchor gave up: the live state is unchanged', { ...meta, outcome });
       return report;
     };
@@ -187,17 +245,11 @@ export class Reanchorer {
         return finish('lock-lost');
       }
       attempts++;
-      const failure = await this.attempt(symbol, lock);
-      if (!('stage' in failure)) return finish('swapped', failure);
+      const failure = scope === 'book' ? await this.attempt(symbol, lock) : await this.repairAttempt(symbol);
+      if (!('stage' in failure)) return finish(scope === 'book' ? 'swapped' : 'repaired', failure);
       failures.push(failure);
-      await client.hincrby(stats, 'attempt_failures', 1);
-      await client.hset(
-        stats,
-        'last_failure',
-        describeFailure(failure),
-        'last_failure_ms',
-        String(this.now()),
-      );
+      await client.hincrby(stats, f.failures, 1);
+      await client.hset(stats, f.lastFailure, describeFailure(failure), f.lastFailureMs, String(this.now()));
       if (failure.stage === 'lock-lost') return finish('lock-lost');
       if (failure.stage === 'banned') {
         // Waited out without sending anything (more requests during a ban earn longer bans), and not counted
@@ -238,19 +290,61 @@ export class Reanchorer {
     return finish('failed');
   }
 
-  private async attempt(
-    symbol: string,
-    lock: HeldLock | undefined,
-  ): Promise<
-    | AttemptFailure
-    | Pick<ReanchorReport, 'restMs' | 'buildMs' | 'swapMs' | 'snapshotRequestedMs' | 'build' | 'swap'>
-  > {
+  /** Redis' clock now, ms: the clock request ids are in (the listener's host clock may be skewed). */
+  private async redisNowMs(): Promise<number> {
+    const [seconds, micros] = await this.options.client.time();
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  }
+
+  /** One attempt of a 'trades' run: GET /api/v3/trades, then the repair in one atomic call on the live keys. */
+  private async repairAttempt(symbol: string): Promise<AttemptFailure | Success> {
     const { client, keys, source } = this.options;
-    // In Redis' clock, like the request ids it is compared with (the listener's host clock may be skewed).
     let snapshotRequestedMs: number;
     try {
-      const [seconds, micros] = await client.time();
-      snapshotRequestedMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+      snapshotRequestedMs = await this.redisNowMs();
+    } catch (err) {
+      return { stage: 'repair', error: errorText(err) };
+    }
+    const restStarted = this.now();
+    let trades: TradesStreamEvent[];
+    try {
+      trades = await source.getTrades(symbol, this.options.tradesLimit);
+    } catch (err) {
+      const untilMs = banEnd(err, restStarted);
+      if (untilMs !== undefined) return { stage: 'banned', untilMs, error: errorText(err) };
+      return { stage: 'rest', error: errorText(err) };
+    }
+    const restDone = this.now();
+    let repair: TradeRepairResult;
+    try {
+      repair = await repairTradeGaps(client, keys, symbol, flattenTrades(symbol, trades).trades);
+    } catch (err) {
+      return { stage: 'repair', error: errorText(err) };
+    }
+    logRepair(this.options.logger, symbol, repair);
+    if (repair.openGapsLeft > 0) {
+      // Retried with a newer answer; the gaps this one settled stay settled.
+      return {
+        stage: 'repair',
+        error: `${repair.openGapsLeft} trade gap(s) newer than the REST answer (it ends at id ${lastId(trades)})`,
+      };
+    }
+    return {
+      restMs: restDone - restStarted,
+      buildMs: this.now() - restDone,
+      swapMs: undefined,
+      snapshotRequestedMs,
+      build: undefined,
+      swap: undefined,
+      repair,
+    };
+  }
+
+  private async attempt(symbol: string, lock: HeldLock | undefined): Promise<AttemptFailure | Success> {
+    const { client, keys, source } = this.options;
+    let snapshotRequestedMs: number;
+    try {
+      snapshotRequestedMs = await this.redisNowMs();
     } catch (err) {
       return { stage: 'build', error: errorText(err) };
     }
@@ -268,12 +362,18 @@ export class Reanchorer {
       return { stage: 'rest', error: errorText(err) };
     }
     const restDone = this.now();
+    const restTrades = flattenTrades(symbol, trades).trades;
     let build: BuildResult;
+    let repair: TradeRepairResult | undefined;
     try {
-      build = await buildTemporaryState(client, keys, symbol, {
-        depth,
-        trades: flattenTrades(symbol, trades).trades,
-      });
+      // The trade gaps first, on the live keys (atomic, like a stream batch): the build then copies a repaired
+      // state, and the repair stands even when the swap keeps the live trade state.
+      const repaired = await repairTradeGaps(client, keys, symbol, restTrades);
+      if (repaired.gaps.length > 0) {
+        repair = repaired;
+        logRepair(this.options.logger, symbol, repaired);
+      }
+      build = await buildTemporaryState(client, keys, symbol, { depth, trades: restTrades });
     } catch (err) {
       await discardTemporaryState(client, keys, symbol).catch(() => undefined);
       return { stage: 'build', error: errorText(err) };
@@ -305,8 +405,31 @@ export class Reanchorer {
       snapshotRequestedMs,
       build,
       swap,
+      repair,
     };
   }
+}
+
+/** A repair's gaps in the log: each unrepairable one at error (the windows miss its trades for good). */
+function logRepair(logger: Logger, symbol: string, repair: TradeRepairResult): void {
+  for (const gap of repair.gaps) {
+    const meta = {
+      symbol,
+      missingFrom: gap.from.toString(),
+      missingTo: gap.to.toString(),
+      outcome: gap.outcome,
+    };
+    if (gap.outcome === 'repaired') logger.info('trade gap repaired from REST trades', meta);
+    else if (gap.outcome === 'after_rest')
+      logger.warn('trade gap newer than the REST answer: still open', meta);
+    else logger.error('trade gap unrepairable: REST trades do not cover it', meta);
+  }
+}
+
+function lastId(trades: readonly TradesStreamEvent[]): string {
+  let last: bigint | undefined;
+  for (const m of trades) for (const t of m.trades) if (last === undefined || t.id > last) last = t.id;
+  return last?.toString() ?? 'none';
 }
 
 /** When a REST failure is the exchange asking to wait, the end of that wait (ms since the epoch). */
@@ -326,6 +449,7 @@ export function describeFailure(failure: AttemptFailure): string {
     case 'rest':
     case 'build':
     case 'swap-error':
+    case 'repair':
       return `${failure.stage}: ${failure.error}`;
     case 'banned':
       return `banned by the exchange until ${new Date(failure.untilMs).toISOString()}: ${failure.error}`;

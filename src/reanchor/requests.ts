@@ -22,6 +22,15 @@ export interface ReanchorRequest {
   readonly detail?: string;
 }
 
+/**
+ * What a request needs: a trade gap alone is settled by a trade repair ('trades': REST trades merged into the live
+ * trade state, no book rebuild; README, re-anchoring); every other reason rebuilds the whole state ('book', which
+ * repairs trade gaps too). lua/reanchor-acquire-3.lua applies the same rule to coalesced requests. Pure.
+ */
+export function scopeOf(reason: string): 'book' | 'trades' {
+  return reason === 'trade_gap' ? 'trades' : 'book';
+}
+
 export interface ReceivedRequest extends ReanchorRequest {
   /** The stream entry id (ms-seq). */
   readonly id: string;

@@ -484,6 +484,171 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
     }
   });
 
+  describe('trade gaps: repaired from REST trades, without a book rebuild', () => {
+    /** Trade messages only, in batches of 10; the messages at `lost` indices never arrive (a lost record). */
+    function tradeFeed(writer: StateWriter, lost: ReadonlySet<number>) {
+      const all: SbeMessage[] = [];
+      let index = 0;
+      return {
+        all,
+        async feed(count: number): Promise<number> {
+          let gaps = 0;
+          for (let done = 0; done < count; done += 10) {
+            const batch: SbeMessage[] = [];
+            const kept: SbeMessage[] = [];
+            while (batch.length < 10) {
+              const m = exchange.next().message;
+              if (m.message !== 'TradesStreamEvent') continue;
+              batch.push(m);
+              if (!lost.has(index++)) kept.push(m);
+            }
+            all.push(...batch);
+            const result = await writer.write(groupBySymbol(kept).values(), []);
+            for (const r of result.symbols) {
+              if ((r.trades?.gaps.length ?? 0) > 0) {
+                gaps++;
+                // What the processor does on a trade gap (src/kcl/shard-processor.ts, reportIntegrity).
+                await requestReanchor(redis, keys, {
+                  symbol: r.symbol,
+                  reason: 'trade_gap',
+                  source: 'processor',
+                });
+              }
+            }
+          }
+          return gaps;
+        },
+      };
+    }
+
+    /** Every trade key of the symbol, bucket aggregates as hex; the repair's own bookkeeping left out. */
+    async function tradeKeys(): Promise<Record<string, unknown>> {
+      const state = await redis.hgetall(keys.tradeState(S));
+      for (const f of Object.keys(state)) {
+        if (/repair|unrepairable|open_gaps|last_gap/.test(f)) delete state[f];
+      }
+      for (const f of ['gap_count', 'gap_missing']) if (state[f] === '0') delete state[f];
+      const buckets = await redis.hgetallBuffer(keys.tradeBuckets(S));
+      return {
+        state: sortedSide(state),
+        buckets: sortedSide(
+          Object.fromEntries(Object.entries(buckets).map(([k, v]) => [k, v.toString('hex')])),
+        ),
+        px: sortedSide(await redis.hgetall(keys.priceHistory(S))),
+        tr1: sortedSide(await redis.hgetall(keys.tradeWindow(S, 1))),
+        tr5: sortedSide(await redis.hgetall(keys.tradeWindow(S, 5))),
+      };
+    }
+
+    /** The control: every trade message once, in the same batches, on an empty Redis. */
+    async function control(all: readonly SbeMessage[]): Promise<Record<string, unknown>> {
+      await redis.flushall();
+      const writer = newWriter();
+      for (let i = 0; i < all.length; i += 10)
+        await writer.write(groupBySymbol(all.slice(i, i + 10)).values(), []);
+      return tradeKeys();
+    }
+
+    it('a trade_gap request repairs the windows, px: and counters to the control, fetching trades only', async () => {
+      const outcomes: HandledOutcome[] = [];
+      listener('L1', restClient()).onHandled((_r, o) => outcomes.push(o));
+      const feed = tradeFeed(newWriter(), new Set([600, 601, 602, 640]));
+      expect(await feed.feed(700)).to.equal(2);
+      await until('the repair', () => (outcomes.some((o) => o.kind === 'ran') ? true : undefined));
+      await feed.feed(100);
+      const ran = outcomes.filter((o): o is Extract<HandledOutcome, { kind: 'ran' }> => o.kind === 'ran');
+      expect(ran[0]!.report.scope).to.equal('trades');
+      expect(ran[0]!.report.outcome).to.equal('repaired');
+      await until('both requests handled', async () => ((await unacknowledged()) === 0 ? true : undefined));
+      const paths = rest.requests.map((r) => r.path.split('?')[0]);
+      expect(paths.length).to.be.at.least(1);
+      expect(
+        paths.every((p) => p === '/api/v3/trades'),
+        paths.join(' '),
+      ).to.equal(true);
+      const state = await redis.hgetall(keys.tradeState(S));
+      expect(state).to.include({ open_gaps: '', gaps_repaired: '2', trades_repaired: '4' });
+      const stats = await redis.hgetall(keys.reanchorStats(S));
+      expect(stats.last_repair_outcome).to.equal('repaired');
+      expect(stats.swapped, 'no book rebuild').to.equal(undefined);
+      expect(await redis.exists(keys.bookState(S))).to.equal(0);
+      const repaired = await tradeKeys();
+      expect(repaired).to.deep.equal(await control(feed.all));
+    });
+
+    it('a gap the exchange no longer reaches is reported unrepairable: counted, no book rebuilt, no depth request', async () => {
+      exchange = new SimulatedExchange({
+        seed: 7,
+        symbols: [S],
+        startTimeUs: 1_700_000_000_000_000n,
+        tradeHistory: 30,
+      });
+      await rest.stop();
+      rest = await startSimExchangeServer({ port: 0, exchange });
+      const outcomes: HandledOutcome[] = [];
+      // The stream lags: the gap is reported only once the exchange's 30 recent trades are past it.
+      const feed = tradeFeed(newWriter(), new Set([100]));
+      await feed.feed(200);
+      const before = await tradeKeys();
+      listener('L1', restClient()).onHandled((_r, o) => outcomes.push(o));
+      await until('the repair run', () => (outcomes.some((o) => o.kind === 'ran') ? true : undefined));
+      const ran = outcomes.find((o): o is Extract<HandledOutcome, { kind: 'ran' }> => o.kind === 'ran')!;
+      expect(ran.report.outcome).to.equal('repaired');
+      expect(ran.report.repair?.gaps.map((g) => g.outcome)).to.deep.equal(['before_rest']);
+      expect(await tradeKeys()).to.deep.equal(before);
+      const state = await redis.hgetall(keys.tradeState(S));
+      expect(state).to.include({ open_gaps: '', gaps_unrepairable: '1', gap_count: '1' });
+      expect(rest.requests.every((r) => r.path.startsWith('/api/v3/trades'))).to.equal(true);
+      expect(await redis.exists(keys.bookState(S))).to.equal(0);
+    });
+
+    it('a book re-anchor repairs the open trade gaps too, with the REST trades it fetches anyway', async () => {
+      const m = market(newWriter());
+      await m.feed(300);
+      await redis.set(keys.reanchorFlag(S), 'test|0-1', 'EX', 300);
+      expect((await reanchorer(restClient()).run(S)).outcome).to.equal('swapped');
+      await redis.del(keys.reanchorFlag(S));
+      const feed = tradeFeed(newWriter(), new Set([300]));
+      await feed.feed(400);
+      expect(await redis.hget(keys.tradeState(S), 'open_gaps')).to.not.equal('');
+      await redis.set(keys.reanchorFlag(S), 'test|0-2', 'EX', 300);
+      const report = await reanchorer(restClient()).run(S);
+      expect(report.outcome).to.equal('swapped');
+      expect(report.repair?.gaps.map((g) => g.outcome)).to.deep.equal(['repaired']);
+      const state = await redis.hgetall(keys.tradeState(S));
+      expect(state).to.include({ open_gaps: '', gaps_repaired: '1' });
+      expect(state.gap_count ?? '0').to.equal('0');
+    });
+
+    it('a book request coalesced into a trade repair is not covered by it: a book follow-up is queued', async () => {
+      const outcomes: Array<{ reason: string; outcome: HandledOutcome }> = [];
+      rest.faults.add({ kind: 'slow', delayMs: 800 }, 1, 'trades');
+      // Two listeners: while one runs the repair, the other takes the book request and finds the lock held.
+      for (const id of ['L1', 'L2']) {
+        listener(id, restClient()).onHandled((r, o) => outcomes.push({ reason: r.reason, outcome: o }));
+      }
+      const feed = tradeFeed(newWriter(), new Set([50]));
+      await feed.feed(100);
+      await until('the repair running', async () =>
+        (await redis.exists(keys.reanchorFlag(S))) ? true : undefined,
+      );
+      await requestReanchor(redis, keys, { symbol: S, reason: 'stale', source: 'sidecar' });
+      await until('the follow-up run', () =>
+        outcomes.some((o) => o.reason === 'coalesced' && o.outcome.kind === 'ran') ? true : undefined,
+      );
+      const kinds = outcomes.map((o) => [
+        o.reason,
+        o.outcome.kind === 'ran' ? o.outcome.report.scope : o.outcome.kind,
+      ]);
+      // In the order they ended: the coalesced request first, then the repair that held the lock, then the follow-up.
+      expect(kinds).to.deep.equal([
+        ['stale', 'coalesced'],
+        ['trade_gap', 'trades'],
+        ['coalesced', 'book'],
+      ]);
+    });
+  });
+
   describe('REST failures: counted, retried with backoff, never applied', () => {
     async function liveState(): Promise<Awaited<ReturnType<typeof snapshotKeys>>> {
       const all = await snapshotKeys(redis as Redis);

@@ -6,7 +6,9 @@
 
   KEYS[1]  reanchor:<S>           string: the holder's attempt token "<listener id>|<request id>", with a TTL
   KEYS[2]  reanchor:<S>:pending   hash: count (requests coalesced since the last release), latest_ms (newest
-                                  request time), reason (of the newest)
+                                  request time), reason (of the newest), book_count and book_latest_ms (the same
+                                  for the requests that need the book rebuilt: every reason but "trade_gap", which
+                                  a trade repair alone settles; scopeOf in src/reanchor/requests.ts)
   KEYS[3]  reanchor:<S>:stats     hash of counters (started, takeovers, coalesced)
 
   ARGV[1]  attempt token "<listener id>|<request id>"
@@ -40,5 +42,10 @@ if tonumber(request_ms) >= latest then
   redis.call('HSET', KEYS[2], 'latest_ms', request_ms, 'reason', reason)
 end
 redis.call('HINCRBY', KEYS[2], 'count', 1)
+if reason ~= 'trade_gap' then
+  local book_latest = tonumber(redis.call('HGET', KEYS[2], 'book_latest_ms') or '0')
+  if tonumber(request_ms) >= book_latest then redis.call('HSET', KEYS[2], 'book_latest_ms', request_ms) end
+  redis.call('HINCRBY', KEYS[2], 'book_count', 1)
+end
 redis.call('HINCRBY', KEYS[3], 'coalesced', 1)
 return { 0, holder or '' }

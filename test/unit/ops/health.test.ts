@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import {
   evaluateHealth,
+  tradeGapDetail,
   HEALTH_POLICY,
   infoField,
   LatencyWindow,
@@ -146,6 +147,50 @@ describe('health rules (evaluateHealth)', () => {
       last_reanchor: new Date(NOW - 600_000).toISOString(),
       reanchor_success_rate: 0.75,
       rest_banned_until: null,
+      trade_gaps: {
+        BTCUSDT: tradeGapDetail(undefined),
+        ETHUSDT: tradeGapDetail(undefined),
+      },
+    });
+  });
+
+  it('trade gaps per symbol in reanchor_system: open, repaired and unrepairable ones (detail, no status)', () => {
+    expect(tradeGapDetail(undefined)).to.deep.equal({
+      open: 0,
+      open_gaps: [],
+      repaired: 0,
+      unrepairable: 0,
+      unrepairable_trades: '0',
+      last_unrepairable: null,
+    });
+    const inputs = healthy();
+    const reanchor = inputs.reanchor as ReanchorInputs;
+    const withGaps: HealthInputs = {
+      ...inputs,
+      reanchor: {
+        ...reanchor,
+        symbols: reanchor.symbols.map((s) => ({
+          ...s,
+          tradeGaps: {
+            open_gaps: '105-107,200-200',
+            gaps_repaired: '4',
+            gaps_unrepairable: '1',
+            trades_unrepairable: '12',
+            last_unrepairable_from: '50',
+            last_unrepairable_to: '61',
+          },
+        })),
+      },
+    };
+    const body = component(withGaps, 'reanchor_system');
+    expect(body.status).to.equal('healthy');
+    expect((body.trade_gaps as Record<string, unknown>).BTCUSDT).to.deep.equal({
+      open: 2,
+      open_gaps: ['105-107', '200-200'],
+      repaired: 4,
+      unrepairable: 1,
+      unrepairable_trades: '12',
+      last_unrepairable: '50-61',
     });
   });
 

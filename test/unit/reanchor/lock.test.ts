@@ -66,38 +66,46 @@ describe('reanchor/lock replies', () => {
 
   describe('parseReleaseReply', () => {
     it('released, nothing pending', () => {
-      expect(parseReleaseReply([1, 0, '', ''])).to.deep.equal({
+      expect(parseReleaseReply([1, 0, '', '', 0, ''])).to.deep.equal({
         released: true,
         pendingCount: 0,
         pendingLatestMs: undefined,
         pendingReason: '',
+        pendingBookCount: 0,
+        pendingBookLatestMs: undefined,
       });
     });
 
     it('not released (gone already or held by another token), nothing pending', () => {
-      expect(parseReleaseReply([0, 0, '', ''])).to.deep.equal({
+      expect(parseReleaseReply([0, 0, '', '', 0, ''])).to.deep.equal({
         released: false,
         pendingCount: 0,
         pendingLatestMs: undefined,
         pendingReason: '',
+        pendingBookCount: 0,
+        pendingBookLatestMs: undefined,
       });
     });
 
-    it('released with coalesced requests: their count, newest time and reason', () => {
-      expect(parseReleaseReply([1, 3, '1700000000456', 'stale'])).to.deep.equal({
+    it('released with coalesced requests: their count, newest time and reason, and those needing the book', () => {
+      expect(parseReleaseReply([1, 3, '1700000000456', 'stale', 2, '1700000000400'])).to.deep.equal({
         released: true,
         pendingCount: 3,
         pendingLatestMs: 1_700_000_000_456,
         pendingReason: 'stale',
+        pendingBookCount: 2,
+        pendingBookLatestMs: 1_700_000_000_400,
       });
     });
 
-    it('not released, with coalesced requests', () => {
-      expect(parseReleaseReply([0, 1, '17', 'out_of_sync:gap'])).to.deep.equal({
+    it('not released, with a coalesced trade gap', () => {
+      expect(parseReleaseReply([0, 1, '17', 'trade_gap', 0, ''])).to.deep.equal({
         released: false,
         pendingCount: 1,
         pendingLatestMs: 17,
-        pendingReason: 'out_of_sync:gap',
+        pendingReason: 'trade_gap',
+        pendingBookCount: 0,
+        pendingBookLatestMs: undefined,
       });
     });
 
@@ -111,8 +119,10 @@ describe('reanchor/lock replies', () => {
         [],
         [1, 0, ''],
         [1, 0, '', '', ''],
-        [1, '0', '', ''],
-        [1, null, '', ''],
+        [1, 0, '', ''],
+        [1, '0', '', '', 0, ''],
+        [1, null, '', '', 0, ''],
+        [1, 0, '', '', '0', ''],
       ];
       for (const reply of malformed) {
         expect(() => parseReleaseReply(reply), JSON.stringify(reply) ?? 'undefined').to.throw(

@@ -4,6 +4,7 @@ import {
   ReanchorRequestError,
   RequestThrottle,
   requestFields,
+  scopeOf,
   type ReanchorRequest,
 } from '../../../src/reanchor/requests';
 
@@ -18,6 +19,23 @@ function thrown(fn: () => unknown): unknown {
 }
 
 describe('reanchor/requests', () => {
+  describe('scopeOf', () => {
+    it('a trade gap alone is a trade repair; every other reason rebuilds the book', () => {
+      expect(scopeOf('trade_gap')).to.equal('trades');
+      for (const reason of [
+        'depth_gap',
+        'crossed',
+        'stale',
+        'out_of_sync:gap',
+        'operator',
+        'coalesced',
+        '',
+      ]) {
+        expect(scopeOf(reason), reason).to.equal('book');
+      }
+    });
+  });
+
   describe('requestFields', () => {
     it('lists symbol, reason and source in that order', () => {
       expect(requestFields({ symbol: 'BTCUSDT', reason: 'depth_gap', source: 'processor' })).to.deep.equal([
