@@ -151,9 +151,17 @@ export interface SimExchangeServerOptions {
 export interface SimExchangeServer {
   readonly url: string;
   readonly faults: SimFaults;
-  /** Requests received, by endpoint path (for tests). */
-  readonly requests: { path: string; timeUnit: string | undefined }[];
+  /** Requests received: path, time-unit header, arrival (ms since the epoch) and the status answered (for tests:
+   * e.g. counting what was sent during an exchange ban). */
+  readonly requests: SimRequest[];
   stop(): Promise<void>;
+}
+
+export interface SimRequest {
+  readonly path: string;
+  readonly timeUnit: string | undefined;
+  readonly atMs: number;
+  status?: number;
 }
 
 interface Reply {
@@ -271,16 +279,22 @@ export async function startSimExchangeServer(opts: SimExchangeServerOptions): Pr
   const faults = opts.faults ?? new SimFaults();
   const host = opts.host ?? '127.0.0.1';
   const timers = new Set<NodeJS.Timeout>();
-  const requests: { path: string; timeUnit: string | undefined }[] = [];
+  const requests: SimRequest[] = [];
   const server = http.createServer((req, res) => {
     const h = req.headers['x-mbx-time-unit'];
-    requests.push({ path: req.url ?? '', timeUnit: Array.isArray(h) ? h[0] : h });
+    const request: SimRequest = {
+      path: req.url ?? '',
+      timeUnit: Array.isArray(h) ? h[0] : h,
+      atMs: Date.now(),
+    };
+    requests.push(request);
     let routed: { reply: Reply; delayMs: number };
     try {
       routed = route(opts.exchange, req, faults);
     } catch (err) {
       routed = { reply: error(500, -1000, (err as Error).message), delayMs: 0 };
     }
+    request.status = routed.reply.status;
     const send = (): void => {
       if (res.destroyed) return;
       res.writeHead(routed.reply.status, {
