@@ -24,7 +24,8 @@ import { parseTradeBatchReply, tradeBatchArgs, type FlatTrade } from '../state/t
 //   it) for long even for 5000 levels per side. The state hash
 //   book:new:<S>:state (last_update_id, snapshot_ts_us, level counts, complete = 1) is written LAST: the swap
 //   refuses a state without it, or with level counts the temporary book does not hold.
-// - The trade windows: the live trade state (tr:<S>:1s/:5s/:buckets/:state, px:<S>) is copied in one script call
+// - The trade windows (the re-anchorer has already repaired the live state's open trade gaps from the same REST
+//   trades, lua/repair-trades-6.lua): the live trade state (tr:<S>:1s/:5s/:buckets/:state, px:<S>) is copied in one script call
 //   (reanchor-copy-trades-10.lua, so a stream batch is in all of the copy or in none of it), then the REST
 //   trades are applied on the copy with the live trade script (apply-trade-batch-6.lua on the temporary keys, in
 //   calls of at most 250 trades): ids not above the copied last_trade_id are skipped, so the result is the live

@@ -6,8 +6,10 @@ import { requestReanchor, RequestThrottle } from './requests';
 // The sidecar's re-anchor monitor: for each symbol this sidecar serves (its feature leases), it requests a
 // re-anchor when the book is out of sync (never anchored, a gap or a crossed book: the processor requests those
 // too, this is the backstop when that request was lost or the re-anchor failed) or when the book data has not
-// changed for staleAfterMs (stale). Nothing is requested while the symbol's re-anchor runs, and at most one
-// request per symbol per throttle interval goes out.
+// changed for staleAfterMs (stale), and a trade repair when an in-sync symbol has open trade-id gaps (tr:<S>:state
+// open_gaps: the backstop when the processor's trade_gap request was throttled or lost, or its repair failed).
+// Nothing is requested while the symbol's re-anchor runs, and at most one request per symbol per throttle interval
+// goes out.
 
 /** What the monitor reads of a symbol. */
 export interface BookObservation {
@@ -17,6 +19,8 @@ export interface BookObservation {
   /** A value that changes whenever book data arrives: last_seen_u and the ob: ids. */
   readonly progress: string;
   readonly reanchorRunning: boolean;
+  /** tr:<S>:state open_gaps is not empty (optional: false when absent). */
+  readonly openTradeGaps?: boolean;
 }
 
 /** Per-symbol memory of when the book data last changed (wall clock). */
@@ -35,7 +39,12 @@ export function monitorDecision(
   nowMs: number,
   staleAfterMs: number,
 ): { reason: string | undefined; memory: ProgressMemory | undefined } {
-  if (observation.status === undefined) return { reason: undefined, memory: undefined };
+  if (observation.status === undefined) {
+    // No book data (yet): only the trades can need anything.
+    const reason =
+      observation.openTradeGaps === true && !observation.reanchorRunning ? 'trade_gap' : undefined;
+    return { reason, memory: undefined };
+  }
   const next: ProgressMemory =
     memory === undefined || memory.progress !== observation.progress
       ? { progress: observation.progress, changedMs: nowMs }
@@ -48,6 +57,7 @@ export function monitorDecision(
     };
   }
   if (nowMs - next.changedMs >= staleAfterMs) return { reason: 'stale', memory: next };
+  if (observation.openTradeGaps === true) return { reason: 'trade_gap', memory: next };
   return { reason: undefined, memory: next };
 }
 
@@ -75,16 +85,18 @@ export class ReanchorMonitor {
 
   async observe(symbol: string): Promise<BookObservation> {
     const { client, keys } = this.options;
-    const [state, ob, flag] = await Promise.all([
+    const [state, ob, flag, gaps] = await Promise.all([
       client.hmget(keys.bookState(symbol), 'status', 'reason', 'last_seen_u'),
       client.hmget(keys.orderBook(symbol), 'depth20_update_id', 'best_update_id'),
       client.exists(keys.reanchorFlag(symbol)),
+      client.hget(keys.tradeState(symbol), 'open_gaps'),
     ]);
     return {
       status: state[0] ?? undefined,
       reason: state[1] ?? '',
       progress: `${state[2] ?? ''}/${ob[0] ?? ''}/${ob[1] ?? ''}`,
       reanchorRunning: flag === 1,
+      openTradeGaps: gaps !== null && gaps !== '',
     };
   }
 

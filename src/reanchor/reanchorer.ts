@@ -4,7 +4,7 @@ import type { Logger } from '../logging/logger';
 import type { RestDepthSnapshot } from '../state/book';
 import type { Keys } from '../state/keys';
 import type { RedisClient } from '../state/redis';
-import { flattenTrades, repairTradeGaps, type TradeRepairResult } from '../state/trades';
+import { flattenTrades, hasOpenTradeGaps, repairTradeGaps, type TradeRepairResult } from '../state/trades';
 import { buildTemporaryState, discardTemporaryState, type BuildResult } from './build';
 import { swapReanchor, type SwapOutcome, type SwapResult } from './swap';
 
@@ -302,6 +302,18 @@ export class Reanchorer {
     let snapshotRequestedMs: number;
     try {
       snapshotRequestedMs = await this.redisNowMs();
+      // Nothing open (repaired by an earlier run, or a duplicate request): no REST weight spent.
+      if (!(await hasOpenTradeGaps(client, keys.tradeState(symbol)))) {
+        return {
+          restMs: undefined,
+          buildMs: undefined,
+          swapMs: undefined,
+          snapshotRequestedMs,
+          build: undefined,
+          swap: undefined,
+          repair: undefined,
+        };
+      }
     } catch (err) {
       return { stage: 'repair', error: errorText(err) };
     }

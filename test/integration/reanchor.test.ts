@@ -9,6 +9,7 @@ import { findFreePort } from '../../src/localstack/ports';
 import { startRedisServer } from '../../src/localstack/redis-server';
 import { silentLogger } from '../../src/logging/logger';
 import { ReanchorListener, type HandledOutcome } from '../../src/reanchor/listener';
+import { ReanchorMonitor } from '../../src/reanchor/monitor';
 import { Reanchorer, type SnapshotSource } from '../../src/reanchor/reanchorer';
 import { REANCHOR_GROUP, requestReanchor } from '../../src/reanchor/requests';
 import { RestBannedError, RestClient } from '../../src/rest/client';
@@ -486,7 +487,7 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
 
   describe('trade gaps: repaired from REST trades, without a book rebuild', () => {
     /** Trade messages only, in batches of 10; the messages at `lost` indices never arrive (a lost record). */
-    function tradeFeed(writer: StateWriter, lost: ReadonlySet<number>) {
+    function tradeFeed(writer: StateWriter, lost: ReadonlySet<number>, request = true) {
       const all: SbeMessage[] = [];
       let index = 0;
       return {
@@ -505,7 +506,7 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
             all.push(...batch);
             const result = await writer.write(groupBySymbol(kept).values(), []);
             for (const r of result.symbols) {
-              if ((r.trades?.gaps.length ?? 0) > 0) {
+              if (request && (r.trades?.gaps.length ?? 0) > 0) {
                 gaps++;
                 // What the processor does on a trade gap (src/kcl/shard-processor.ts, reportIntegrity).
                 await requestReanchor(redis, keys, {
@@ -618,6 +619,29 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
       const state = await redis.hgetall(keys.tradeState(S));
       expect(state).to.include({ open_gaps: '', gaps_repaired: '1' });
       expect(state.gap_count ?? '0').to.equal('0');
+    });
+
+    it("a gap whose request was lost (throttled): the sidecar's monitor requests its repair (backstop)", async () => {
+      const outcomes: HandledOutcome[] = [];
+      listener('L1', restClient()).onHandled((_r, o) => outcomes.push(o));
+      const feed = tradeFeed(newWriter(), new Set([300]), false);
+      await feed.feed(400);
+      const monitor = new ReanchorMonitor({
+        client: redis,
+        keys,
+        symbols: () => [S],
+        staleAfterMs: 3_600_000,
+        requestIntervalMs: 1000,
+        logger: silentLogger(),
+      });
+      expect(await monitor.checkOnce()).to.deep.equal([S]);
+      await until('the repair', () => (outcomes.some((o) => o.kind === 'ran') ? true : undefined));
+      const request = (await redis.xrange(keys.reanchorRequests(), '-', '+')).map(([, f]) => f.join(' '));
+      expect(request).to.deep.equal([`symbol ${S} reason trade_gap source sidecar`]);
+      expect(await redis.hget(keys.tradeState(S), 'gaps_repaired')).to.equal('1');
+      // Nothing open any more: the monitor asks for nothing.
+      await sleep(1100);
+      expect(await monitor.checkOnce()).to.deep.equal([]);
     });
 
     it('a book request coalesced into a trade repair is not covered by it: a book follow-up is queued', async () => {

@@ -22,6 +22,46 @@ describe('reanchor/monitorDecision', () => {
     }
   });
 
+  it('open trade gaps: trade_gap (a repair), after out of sync and stale, never while a re-anchor runs', () => {
+    const memory: ProgressMemory = { progress: '10/10/10', changedMs: T0 };
+    expect(monitorDecision(observation({ openTradeGaps: true }), memory, T0 + 1, STALE_MS).reason).to.equal(
+      'trade_gap',
+    );
+    expect(
+      monitorDecision(
+        observation({ openTradeGaps: true, status: 'out_of_sync', reason: 'gap' }),
+        memory,
+        T0,
+        STALE_MS,
+      ).reason,
+    ).to.equal('out_of_sync:gap');
+    expect(
+      monitorDecision(observation({ openTradeGaps: true }), memory, T0 + STALE_MS, STALE_MS).reason,
+    ).to.equal('stale');
+    expect(
+      monitorDecision(observation({ openTradeGaps: true, reanchorRunning: true }), memory, T0, STALE_MS)
+        .reason,
+    ).to.equal(undefined);
+    expect(monitorDecision(observation({ openTradeGaps: false }), memory, T0 + 1, STALE_MS).reason).to.equal(
+      undefined,
+    );
+    // No book data at all: the trades alone.
+    expect(
+      monitorDecision(observation({ status: undefined, openTradeGaps: true }), undefined, T0, STALE_MS),
+    ).to.deep.equal({
+      reason: 'trade_gap',
+      memory: undefined,
+    });
+    expect(
+      monitorDecision(
+        observation({ status: undefined, openTradeGaps: true, reanchorRunning: true }),
+        undefined,
+        T0,
+        STALE_MS,
+      ).reason,
+    ).to.equal(undefined);
+  });
+
   it('the first observation of an in-sync book starts the clock and requests nothing', () => {
     const decision = monitorDecision(observation(), undefined, T0, STALE_MS);
     expect(decision).to.deep.equal({ reason: undefined, memory: { progress: '10/10/10', changedMs: T0 } });
