@@ -50,7 +50,7 @@ export class Keys {
     return `tr:${this.tag(symbol)}:buckets`;
   }
 
-  /** Trade stream state: last applied trade id, event time, gap counters. */
+  /** Trade stream state: last applied trade id, event time, gap counters and the open gaps awaiting repair. */
   tradeState(symbol: string): string {
     return `tr:${this.tag(symbol)}:state`;
   }
