@@ -59,8 +59,14 @@ export interface ProcessingConfig {
   readonly orderBookLevels: number;
   readonly batchSize: number;
   readonly flushIntervalMs: number;
-  /** A processRecords batch must be acknowledged by Redis within this time, else the child exits (no checkpoint). */
+  /**
+   * The ride-through bound: how long a processRecords batch waits out a Redis outage (connection failures,
+   * timeouts, LOADING, a failover's READONLY/MASTERDOWN/CLUSTERDOWN/TRYAGAIN), retrying with capped jittered
+   * backoff, before the child exits without acknowledging it. Default 3 min: an ElastiCache failover or node
+   * replacement takes tens of seconds, sometimes minutes; kcl.timeout_in_seconds must exceed it.
+   */
   readonly batchDeadlineMs: number;
+  /** At most this many retries of one batch within the deadline (default 1000: the deadline ends the wait first). */
   readonly redisRetries: number;
   readonly deadLetterMaxLen: number;
   /** Depth diffs kept per symbol while its book is out of sync (for the re-anchor to replay). */
@@ -265,7 +271,7 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
     failoverTimeMillis: kclSection.integer('failover_time_millis', 10000, 1000, 600000),
     shardSyncIntervalMillis: kclSection.integer('shard_sync_interval_millis', 60000, 1000, 3600000),
     shutdownGraceMillis: kclSection.integer('shutdown_grace_millis', 30000, 0, 600000),
-    timeoutInSeconds: kclSection.integer('timeout_in_seconds', 120, 1, 3600),
+    timeoutInSeconds: kclSection.integer('timeout_in_seconds', 240, 1, 3600),
     metricsLevel: kclSection.oneOf('metrics_level', ['NONE', 'SUMMARY', 'DETAILED'] as const, 'NONE'),
   };
   kclSection.done();
@@ -319,8 +325,8 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
     orderBookLevels: processingSection.integer('order_book_levels', 10, 1, 20),
     batchSize: processingSection.integer('batch_size', 500, 1, 100000),
     flushIntervalMs: processingSection.integer('flush_interval_ms', 100, 1, 60000),
-    batchDeadlineMs: processingSection.integer('batch_deadline_ms', 10000, 100, 600000),
-    redisRetries: processingSection.integer('redis_retries', 5, 0, 100),
+    batchDeadlineMs: processingSection.integer('batch_deadline_ms', 180000, 100, 600000),
+    redisRetries: processingSection.integer('redis_retries', 1000, 0, 100000),
     deadLetterMaxLen: processingSection.integer('dead_letter_max_len', 100000, 100, 100000000),
     diffBufferMaxLength: processingSection.integer(
       'diff_buffer_max_length',

@@ -2,6 +2,7 @@ import type { AppConfig } from '../config/config';
 import { readRestBan } from '../reanchor/rest-gate';
 import type { RestBan } from '../rest/client';
 import type { Keys } from '../state/keys';
+import type { RedisOutage } from '../state/outage';
 import type { RedisClient } from '../state/redis';
 import { readReports, REPORT_TTL_SECONDS, type ProcessorReport } from './telemetry';
 
@@ -78,7 +79,12 @@ export type RedisInputs =
       /** INFO failed (the PING answered). */
       readonly statsError?: string;
     }
-  | { readonly reachable: false; readonly error: string };
+  | {
+      readonly reachable: false;
+      readonly error: string;
+      /** When this process first found Redis unavailable in the outage going on (ms since the epoch). */
+      readonly sinceMs?: number;
+    };
 
 export interface SymbolFeatureInput {
   readonly symbol: string;
@@ -222,14 +228,17 @@ function evaluateConsumers(inputs: HealthInputs, nowMs: number, policy: HealthPo
   return { status: worst(...overall), body: streams };
 }
 
-function evaluateRedis(redis: RedisInputs, policy: HealthPolicy) {
+function evaluateRedis(redis: RedisInputs, policy: HealthPolicy, nowMs: number) {
   const j = judge();
   if (!redis.reachable) {
-    flag(j, 'unhealthy', `unreachable: ${redis.error}`);
+    const since =
+      redis.sinceMs === undefined ? '' : ` since ${iso(redis.sinceMs)} (${seconds(nowMs - redis.sinceMs)})`;
+    flag(j, 'unhealthy', `unreachable${since}: ${redis.error}`);
     return withReason(j, {
       connection_pool_usage: null,
       operations_per_second: null,
       avg_latency_ms: null,
+      unreachable_since: redis.sinceMs === undefined ? null : iso(redis.sinceMs),
     });
   }
   if (redis.statsError !== undefined) flag(j, 'degraded', `INFO failed: ${redis.statsError}`);
@@ -249,6 +258,7 @@ function evaluateRedis(redis: RedisInputs, policy: HealthPolicy) {
     connection_pool_usage: usage === null ? null : round(usage, 4),
     operations_per_second: redis.opsPerSecond,
     avg_latency_ms: avg === null ? null : round(avg),
+    unreachable_since: null,
   });
 }
 
@@ -399,7 +409,7 @@ export function evaluateHealth(
   policy: HealthPolicy = HEALTH_POLICY,
 ): HealthResult {
   const consumers = evaluateConsumers(inputs, nowMs, policy);
-  const redis = evaluateRedis(inputs.redis, policy);
+  const redis = evaluateRedis(inputs.redis, policy, nowMs);
   const features = evaluateFeatures(inputs.features, nowMs, policy);
   const reanchor = evaluateReanchor(inputs.reanchor, nowMs, policy);
   const status = worst(consumers.status, redis.status, features.status, reanchor.status);
@@ -462,6 +472,8 @@ export interface CollectOptions {
   readonly readTimeoutMs?: number;
   readonly local?: () => Readonly<Record<string, unknown>>;
   readonly now?: () => number;
+  /** The process's outage tracker: a failed PING starts (or continues) an outage, a good one ends it. */
+  readonly outage?: RedisOutage;
 }
 
 async function readRedisStats(
@@ -563,10 +575,13 @@ export async function collectHealthInputs(
   const started = process.hrtime.bigint();
   try {
     await within(client.ping(), pingTimeoutMs, 'PING');
+    options.outage?.recovered();
   } catch (err) {
+    options.outage?.failed(err);
+    const sinceMs = options.outage?.waitingSinceMs;
     return {
       ...base,
-      redis: { reachable: false, error: message(err) },
+      redis: { reachable: false, error: message(err), ...(sinceMs === undefined ? {} : { sinceMs }) },
       reports: undefined,
       features: undefined,
       reanchor: undefined,

@@ -21,6 +21,8 @@ export class SidecarMetrics {
   private readonly completeness: Gauge<'symbol'>;
   private readonly reanchorOperations: Counter<'symbol' | 'outcome'>;
   private readonly tradeGapRepairs: Counter<'symbol' | 'outcome'>;
+  private readonly redisOutages: Counter;
+  private readonly redisOutageSeconds: Counter;
   private readonly reanchorDuration: Histogram<'symbol'>;
   private readonly reanchorAttemptFailures: Counter<'symbol' | 'stage'>;
   private readonly reanchorRequests: Counter<'symbol' | 'reason' | 'source'>;
@@ -77,6 +79,16 @@ export class SidecarMetrics {
       labelNames: ['symbol', 'outcome'],
       registers,
     });
+    this.redisOutages = new Counter({
+      name: 'aggregator_sidecar_redis_outages_total',
+      help: 'Redis outages this sidecar waited out (counted when they end)',
+      registers,
+    });
+    this.redisOutageSeconds = new Counter({
+      name: 'aggregator_sidecar_redis_outage_seconds_total',
+      help: 'Summed duration of the Redis outages this sidecar waited out',
+      registers,
+    });
     this.reanchorRequests = new Counter({
       name: 'aggregator_reanchor_requests_total',
       help: 'Re-anchor requests received by this sidecar, by reason and source',
@@ -129,6 +141,12 @@ export class SidecarMetrics {
     this.reanchorDuration.observe({ symbol }, report.durationMs / 1000);
     for (const failure of report.failures) this.reanchorAttemptFailures.inc({ symbol, stage: failure.stage });
     for (const gap of report.repair?.gaps ?? []) this.tradeGapRepairs.inc({ symbol, outcome: gap.outcome });
+  }
+
+  /** A Redis outage of this sidecar ended after durationMs. */
+  recordRedisOutage(durationMs: number): void {
+    this.redisOutages.inc();
+    this.redisOutageSeconds.inc(durationMs / 1000);
   }
 
   recordHealth(component: string, status: HealthLevel): void {

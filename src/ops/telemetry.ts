@@ -8,6 +8,7 @@ import {
 } from 'prom-client';
 import type { BatchReport } from '../kcl/shard-processor';
 import type { Keys } from '../state/keys';
+import type { RedisOutage } from '../state/outage';
 import type { RedisClient } from '../state/redis';
 
 // Processor telemetry. The daemon starts one processor child per shard and a child has no port of its own, so each
@@ -36,6 +37,11 @@ export interface ProcessorReport {
   readonly integrityIssuesTotal: number;
   readonly checkpointFailuresTotal: number;
   readonly redisRetriesTotal: number;
+  /** Redis outages this child waited out (or is waiting out), their summed duration once ended, and since when
+   * it has been waiting now (null: Redis answers). Kept in memory, so the first report after an outage shows it. */
+  readonly redisOutagesTotal?: number;
+  readonly redisOutageSecondsTotal?: number;
+  readonly waitingForRedisSinceMs?: number | null;
   /** Records per second over the last publish interval. */
   readonly recordsPerSecond: number;
   /** millisBehindLatest of the last batch (null before the first). */
@@ -64,6 +70,9 @@ export class ProcessorTelemetry {
   private readonly checkpointFailures: Counter<'stream' | 'shard'>;
   private readonly unlisted: Counter<'stream' | 'shard' | 'action'>;
   private readonly rss: Gauge<'stream' | 'shard'>;
+  private readonly outages: Counter<'stream' | 'shard'>;
+  private readonly outageSeconds: Counter<'stream' | 'shard'>;
+  private outage: RedisOutage | undefined;
   private readonly startedMs: number;
   private shardId = 'unknown-shard';
   private totals = {
@@ -148,8 +157,32 @@ export class ProcessorTelemetry {
       labelNames: ['stream', 'shard'],
       registers,
     });
+    this.outages = new Counter({
+      name: 'aggregator_redis_outages_total',
+      help: 'Redis outages this process waited out (counted when they end)',
+      labelNames: ['stream', 'shard'],
+      registers,
+    });
+    this.outageSeconds = new Counter({
+      name: 'aggregator_redis_outage_seconds_total',
+      help: 'Summed duration of the Redis outages this process waited out',
+      labelNames: ['stream', 'shard'],
+      registers,
+    });
     this.startedMs = now();
     this.lastPublishMs = this.startedMs;
+  }
+
+  /** The process's outage tracker, read at each report. */
+  watchOutage(outage: RedisOutage): void {
+    this.outage = outage;
+  }
+
+  /** An outage ended after durationMs (RedisOutage onEnd). */
+  recordRedisOutageEnd(durationMs: number): void {
+    const base = { stream: this.stream, shard: this.shardId };
+    this.outages.inc(base);
+    this.outageSeconds.inc(base, durationMs / 1000);
   }
 
   setShard(shardId: string): void {
@@ -251,6 +284,9 @@ export class ProcessorTelemetry {
       integrityIssuesTotal: this.totals.integrity,
       checkpointFailuresTotal: this.totals.checkpointFailures,
       redisRetriesTotal: this.totals.redisRetries,
+      redisOutagesTotal: this.outage?.outages ?? 0,
+      redisOutageSecondsTotal: (this.outage?.totalMs ?? 0) / 1000,
+      waitingForRedisSinceMs: this.outage?.waitingSinceMs ?? null,
       recordsPerSecond,
       lagMs: this.lagMs,
       lastProcessedMs: this.lastProcessedMs,

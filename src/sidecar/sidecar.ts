@@ -295,6 +295,7 @@ export class FeatureSidecar {
         maxDelayMs: Math.max(1, Math.floor(intervalMs / 4)),
         now: this.now,
         sleep: this.sleep,
+        rng: () => 1, // retries within one tick of the lease holder: nothing to spread
         onRetry: (attempt, err, delayMs) => {
           retries++;
           this.counters.redisRetries++;

@@ -3,7 +3,6 @@ import path from 'node:path';
 import Redis, { Cluster } from 'ioredis';
 import type { Result, RedisOptions } from 'ioredis';
 import type { RedisConfig } from '../config/config';
-import type { Logger } from '../logging/logger';
 
 // Redis connections with the service's Lua scripts defined once per connection (ioredis sends EVALSHA and
 // falls back to EVAL on NOSCRIPT, so a SCRIPT FLUSH or a failover to a fresh node is harmless).
@@ -93,21 +92,16 @@ function baseOptions(config: RedisConfig, options: ConnectOptions): RedisOptions
     commandTimeout: config.socketTimeoutSeconds * 1000,
     maxRetriesPerRequest: options.maxRetriesPerRequest ?? 1,
     enableAutoPipelining: true,
-    // Reconnect forever with a capped backoff; callers bound their own waiting with deadlines.
-    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    // Reconnect forever with a capped backoff (1 s: back within about a second of Redis answering again); callers
+    // bound their own waiting with deadlines. Each reconnect resolves the host name again (a failover's DNS change).
+    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 1000),
+    // A demoted primary answers READONLY (MASTERDOWN: a replica that lost its primary): reconnect, so the endpoint
+    // is resolved again and the caller's retry reaches the new primary. The failed command is not resent here:
+    // the caller's retry policy owns retries. Scripts are reloaded on the new node on demand (EVALSHA -> NOSCRIPT
+    // -> EVAL, ioredis' defineCommand).
+    reconnectOnError: (err: Error) => (/^(READONLY|MASTERDOWN)\b/.test(err.message) ? 1 : false),
     lazyConnect: false,
   };
-}
-
-/**
- * Logs a connection's errors and each reconnect attempt at warn, so the start of an outage is in the log even
- * when ioredis resends the unanswered commands after a quick reconnect and no caller sees a failure.
- */
-export function logConnectionEvents(client: RedisClient, logger: Pick<Logger, 'warn'>): void {
-  client.on('error', (err: Error) => logger.warn('redis connection error', { error: err.message }));
-  client.on('reconnecting', (delayMs: unknown) =>
-    logger.warn('redis connection lost; reconnecting', { delayMs }),
-  );
 }
 
 export function createRedisClient(config: RedisConfig, options: ConnectOptions): RedisClient {

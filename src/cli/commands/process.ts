@@ -6,7 +6,8 @@ import { ShardProcessor } from '../../kcl/shard-processor';
 import { toKclRecordProcessor } from '../../kcl/protocol-adapter';
 import { claimStdoutForProtocol } from '../../kcl/stdout-guard';
 import { Keys } from '../../state/keys';
-import { createRedisClient, logConnectionEvents } from '../../state/redis';
+import { RedisOutage } from '../../state/outage';
+import { createRedisClient } from '../../state/redis';
 import { withRetry } from '../../state/retry';
 import { StateWriter } from '../../state/writer';
 import { requestReanchor, RequestThrottle } from '../../reanchor/requests';
@@ -49,9 +50,16 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
     defaultMeta: { service: config.serviceName, role: 'processor', stream, pid: process.pid },
   });
   const redis = createRedisClient(config.redis, { connectionName: `processor:${kind}:${process.pid}` });
-  logConnectionEvents(redis, logger);
   const keys = new Keys({ clusterMode: config.redis.clusterMode });
   const telemetry = new ProcessorTelemetry(stream);
+  // One line when Redis goes away, one when it answers again; the batch in hand waits (ride-through) meanwhile.
+  const outage = new RedisOutage({
+    logger,
+    rideThrough: `${config.processing.batchDeadlineMs / 1000} s per batch (processing.batch_deadline_ms)`,
+    onEnd: (ms) => telemetry.recordRedisOutageEnd(ms),
+  });
+  outage.watch(redis);
+  telemetry.watchOutage(outage);
   let publishing = false;
   // Declared before publish(): a report in flight when the child exits must neither log (the logger has ended:
   // winston would raise "write after end") nor use the closed connection.
@@ -62,6 +70,7 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
     telemetry
       .report()
       .then((report) => publishReport(redis, keys, report))
+      .then(() => outage.recovered())
       .catch((err: unknown) => {
         if (!exiting)
           logger.debug('could not publish the telemetry report', { error: (err as Error).message });
@@ -99,17 +108,23 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
       listed: new Set(config.processing.symbols),
       unlisted: config.processing.unlistedSymbols,
     },
-    writeWithRetry: (write) =>
-      withRetry(write, {
+    // Ride-through: a batch that meets an outage keeps retrying (capped at 1 s between attempts, so ingestion
+    // resumes within about a second of Redis answering) until processing.batch_deadline_ms, unacknowledged.
+    writeWithRetry: async (write) => {
+      const result = await withRetry(write, {
         deadline: Date.now() + config.processing.batchDeadlineMs,
         retries: config.processing.redisRetries,
         baseDelayMs: 50,
-        maxDelayMs: 2000,
+        maxDelayMs: 1000,
         onRetry: (attempt, err, delayMs) => {
           telemetry.recordRedisRetry();
-          logger.warn('redis write failed; retrying', { attempt, delayMs, error: (err as Error).message });
+          outage.failed(err);
+          logger.debug('redis write failed; retrying', { attempt, delayMs, error: (err as Error).message });
         },
-      }),
+      });
+      outage.recovered();
+      return result;
+    },
     onInitialize: (shardId) => {
       // Every later log line of this child names its shard (correlation with the lease table and metrics).
       logger.defaultMeta = { ...(logger.defaultMeta as Record<string, unknown>), shard: shardId };

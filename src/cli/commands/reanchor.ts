@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/config';
 import { Keys } from '../../state/keys';
+import { isRetryable } from '../../state/errors';
 import { createRedisClient, type RedisClient } from '../../state/redis';
 import { ensureRequestGroup, REANCHOR_GROUP, requestReanchor } from '../../reanchor/requests';
 
@@ -153,15 +154,35 @@ export function registerReanchor(program: Command): void {
           const deadline = Date.now() + timeoutS * 1000;
           let shown: RequestPhase | undefined;
           const takenBy = new Set<string>();
+          let away = false;
           for (;;) {
-            const status = await readReanchorStatus(redis, keys, symbol);
-            const entry = (await redis.xpending(
-              keys.reanchorRequests(),
-              REANCHOR_GROUP,
-              id,
-              id,
-              1,
-            )) as unknown[][];
+            let status: ReanchorStatus;
+            let entry: unknown[][];
+            try {
+              status = await readReanchorStatus(redis, keys, symbol);
+              entry = (await redis.xpending(
+                keys.reanchorRequests(),
+                REANCHOR_GROUP,
+                id,
+                id,
+                1,
+              )) as unknown[][];
+            } catch (err) {
+              // An outage or a failover: the request is kept in Redis; wait for it (said once) until --timeout.
+              if (!isRetryable(err)) throw err;
+              if (!away)
+                process.stderr.write(`reanchor: redis unavailable (${(err as Error).message}); waiting\n`);
+              away = true;
+              if (Date.now() > deadline) {
+                process.stderr.write(`reanchor: no outcome within ${timeoutS} s; redis still unavailable\n`);
+                process.exitCode = 1;
+                return;
+              }
+              await new Promise((resolve) => setTimeout(resolve, 500));
+              continue;
+            }
+            if (away) process.stderr.write('reanchor: redis available again\n');
+            away = false;
             const { running } = status;
             const counted =
               (status.stats.swapped ?? null) !== before[0] || (status.stats.failed ?? null) !== before[1];

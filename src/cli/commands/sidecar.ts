@@ -11,7 +11,8 @@ import { readReports } from '../../ops/telemetry';
 import { startHealthServer, type HealthServer } from '../../ops/health-server';
 import { FeatureSidecar } from '../../sidecar/sidecar';
 import { Keys } from '../../state/keys';
-import { createRedisClient, logConnectionEvents } from '../../state/redis';
+import { RedisOutage } from '../../state/outage';
+import { createRedisClient } from '../../state/redis';
 import { readRestBan } from '../../reanchor/rest-gate';
 import { startReanchorService, type ReanchorService } from '../../reanchor/service';
 import type { AppConfig } from '../../config/config';
@@ -27,6 +28,7 @@ export interface OpsSources {
   readonly sidecar: FeatureSidecar;
   readonly reanchor: ReanchorService | undefined;
   readonly metrics: SidecarMetrics;
+  readonly outage?: RedisOutage;
 }
 
 /** Every component status of a /health evaluation as aggregator_health_status gauges. */
@@ -71,6 +73,7 @@ export async function startOpsEndpoints(
           reanchor_listener: sources.reanchor?.listener.stats() ?? null,
         }),
         onResult: (result) => recordHealth(sources.metrics, result),
+        ...(sources.outage === undefined ? {} : { outage: sources.outage }),
       }),
     });
   } catch (err) {
@@ -140,7 +143,11 @@ export function registerSidecar(program: Command): void {
         defaultMeta: { service: config.serviceName, role: 'sidecar', sidecarId, pid: process.pid },
       });
       const redis = createRedisClient(config.redis, { connectionName: `sidecar:${sidecarId}` });
-      logConnectionEvents(redis, logger);
+      // One line when Redis goes away, one when it is back; meanwhile the ticks fail (counted) and /health says
+      // since when. Nothing here gives up: the sidecar serves again on its own when Redis answers.
+      const metrics = new SidecarMetrics();
+      const outage = new RedisOutage({ logger, onEnd: (ms) => metrics.recordRedisOutage(ms) });
+      outage.watch(redis);
       const sidecar = new FeatureSidecar({
         client: redis,
         keys: new Keys({ clusterMode: config.redis.clusterMode }),
@@ -153,8 +160,10 @@ export function registerSidecar(program: Command): void {
         featureOptions: { maxFutureSkewMs: config.processing.maxFutureSkewMs },
         logger,
       });
-      const metrics = new SidecarMetrics();
-      sidecar.on('tick', (result) => metrics.recordTick(result));
+      sidecar.on('tick', (result) => {
+        metrics.recordTick(result);
+        if (result.kind !== 'failed') outage.recovered();
+      });
       sidecar.start();
       let reanchor: ReanchorService | undefined;
       if (config.reanchor.enabled) {
@@ -174,16 +183,19 @@ export function registerSidecar(program: Command): void {
       });
       // Operations endpoints (health; the Prometheus /metrics server belongs here too). A port that cannot be
       // bound is logged at error and the sidecar keeps serving features (the orchestrator's health check fails).
-      const ops = await startOpsEndpoints(config, sidecarId, { sidecar, reanchor, metrics }, logger).catch(
-        (err: unknown) => {
-          logger.error('cannot start the health endpoint; running without it', {
-            error: (err as Error).message,
-            host: config.health.host,
-            port: config.health.port,
-          });
-          return undefined;
-        },
-      );
+      const ops = await startOpsEndpoints(
+        config,
+        sidecarId,
+        { sidecar, reanchor, metrics, outage },
+        logger,
+      ).catch((err: unknown) => {
+        logger.error('cannot start the health endpoint; running without it', {
+          error: (err as Error).message,
+          host: config.health.host,
+          port: config.health.port,
+        });
+        return undefined;
+      });
       const signal = await stopped;
       logger.info('stopping the feature sidecar', { signal });
       await ops?.stop();

@@ -79,7 +79,7 @@ describe('config', () => {
           failoverTimeMillis: 10000,
           shardSyncIntervalMillis: 60000,
           shutdownGraceMillis: 30000,
-          timeoutInSeconds: 120,
+          timeoutInSeconds: 240,
           metricsLevel: 'NONE',
         },
         redis: {
@@ -102,8 +102,8 @@ describe('config', () => {
           orderBookLevels: 10,
           batchSize: 500,
           flushIntervalMs: 100,
-          batchDeadlineMs: 10000,
-          redisRetries: 5,
+          batchDeadlineMs: 180000,
+          redisRetries: 1000,
           deadLetterMaxLen: 100000,
           diffBufferMaxLength: 1000,
           featureHistoryMaxLen: 3600,
@@ -447,7 +447,7 @@ describe('config', () => {
       [
         'processing.redis_retries negative (as text)',
         doc('processing', 'redis_retries', '-1'),
-        'config key processing.redis_retries: expected an integer in 0..100, got string "-1"',
+        'config key processing.redis_retries: expected an integer in 0..100000, got string "-1"',
       ],
       [
         'health.port',

@@ -134,6 +134,7 @@ describe('health rules (evaluateHealth)', () => {
       connection_pool_usage: 0.0012,
       operations_per_second: 1200,
       avg_latency_ms: 0.5,
+      unreachable_since: null,
     });
     expect(body.components.feature_pipeline).to.deep.equal({
       status: 'healthy',
@@ -257,7 +258,17 @@ describe('health rules (evaluateHealth)', () => {
       connection_pool_usage: null,
       operations_per_second: null,
       avg_latency_ms: null,
+      unreachable_since: null,
       reason: 'unreachable: PING: no answer within 1000 ms',
+    });
+    // With the sidecar's outage tracker: since when, in the reason and as a field.
+    const since = evaluateHealth(
+      { ...down, redis: { ...down.redis, sinceMs: NOW - 42_000 } } as HealthInputs,
+      NOW,
+    );
+    expect(since.body.components.redis).to.include({
+      unreachable_since: new Date(NOW - 42_000).toISOString(),
+      reason: `unreachable since ${new Date(NOW - 42_000).toISOString()} (42 s): PING: no answer within 1000 ms`,
     });
     for (const name of STREAMS) {
       expect(body.components.kinesis_consumers[name]).to.deep.include({

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
 import { isRetryable, StateWriteError } from '../../../src/state/errors';
-import { backoffDelay, withRetry } from '../../../src/state/retry';
+import { backoffDelay, jittered, withRetry } from '../../../src/state/retry';
 import type { RetryOptions } from '../../../src/state/retry';
 
 /** A fake clock advanced only by the injected sleep, so deadlines are deterministic. */
@@ -97,9 +97,38 @@ describe('state/retry', () => {
         maxDelayMs: 2000,
         now: time.now,
         sleep: time.sleep,
+        rng: () => 1, // no jitter: the delays below are exact
         ...overrides,
       };
     }
+
+    it('jitters each delay to [50 %, 100 %] of the backoff, and without a retries limit the deadline alone ends it', async () => {
+      const time = fakeTime();
+      const delays: number[] = [];
+      let calls = 0;
+      const error = await rejection(
+        withRetry(
+          () => {
+            calls++;
+            return Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:6379'));
+          },
+          {
+            deadline: time.now() + 30_000,
+            baseDelayMs: 100,
+            maxDelayMs: 1000,
+            now: time.now,
+            sleep: time.sleep,
+            rng: () => 0,
+            onRetry: (_a, _e, delayMs) => delays.push(delayMs),
+          },
+        ),
+      );
+      expect(error).to.be.instanceOf(StateWriteError);
+      expect(delays.slice(0, 5)).to.deep.equal([50, 100, 200, 400, 500]);
+      expect(calls, 'about 30 s of 500 ms waits').to.be.within(55, 65);
+      expect(jittered(1000, 0)).to.equal(500);
+      expect(jittered(1000, 0.999999)).to.equal(1000);
+    });
 
     it('returns the first success without sleeping', async () => {
       const time = fakeTime();
