@@ -35,7 +35,11 @@ export type ContainedCode = 'SCRIPT_ARGS' | 'SCRIPT_ERROR' | 'SCRIPT_REPLY';
 /** How a failed write is handled: retry (outage), fatal (no write can succeed: stop), contained (one call). */
 export type FailureClass = 'retry' | 'fatal' | 'contained';
 
-const RETRYABLE_REPLY = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|NOREPLICAS|OOM|MISCONF)\b/;
+/** MOVED/ASK reach the caller only from a cluster pipeline whose replies mixed redirections and successes (ioredis
+ * follows a redirection only when every command of the pipeline got it): a failover moved the slot; the client's
+ * slot map is refreshed (createRedisClient) and the retry goes to the new owner. */
+const RETRYABLE_REPLY =
+  /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|NOREPLICAS|OOM|MISCONF|MOVED|ASK)\b/;
 const RETRYABLE_MESSAGE =
   /(Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|Stream isn't writeable|Reached the max retries per request limit|Failed to refresh slots cache|None of startup nodes is available)/;
 /** The connection's identity or rights: every call fails alike, so no event is to blame. */

@@ -111,6 +111,9 @@ export function createRedisClient(config: RedisConfig, options: ConnectOptions):
       redisOptions: baseOptions(config, options),
       enableAutoPipelining: true,
       clusterRetryStrategy: (times: number) => Math.min(100 * times, 2000),
+      // The slot map, refreshed every second (and on every redirection ioredis follows itself): after a failover,
+      // a retried call reaches the slot's new master within about a second.
+      slotsRefreshInterval: 1000,
     });
   } else {
     client = new Redis({ host: config.host, port: config.port, ...baseOptions(config, options) });

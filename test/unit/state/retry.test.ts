@@ -66,6 +66,9 @@ describe('state/retry', () => {
       // A full (noeviction) or a failing-to-save Redis refuses writes until it recovers: no event is to blame.
       'OOM command not allowed when used memory > maxmemory.',
       "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk.",
+      // A cluster failover moved the slot (a pipeline ioredis did not follow by itself).
+      'MOVED 8473 127.0.0.1:34687',
+      'ASK 8473 127.0.0.1:34687',
     ];
     const permanent = [
       'ERR wrong number of arguments for command',
