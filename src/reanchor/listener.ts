@@ -1,5 +1,6 @@
 import type { Logger } from '../logging/logger';
 import type { Keys } from '../state/keys';
+import { logRedisFailure, type RedisOutage } from '../state/outage';
 import type { RedisClient } from '../state/redis';
 import {
   acquireLock,
@@ -47,6 +48,8 @@ export interface ListenerOptions {
   /** Lock renewal and entry re-claim period while a re-anchor runs (default claimIdleMs / 3). */
   readonly renewEveryMs?: number;
   readonly lockTtlSeconds?: number;
+  /** The process's Redis outage tracker: a failed poll during an outage is its (one line), not one line each. */
+  readonly outage?: RedisOutage;
 }
 
 export interface ListenerStats {
@@ -173,10 +176,14 @@ export class ReanchorListener {
         failures++;
         if ((err as Error).message.startsWith('NOGROUP')) this.groupReady = false; // the stream was deleted
         const delay = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
-        this.options.logger.warn('re-anchor listener: redis call failed; retrying', {
-          error: (err as Error).message,
-          retryInMs: delay,
-        });
+        logRedisFailure(
+          this.options.outage,
+          this.options.logger,
+          'warn',
+          're-anchor listener: redis call failed; retrying',
+          err,
+          { retryInMs: delay },
+        );
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }

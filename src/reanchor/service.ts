@@ -2,6 +2,7 @@ import type { AppConfig } from '../config/config';
 import type { Logger } from '../logging/logger';
 import { RestClient, type RestGate } from '../rest/client';
 import type { Keys } from '../state/keys';
+import { logRedisFailure, type RedisOutage } from '../state/outage';
 import type { RedisClient } from '../state/redis';
 import { ReanchorListener } from './listener';
 import { ReanchorMonitor } from './monitor';
@@ -28,6 +29,8 @@ export interface ReanchorServiceOptions {
   readonly monitorEveryMs?: number;
   /** Default: a RestClient on reanchor.rest. */
   readonly source?: SnapshotSource;
+  /** The process's Redis outage tracker (one line per outage instead of one per failed poll). */
+  readonly outage?: RedisOutage;
 }
 
 /** The REST client of reanchor.rest; with a gate, its bans and weight budget are the fleet's (RedisRestGate). */
@@ -59,7 +62,7 @@ export function startReanchorService(options: ReanchorServiceOptions): ReanchorS
   });
   const blockingClient = client.duplicate();
   blockingClient.on('error', (err: Error) =>
-    logger.warn('redis connection error (re-anchor listener)', { error: err.message }),
+    logRedisFailure(options.outage, logger, 'warn', 'redis connection error (re-anchor listener)', err),
   );
   const listener = new ReanchorListener({
     client,
@@ -72,6 +75,7 @@ export function startReanchorService(options: ReanchorServiceOptions): ReanchorS
     claimIdleMs: config.reanchor.claimIdleMs,
     // A blocking read must end before the connection's command timeout (redis.socket_timeout_seconds).
     blockMs: Math.max(100, Math.floor((config.redis.socketTimeoutSeconds * 1000) / 2)),
+    ...(options.outage === undefined ? {} : { outage: options.outage }),
   });
   const monitor = new ReanchorMonitor({
     client,
@@ -88,7 +92,7 @@ export function startReanchorService(options: ReanchorServiceOptions): ReanchorS
     checking = monitor
       .checkOnce()
       .catch((err: unknown) =>
-        logger.warn('re-anchor monitor: redis call failed', { error: (err as Error).message }),
+        logRedisFailure(options.outage, logger, 'warn', 're-anchor monitor: redis call failed', err),
       )
       .finally(() => {
         checking = undefined;

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { FeatureOptions, FeatureVector, StateSnapshot } from '../features/types';
 import type { Logger } from '../logging/logger';
 import type { Keys } from '../state/keys';
+import { logRedisFailure, type RedisOutage } from '../state/outage';
 import type { RedisClient } from '../state/redis';
 import { withRetry } from '../state/retry';
 import { chooseVector, DEFAULT_DEGRADED_POLICY, type DegradedPolicy, type ServeMode } from './degraded';
@@ -38,6 +39,9 @@ export interface SidecarTimers {
 }
 
 export interface FeatureSidecarOptions {
+  /** The process's Redis outage tracker: failures of the connection go there (one line per outage), not to one
+   * line per retry and tick. */
+  readonly outage?: RedisOutage;
   readonly client: RedisClient;
   readonly keys: Keys;
   readonly symbols: readonly string[];
@@ -231,7 +235,9 @@ export class FeatureSidecar {
       const missed = missedTicks(this.lastTickMs, tickMs, intervalMs);
       if (missed > 0) {
         this.counters.skippedTicks += missed;
-        this.options.logger.warn('tick overran its interval; skipping ticks', {
+        // During a Redis outage every tick waits out its calls' timeouts: part of the outage (logged once), not news.
+        const level = this.options.outage?.waitingSinceMs === undefined ? 'warn' : 'debug';
+        this.options.logger.log(level, 'tick overran its interval; skipping ticks', {
           missed,
           lastTickMs: this.lastTickMs,
           nextTickMs: tickMs,
@@ -299,14 +305,14 @@ export class FeatureSidecar {
         onRetry: (attempt, err, delayMs) => {
           retries++;
           this.counters.redisRetries++;
-          logger.warn('feature sidecar redis call failed; retrying within the tick', {
-            symbol,
-            tickMs,
-            step,
-            attempt,
-            delayMs,
-            error: (err as Error).message,
-          });
+          logRedisFailure(
+            this.options.outage,
+            logger,
+            'warn',
+            'feature sidecar redis call failed; retrying within the tick',
+            err,
+            { symbol, tickMs, step, attempt, delayMs },
+          );
         },
       });
 
@@ -375,11 +381,12 @@ export class FeatureSidecar {
         retries,
       };
     } catch (err) {
-      logger.error('feature tick skipped', {
+      // A StateWriteError wraps the last failure: an outage is the tracker's (one line), anything else an error.
+      const cause = (err as { cause?: unknown }).cause ?? err;
+      logRedisFailure(this.options.outage, logger, 'error', 'feature tick skipped', cause, {
         symbol,
         tickMs,
         retries,
-        error: (err as Error).message,
       });
       return { kind: 'failed', error: (err as Error).message, symbol, tickMs, retries };
     }

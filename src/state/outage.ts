@@ -1,4 +1,5 @@
 import type { Logger } from '../logging/logger';
+import { isRetryable } from './errors';
 import type { RedisClient } from './redis';
 
 // One Redis outage as one process sees it: from the first failure of the connection (an error event, a reconnect,
@@ -66,4 +67,26 @@ export class RedisOutage {
       this.failed(new Error(this.lastError || 'connection lost; reconnecting')),
     );
   }
+}
+
+/**
+ * Logs a failed Redis call of a long-running loop (a tick, a poll, a check): a failure of the connection
+ * (isRetryable) belongs to the outage (one line when it starts, through `outage`; this call at debug), anything
+ * else is logged at `level` as it is. Without a tracker every failure is logged at `level`.
+ */
+export function logRedisFailure(
+  outage: RedisOutage | undefined,
+  logger: Pick<Logger, 'log'>,
+  level: 'warn' | 'error',
+  message: string,
+  err: unknown,
+  meta: Readonly<Record<string, unknown>> = {},
+): void {
+  const error = err instanceof Error ? err.message : String(err);
+  if (outage !== undefined && isRetryable(err)) {
+    outage.failed(err);
+    logger.log('debug', message, { ...meta, error });
+    return;
+  }
+  logger.log(level, message, { ...meta, error });
 }

@@ -278,6 +278,20 @@ describe('stack faults: Redis, kinesis-mock and dynalite outages under the real 
         );
         expect(ends.filter((l) => l.pid === pid).length, `outage end lines of ${String(pid)}`).to.equal(1);
       }
+      // The sidecar too: one line when the outage started and one when it ended, nothing at warn per tick.
+      const sidecarLines = log.filter(
+        (l) => l.role === 'sidecar' && (l.level === 'warn' || l.level === 'error'),
+      );
+      process.stderr.write(
+        `      sidecar lines at warn or error during the outage: ${JSON.stringify(
+          [...new Set(sidecarLines.map((l) => l.message))].map(
+            (m) => `${String(m)} x${sidecarLines.filter((l) => l.message === m).length}`,
+          ),
+        )}\n`,
+      );
+      expect(sidecarLines.filter((l) => l.message === 'redis unavailable: waiting for it')).to.have.length(1);
+      expect(sidecarLines.filter((l) => l.message === 'redis available again')).to.have.length(1);
+      expect(sidecarLines.length, 'sidecar lines at warn or error (no flood)').to.be.at.most(6);
       const resumeMs = Math.max(...ends.map((l) => Date.parse(String(l.timestamp)) - resumedAt));
       expect(resumeMs, 'ms from Redis answering to the last processor writing again').to.be.below(2000);
       // The same children (the same pids) processed every record once: none redelivered.

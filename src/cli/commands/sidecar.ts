@@ -149,6 +149,7 @@ export function registerSidecar(program: Command): void {
       const outage = new RedisOutage({ logger, onEnd: (ms) => metrics.recordRedisOutage(ms) });
       outage.watch(redis);
       const sidecar = new FeatureSidecar({
+        outage,
         client: redis,
         keys: new Keys({ clusterMode: config.redis.clusterMode }),
         symbols: config.processing.symbols,
@@ -174,6 +175,7 @@ export function registerSidecar(program: Command): void {
           logger,
           listenerId: sidecarId.replace(/\|/g, '_'),
           watchedSymbols: () => sidecar.heldSymbols(),
+          outage,
         });
         reanchor.listener.onHandled((request, outcome) => metrics.recordReanchor(request, outcome));
       }
