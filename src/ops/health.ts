@@ -76,6 +76,9 @@ export type RedisInputs =
       readonly opsPerSecond: number | null;
       readonly connectedClients: number | null;
       readonly maxClients: number | null;
+      /** INFO memory maxmemory_policy (null: unknown). Anything but noeviction may evict one key of a symbol's
+       * state alone (e.g. tr:<S>:state), after which a redelivery double-counts: degraded. */
+      readonly maxmemoryPolicy?: string | null;
       /** INFO failed (the PING answered). */
       readonly statsError?: string;
     }
@@ -238,6 +241,7 @@ function evaluateRedis(redis: RedisInputs, policy: HealthPolicy, nowMs: number) 
       connection_pool_usage: null,
       operations_per_second: null,
       avg_latency_ms: null,
+      maxmemory_policy: null,
       unreachable_since: redis.sinceMs === undefined ? null : iso(redis.sinceMs),
     });
   }
@@ -254,10 +258,20 @@ function evaluateRedis(redis: RedisInputs, policy: HealthPolicy, nowMs: number) 
   if (usage !== null && usage > policy.poolUsageDegraded) {
     flag(j, 'degraded', `${redis.connectedClients} of ${redis.maxClients} connections in use`);
   }
+  const evictionPolicy = redis.maxmemoryPolicy ?? null;
+  if (evictionPolicy !== null && evictionPolicy !== 'noeviction') {
+    flag(
+      j,
+      'degraded',
+      `maxmemory-policy is ${evictionPolicy}, not noeviction: Redis may evict one key of a symbol's state alone ` +
+        '(README, Container and ECS)',
+    );
+  }
   return withReason(j, {
     connection_pool_usage: usage === null ? null : round(usage, 4),
     operations_per_second: redis.opsPerSecond,
     avg_latency_ms: avg === null ? null : round(avg),
+    maxmemory_policy: evictionPolicy,
     unreachable_since: null,
   });
 }
@@ -447,8 +461,14 @@ export class LatencyWindow {
 
 /** The value of `name:` in an INFO reply, or null. Pure. */
 export function infoField(info: string, name: string): number | null {
+  const text = infoText(info, name);
+  return text === null ? null : num(text);
+}
+
+/** The text of `name:` in an INFO reply, or null. Pure. */
+export function infoText(info: string, name: string): string | null {
   const match = new RegExp(`^${name}:([^\\r\\n]*)`, 'm').exec(info);
-  return match?.[1] === undefined ? null : num(match[1].trim());
+  return match?.[1] === undefined ? null : match[1].trim();
 }
 
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -480,9 +500,10 @@ async function readRedisStats(
   client: RedisClient,
   config: AppConfig,
 ): Promise<Omit<Extract<RedisInputs, { reachable: true }>, 'reachable' | 'latenciesMs'>> {
-  const [stats, clients, maxClients] = await Promise.all([
+  const [stats, clients, memory, maxClients] = await Promise.all([
     client.info('stats'),
     client.info('clients'),
+    client.info('memory'),
     // Managed Redis (ElastiCache, ...) refuses CONFIG: the configured connection cap stands in.
     client.config('GET', 'maxclients').then(
       (reply) => (Array.isArray(reply) ? num(String(reply[1])) : null),
@@ -493,6 +514,7 @@ async function readRedisStats(
     opsPerSecond: infoField(stats, 'instantaneous_ops_per_sec'),
     connectedClients: infoField(clients, 'connected_clients'),
     maxClients: maxClients ?? config.redis.maxConnections,
+    maxmemoryPolicy: infoText(memory, 'maxmemory_policy'),
   };
 }
 

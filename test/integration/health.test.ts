@@ -166,8 +166,15 @@ describe('GET /health (real redis-server)', function () {
       expect(shard).to.include({ pid: 1234, records_per_second: 25, lag_seconds: 0.3 });
     }
     const r = b.components.redis;
-    expect(r).to.have.all.keys('status', 'connection_pool_usage', 'operations_per_second', 'avg_latency_ms');
-    expect(r.status).to.equal('healthy');
+    expect(r).to.have.all.keys(
+      'status',
+      'connection_pool_usage',
+      'operations_per_second',
+      'avg_latency_ms',
+      'maxmemory_policy',
+      'unreachable_since',
+    );
+    expect(r).to.include({ status: 'healthy', maxmemory_policy: 'noeviction', unreachable_since: null });
     expect(r.connection_pool_usage).to.be.within(0.0001, 0.01); // a few clients of maxclients 10000
     expect(r.operations_per_second).to.be.a('number');
     expect(r.avg_latency_ms).to.be.within(0, 50);
@@ -189,6 +196,21 @@ describe('GET /health (real redis-server)', function () {
     expect(live.body).to.include({ status: 'alive' });
     const missing = await fetch(`${health.url}/metricz`);
     expect(missing.status).to.equal(404);
+  });
+
+  it('a Redis that may evict keys (maxmemory-policy allkeys-lru) -> redis degraded, the policy named', async () => {
+    await redis.config('SET', 'maxmemory-policy', 'allkeys-lru');
+    try {
+      const { status, body } = await get(`${health.url}/health`);
+      expect(status).to.equal(503);
+      const r = (body as HealthBody).components.redis;
+      expect(r).to.include({ status: 'degraded', maxmemory_policy: 'allkeys-lru' });
+      expect(String(r.reason)).to.match(/^maxmemory-policy is allkeys-lru, not noeviction: /);
+    } finally {
+      await redis.config('SET', 'maxmemory-policy', 'noeviction');
+    }
+    const after = (await get(`${health.url}/health`)).body as HealthBody;
+    expect(after.components.redis).to.include({ status: 'healthy', maxmemory_policy: 'noeviction' });
   });
 
   it('a stream whose processor stopped publishing -> 503, that consumer stale', async () => {

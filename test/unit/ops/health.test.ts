@@ -134,6 +134,7 @@ describe('health rules (evaluateHealth)', () => {
       connection_pool_usage: 0.0012,
       operations_per_second: 1200,
       avg_latency_ms: 0.5,
+      maxmemory_policy: null,
       unreachable_since: null,
     });
     expect(body.components.feature_pipeline).to.deep.equal({
@@ -242,6 +243,19 @@ describe('health rules (evaluateHealth)', () => {
     expect(component(noInfo, 'redis').reason).to.contain('INFO failed: INFO: boom');
   });
 
+  it('a maxmemory-policy other than noeviction -> redis degraded, with the policy named', () => {
+    const inputs = healthy();
+    const withPolicy = (maxmemoryPolicy: string): HealthInputs =>
+      ({ ...inputs, redis: { ...inputs.redis, maxmemoryPolicy } }) as HealthInputs;
+    const evicting = evaluateHealth(withPolicy('allkeys-lru'), NOW).body.components.redis;
+    expect(evicting).to.include({ status: 'degraded', maxmemory_policy: 'allkeys-lru' });
+    expect(String(evicting.reason)).to.match(/^maxmemory-policy is allkeys-lru, not noeviction: /);
+    expect(evaluateHealth(withPolicy('noeviction'), NOW).body.components.redis).to.include({
+      status: 'healthy',
+      maxmemory_policy: 'noeviction',
+    });
+  });
+
   it('redis down -> redis unhealthy, every other component unhealthy (unknown), 503', () => {
     const down: HealthInputs = {
       ...healthy(),
@@ -258,6 +272,7 @@ describe('health rules (evaluateHealth)', () => {
       connection_pool_usage: null,
       operations_per_second: null,
       avg_latency_ms: null,
+      maxmemory_policy: null,
       unreachable_since: null,
       reason: 'unreachable: PING: no answer within 1000 ms',
     });
