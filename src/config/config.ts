@@ -46,7 +46,6 @@ export interface RedisConfig {
   readonly username: string | undefined;
   readonly password: string | undefined;
   readonly tls: boolean;
-  readonly connectionPoolSize: number;
   readonly maxConnections: number;
   readonly socketTimeoutSeconds: number;
   readonly socketConnectTimeoutSeconds: number;
@@ -55,10 +54,7 @@ export interface RedisConfig {
 export interface ProcessingConfig {
   readonly symbols: readonly string[];
   readonly featureUpdateIntervalSeconds: number;
-  readonly tradeWindowSizes: readonly number[];
   readonly orderBookLevels: number;
-  readonly batchSize: number;
-  readonly flushIntervalMs: number;
   /**
    * The ride-through bound: how long a processRecords batch waits out a Redis outage (connection failures,
    * timeouts, LOADING, a failover's READONLY/MASTERDOWN/CLUSTERDOWN/TRYAGAIN), retrying with capped jittered
@@ -146,12 +142,31 @@ export interface AppConfig {
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
 
-/** The environment variables that may override the file (the seed's contract). */
+/**
+ * The environment variables that override the file (README, Configuration): what a deployment injects, secrets
+ * included (ECS `secrets` from Secrets Manager or SSM). REDIS_URL replaces the file's redis.url and its parts win
+ * over the file's keys; each single variable wins over both. No value of REDIS_URL or REDIS_PASSWORD is ever shown
+ * in an error.
+ */
 export interface ConfigEnv {
   readonly CONFIG_FILE?: string | undefined;
+  readonly REDIS_URL?: string | undefined;
   readonly REDIS_HOST?: string | undefined;
   readonly REDIS_PORT?: string | undefined;
+  readonly REDIS_USERNAME?: string | undefined;
+  readonly REDIS_PASSWORD?: string | undefined;
+  readonly REDIS_TLS?: string | undefined;
+  readonly REDIS_CLUSTER_MODE?: string | undefined;
   readonly AWS_REGION?: string | undefined;
+}
+
+/** "true"/"false" (also 1/0, yes/no) of an environment variable; anything else is an error naming it. */
+function envBoolean(name: string, value: string | undefined): boolean | undefined {
+  if (value === undefined || value === '') return undefined;
+  const v = value.trim().toLowerCase();
+  if (['true', '1', 'yes'].includes(v)) return true;
+  if (['false', '0', 'no'].includes(v)) return false;
+  throw new ConfigError(name, `expected true or false, got ${JSON.stringify(value)}`);
 }
 
 const SYMBOL_PATTERN = /^[A-Z0-9]{2,20}$/;
@@ -194,8 +209,17 @@ function secretString(section: ConfigReader, key: string): string | undefined {
  * redis://[user[:password]@]host[:port][/db] or rediss://... (TLS). Errors never show the URL or any part of it
  * that may hold the password.
  */
-export function parseRedisUrl(text: string | undefined): RedisUrlParts | undefined {
+export function parseRedisUrl(text: string | undefined, key = 'redis.url'): RedisUrlParts | undefined {
   if (text === undefined) return undefined;
+  try {
+    return parseRedisUrlText(text);
+  } catch (err) {
+    if (err instanceof ConfigError && key !== 'redis.url') throw new ConfigError(key, err.problem);
+    throw err;
+  }
+}
+
+function parseRedisUrlText(text: string): RedisUrlParts {
   let url: URL;
   try {
     url = new URL(text);
@@ -291,21 +315,35 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
     throw new ConfigError('REDIS_PORT', `expected an integer in 1..65535, got ${port}`);
   // A URL (redis:// or rediss:// for TLS) may carry host, port, user, password and db in one setting;
   // the separate keys and the env overrides still win where they are given.
-  const url = parseRedisUrl(secretString(redisSection, 'url'));
-  const explicitPort = redisPortRaw !== undefined || redisSection.has('port');
+  const fileUrl = parseRedisUrl(secretString(redisSection, 'url'));
+  const envUrl = parseRedisUrl(env.REDIS_URL === '' ? undefined : env.REDIS_URL, 'REDIS_URL');
+  const url = envUrl ?? fileUrl;
+  // REDIS_URL's parts win over the file's keys; a single variable over both.
+  const explicitPort = redisPortRaw !== undefined || (envUrl === undefined && redisSection.has('port'));
+  const fileHostGiven = envUrl === undefined && redisSection.has('host');
+  const fileDb = redisSection.integer('db', url?.db ?? 0, 0, 15);
+  const fileUsername = redisSection.optionalString('username');
+  const filePassword = secretString(redisSection, 'password');
+  const fileTls = redisSection.boolean('tls', url?.tls ?? false);
   const redis: RedisConfig = {
-    host: env.REDIS_HOST ?? (redisSection.has('host') || url === undefined ? fileHost : url.host),
+    host: env.REDIS_HOST || (fileHostGiven || url === undefined ? fileHost : url.host),
     port: explicitPort || url === undefined ? port : url.port,
-    db: redisSection.integer('db', url?.db ?? 0, 0, 15),
-    clusterMode: redisSection.boolean('cluster_mode', false),
-    username: redisSection.optionalString('username') ?? url?.username,
-    password: secretString(redisSection, 'password') ?? url?.password,
-    tls: redisSection.boolean('tls', url?.tls ?? false),
-    connectionPoolSize: redisSection.integer('connection_pool_size', 20, 1, 1000),
+    db: envUrl !== undefined ? envUrl.db : fileDb,
+    clusterMode:
+      envBoolean('REDIS_CLUSTER_MODE', env.REDIS_CLUSTER_MODE) ?? redisSection.boolean('cluster_mode', false),
+    username:
+      env.REDIS_USERNAME || (envUrl !== undefined ? envUrl.username : (fileUsername ?? url?.username)),
+    password:
+      env.REDIS_PASSWORD || (envUrl !== undefined ? envUrl.password : (filePassword ?? url?.password)),
+    tls: envBoolean('REDIS_TLS', env.REDIS_TLS) ?? (envUrl !== undefined ? envUrl.tls : fileTls),
     maxConnections: redisSection.integer('max_connections', 50, 1, 10000),
     socketTimeoutSeconds: redisSection.integer('socket_timeout_seconds', 1, 1, 600),
     socketConnectTimeoutSeconds: redisSection.integer('socket_connect_timeout_seconds', 1, 1, 600),
   };
+  redisSection.unsupported(
+    'connection_pool_size',
+    'a processor uses one connection with auto-pipelining, a Redis Cluster client one per node (remove the key)',
+  );
   redisSection.done();
 
   const processingSection = root.section('processing');
@@ -321,10 +359,7 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
   const processing: ProcessingConfig = {
     symbols,
     featureUpdateIntervalSeconds: processingSection.integer('feature_update_interval_seconds', 2, 1, 3600),
-    tradeWindowSizes: processingSection.integerList('trade_window_sizes', [1, 5], 1, 3600),
     orderBookLevels: processingSection.integer('order_book_levels', 10, 1, 20),
-    batchSize: processingSection.integer('batch_size', 500, 1, 100000),
-    flushIntervalMs: processingSection.integer('flush_interval_ms', 100, 1, 60000),
     batchDeadlineMs: processingSection.integer('batch_deadline_ms', 180000, 100, 600000),
     redisRetries: processingSection.integer('redis_retries', 1000, 0, 100000),
     deadLetterMaxLen: processingSection.integer('dead_letter_max_len', 100000, 100, 100000000),
@@ -338,6 +373,22 @@ export function parseConfig(document: unknown, env: ConfigEnv = {}, sourceFile =
     maxFutureSkewMs: processingSection.integer('max_future_skew_ms', DEFAULT_MAX_FUTURE_SKEW_MS, 0, 3600000),
     unlistedSymbols: processingSection.oneOf('unlisted_symbols', UNLISTED_SYMBOL_POLICIES, 'skip'),
   };
+  // The windows are the contract's tr:<S>:1s and tr:<S>:5s (key names and the features depend on them).
+  const windows = processingSection.integerList('trade_window_sizes', [1, 5], 1, 3600);
+  if (windows.length !== 2 || windows[0] !== 1 || windows[1] !== 5) {
+    throw new ConfigError(
+      'processing.trade_window_sizes',
+      `only [1, 5] is supported (the windows tr:<S>:1s and tr:<S>:5s are the contract with the readers), got ${JSON.stringify(windows)}`,
+    );
+  }
+  processingSection.unsupported(
+    'batch_size',
+    'a batch is what the daemon delivers: set aws.kinesis.consumer_config.max_records_per_poll (remove the key)',
+  );
+  processingSection.unsupported(
+    'flush_interval_ms',
+    'a batch is written as soon as the daemon delivers it: set aws.kinesis.consumer_config.poll_interval_ms (remove the key)',
+  );
   processingSection.done();
   const deadlineSeconds = Math.ceil(processing.batchDeadlineMs / 1000);
   if (kcl.timeoutInSeconds <= deadlineSeconds + KCL_TIMEOUT_MARGIN_SECONDS) {

@@ -133,6 +133,11 @@ export class ConfigReader {
     return value as number[];
   }
 
+  /** A key that is not supported (any more): present, it is an error saying why; absent, nothing. */
+  unsupported(key: string, why: string): void {
+    if (this.raw(key) !== undefined) throw new ConfigError(this.keyPath(key), `is not supported: ${why}`);
+  }
+
   /** Rejects keys in this mapping that no accessor read. Call after reading every key of the section. */
   done(): void {
     for (const key of Object.keys(this.node)) {

@@ -90,7 +90,6 @@ describe('config', () => {
           username: undefined,
           password: undefined,
           tls: false,
-          connectionPoolSize: 20,
           maxConnections: 50,
           socketTimeoutSeconds: 1,
           socketConnectTimeoutSeconds: 1,
@@ -98,10 +97,7 @@ describe('config', () => {
         processing: {
           symbols: ['BTCUSDT'],
           featureUpdateIntervalSeconds: 2,
-          tradeWindowSizes: [1, 5],
           orderBookLevels: 10,
-          batchSize: 500,
-          flushIntervalMs: 100,
           batchDeadlineMs: 180000,
           redisRetries: 1000,
           deadLetterMaxLen: 100000,
@@ -243,6 +239,54 @@ describe('config', () => {
         expect(loadConfig(file, { REDIS_HOST: '10.0.0.5' }).redis.host).to.equal('10.0.0.5');
         expect(loadConfig(file, { REDIS_PORT: '7000' }).redis.port).to.equal(7000);
       }
+    });
+
+    it('REDIS_URL, REDIS_USERNAME, REDIS_PASSWORD, REDIS_TLS and REDIS_CLUSTER_MODE: the deployment injects the connection', () => {
+      const file = { redis: { host: 'file-host', port: 6390, username: 'file-user', password: 'file-pass' } };
+      const fromUrl = parseConfig(file, { REDIS_URL: 'rediss://svc:url-pass@cache.internal:6380/3' }).redis;
+      expect(fromUrl).to.include({
+        host: 'cache.internal',
+        port: 6380,
+        db: 3,
+        username: 'svc',
+        password: 'url-pass',
+        tls: true,
+      });
+      const singles = parseConfig(file, {
+        REDIS_URL: 'redis://svc:url-pass@cache.internal:6380',
+        REDIS_HOST: 'override-host',
+        REDIS_USERNAME: 'aggregator',
+        REDIS_PASSWORD: 'env-pass',
+        REDIS_TLS: 'true',
+        REDIS_CLUSTER_MODE: 'yes',
+      }).redis;
+      expect(singles).to.include({
+        host: 'override-host',
+        port: 6380,
+        username: 'aggregator',
+        password: 'env-pass',
+        tls: true,
+        clusterMode: true,
+      });
+      // Without REDIS_URL the file's keys stay, the single variables win.
+      expect(parseConfig(file, { REDIS_PASSWORD: 'env-pass' }).redis).to.include({
+        host: 'file-host',
+        username: 'file-user',
+        password: 'env-pass',
+        tls: false,
+      });
+      expect(parseConfig(file, { REDIS_TLS: 'false', REDIS_CLUSTER_MODE: '0' }).redis).to.include({
+        tls: false,
+        clusterMode: false,
+      });
+      expectConfigError(
+        () => parseConfig({}, { REDIS_TLS: 'maybe' }),
+        'config key REDIS_TLS: expected true or false, got "maybe"',
+      );
+      expectConfigError(
+        () => parseConfig({}, { REDIS_URL: 'http://h:1' }),
+        'config key REDIS_URL: must start with redis:// or rediss://, got "http:"',
+      );
     });
 
     it('an overridden key is still validated in the file', () => {
@@ -433,6 +477,26 @@ describe('config', () => {
         'processing.trade_window_sizes with a zero',
         doc('processing', 'trade_window_sizes', [1, 0]),
         'config key processing.trade_window_sizes: expected a list of integers in 1..3600, got a list',
+      ],
+      [
+        'processing.trade_window_sizes other than [1, 5]',
+        doc('processing', 'trade_window_sizes', [1, 10]),
+        'config key processing.trade_window_sizes: only [1, 5] is supported (the windows tr:<S>:1s and tr:<S>:5s are the contract with the readers), got [1,10]',
+      ],
+      [
+        'processing.batch_size (not supported)',
+        doc('processing', 'batch_size', 500),
+        'config key processing.batch_size: is not supported: a batch is what the daemon delivers: set aws.kinesis.consumer_config.max_records_per_poll (remove the key)',
+      ],
+      [
+        'processing.flush_interval_ms (not supported)',
+        doc('processing', 'flush_interval_ms', 100),
+        'config key processing.flush_interval_ms: is not supported: a batch is written as soon as the daemon delivers it: set aws.kinesis.consumer_config.poll_interval_ms (remove the key)',
+      ],
+      [
+        'redis.connection_pool_size (not supported)',
+        doc('redis', 'connection_pool_size', 20),
+        'config key redis.connection_pool_size: is not supported: a processor uses one connection with auto-pipelining, a Redis Cluster client one per node (remove the key)',
       ],
       [
         'processing.order_book_levels above depth20',

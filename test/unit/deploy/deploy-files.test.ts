@@ -280,6 +280,7 @@ describe('deploy files', () => {
       essential: boolean;
       command: string[];
       environment: { name: string; value: string }[];
+      secrets?: { name: string; valueFrom: string }[];
       stopTimeout: number;
       portMappings?: { containerPort: number; protocol: string }[];
       healthCheck?: {
@@ -380,10 +381,61 @@ describe('deploy files', () => {
       }
     });
 
+    it('secrets: REDIS_USERNAME and REDIS_PASSWORD from SSM / Secrets Manager, never in the environment; TLS on', () => {
+      for (const c of task.containerDefinitions) {
+        const secrets = new Map((c.secrets ?? []).map((e) => [e.name, e.valueFrom]));
+        expect([...secrets.keys()].sort(), c.name).to.deep.equal(['REDIS_PASSWORD', 'REDIS_USERNAME']);
+        expect(secrets.get('REDIS_PASSWORD')).to.match(
+          /^arn:aws:secretsmanager:<REGION>:<ACCOUNT_ID>:secret:.+/,
+        );
+        expect(secrets.get('REDIS_USERNAME')).to.match(/^arn:aws:ssm:<REGION>:<ACCOUNT_ID>:parameter\/.+/);
+        const env = c.environment.map((e) => e.name);
+        for (const secret of ['REDIS_PASSWORD', 'REDIS_USERNAME', 'REDIS_URL']) {
+          expect(env, `${c.name}: ${secret} as plain environment`).to.not.include(secret);
+        }
+        expect(c.environment.find((e) => e.name === 'REDIS_TLS')?.value, c.name).to.equal('true');
+      }
+    });
+
+    it('the execution role may read exactly the secrets the containers reference, and nothing else', () => {
+      const execution = readJson('deploy/ecs/execution-role-policy.json') as {
+        Version: string;
+        Statement: Array<{ Sid: string; Effect: string; Action: string[]; Resource: string[] }>;
+      };
+      expect(execution.Version).to.equal('2012-10-17');
+      const referenced = new Set(
+        task.containerDefinitions.flatMap((c) => (c.secrets ?? []).map((e) => e.valueFrom)),
+      );
+      const granted = (action: string) =>
+        execution.Statement.filter((st) => st.Effect === 'Allow' && st.Action.includes(action)).flatMap(
+          (st) => st.Resource,
+        );
+      for (const arn of referenced) {
+        const action = arn.startsWith('arn:aws:secretsmanager:')
+          ? 'secretsmanager:GetSecretValue'
+          : 'ssm:GetParameters';
+        // Secrets Manager ARNs end in a random 6-character suffix: the policy grants "<name>-*".
+        expect(
+          granted(action).some((r) => r === arn || r === `${arn}-*`),
+          `${action} on ${arn}`,
+        ).to.equal(true);
+      }
+      for (const st of execution.Statement) {
+        for (const action of st.Action) {
+          expect(action, st.Sid).to.match(/^(secretsmanager:GetSecretValue|ssm:GetParameters|kms:Decrypt)$/);
+        }
+        for (const r of st.Resource) expect(r, st.Sid).to.not.include('*:*');
+      }
+    });
+
     it('uses only the placeholders deploy/ecs/README.md documents', () => {
       const readme = read('deploy/ecs/README.md');
       const placeholders = new Set(
-        [text, read('deploy/ecs/task-role-policy.json')].flatMap((t) => t.match(/<[A-Z_]+>/g) ?? []),
+        [
+          text,
+          read('deploy/ecs/task-role-policy.json'),
+          read('deploy/ecs/execution-role-policy.json'),
+        ].flatMap((t) => t.match(/<[A-Z_]+>/g) ?? []),
       );
       expect([...placeholders]).to.not.be.empty;
       for (const p of placeholders) expect(readme, p).to.include(`\`${p}\``);

@@ -57,6 +57,14 @@ describe('security: no secrets in errors or logs', () => {
       });
     }
 
+    for (const [name, url] of bad) {
+      it(`REDIS_URL from the environment, ${name}: the error names REDIS_URL, not the password`, () => {
+        const message = messageOf(() => parseConfig({}, { REDIS_URL: url, REDIS_PASSWORD: SECRET }));
+        expect(message).to.match(/^config key REDIS_URL: /);
+        expectNoSecret(message);
+      });
+    }
+
     it('a valid URL parses, the password decoded', () => {
       const config = parseConfig({
         redis: { url: `rediss://aggregator:${encodeURIComponent(SECRET)}@host:6380/2` },
