@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // The single entry point of every process of the service: `aggregator <command>`.
+import fs from 'node:fs';
+import path from 'node:path';
 import { Command } from 'commander';
 import { registerCheckpoints } from './commands/checkpoints';
 import { registerDecode } from './commands/decode';
@@ -16,11 +18,20 @@ import { registerWatch } from './commands/watch';
 // runtime is pinned by the project (Dockerfile, engines), so the notice is noise here.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
+/** The version in package.json (dist/src/cli/main.js and src/cli/main.ts both sit three folders down). */
+export function packageVersion(): string {
+  const file = path.join(__dirname, '..', '..', '..', 'package.json');
+  const fallback = path.join(__dirname, '..', '..', 'package.json');
+  const text = fs.readFileSync(fs.existsSync(file) ? file : fallback, 'utf8');
+  return (JSON.parse(text) as { version: string }).version;
+}
+
 export function buildProgram(): Command {
   const program = new Command();
   program
     .name('aggregator')
     .description('Bitcoin Aggregator Service: Kinesis SBE events -> Redis hot state')
+    .version(packageVersion(), '-V, --version', "print the service's version")
     .option('-c, --config <file>', 'config file (default: $CONFIG_FILE or config/aggregator.yaml)')
     .showHelpAfterError();
   registerDecode(program);

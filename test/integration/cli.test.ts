@@ -64,6 +64,36 @@ describe('aggregator CLI', function () {
     });
   });
 
+  describe('--version and --help', function () {
+    it('--version prints the version of package.json and exits 0', function () {
+      const version = (
+        JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }
+      ).version;
+      for (const flag of ['--version', '-V']) {
+        const out = run([flag]);
+        expect(out.code, out.stderr).to.equal(0);
+        expect(out.stdout.trim()).to.equal(version);
+      }
+    });
+
+    it('--help lists the commands people run, not the daemon-only `process`', function () {
+      const out = run(['--help']);
+      expect(out.code).to.equal(0);
+      for (const command of ['replay', 'decode', 'checkpoints', 'sidecar', 'reanchor', 'features']) {
+        expect(out.stdout).to.match(new RegExp(`^  ${command}\\b`, 'm'));
+      }
+      expect(out.stdout).to.not.match(/^ {2}process\b/m);
+      // The daemon still runs it.
+      expect(run(['process', '--help']).stdout).to.contain('--stream <kind>');
+    });
+
+    it('checkpoints --help names the exit codes the README lists', function () {
+      const out = run(['checkpoints', '--help']);
+      for (const code of ['0', '1', '2', '3', '4'])
+        expect(out.stdout).to.match(new RegExp(`^ +${code} +\\S`, 'm'));
+    });
+  });
+
   describe('config errors', function () {
     it('names the bad key and exits non-zero', function () {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-cli-'));
@@ -73,6 +103,21 @@ describe('aggregator CLI', function () {
       expect(out.code).to.not.equal(0);
       expect(out.stderr).to.contain('config key redis.port: expected an integer in 1..65535');
       fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('an unsupported key is an error naming its replacement; every key of the shipped configs is read', function () {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-cli-'));
+      const file = path.join(dir, 'old.yaml');
+      fs.writeFileSync(file, 'processing:\n  batch_size: 500\n');
+      const out = run(['--config', file, 'kcl', 'properties', '--stream', 'trade']);
+      expect(out.code).to.not.equal(0);
+      expect(out.stderr).to.contain('config key processing.batch_size: is not supported');
+      expect(out.stderr).to.contain('max_records_per_poll');
+      fs.rmSync(dir, { recursive: true, force: true });
+      for (const shipped of ['config/aggregator.yaml', 'config/local.yaml']) {
+        const ok = run(['--config', path.join(repoRoot, shipped), 'kcl', 'properties', '--stream', 'trade']);
+        expect(ok.code, `${shipped}: ${ok.stderr}`).to.equal(0);
+      }
     });
   });
 

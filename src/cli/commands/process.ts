@@ -21,7 +21,8 @@ const PUBLISH_EVERY_MS = 2000;
 
 export function registerProcess(program: Command): void {
   program
-    .command('process')
+    // Hidden from --help: only the KCL daemon runs it (properties/*.properties `executableName`).
+    .command('process', { hidden: true })
     .description(
       'KCL MultiLang record processor (started by the daemon, one per shard; speaks on stdin/stdout)',
     )
