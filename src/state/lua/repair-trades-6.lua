@@ -118,35 +118,28 @@ for i, g in ipairs(open) do
 end
 
 -- Pass 2: a rebuilt bucket holds every REST trade of it up to L, so every open gap with trades in it must be
--- repaired now; otherwise those gaps become not_whole too (repeated until nothing changes: at most #open rounds).
+-- repaired now: a repaired gap sharing a bucket with the trades (held by the REST answer) of a gap that is not
+-- becomes not_whole too. Repeated until nothing changes (at most #open rounds).
 local changed = true
 while changed do
   changed = false
-  local rebuilt = {}
-  for i in ipairs(open) do
-    if outcome[i] == 'repaired' then
-      for _, x in ipairs(gap_buckets[i]) do rebuilt[x] = true end
-    end
-  end
+  local blocked = {}
   for i, g in ipairs(open) do
     if outcome[i] ~= 'repaired' then
-      -- The trades of this gap that the REST answer holds (ids a..min(b, L)), and their buckets.
       local from = dec_gt(a, g[1]) and a or g[1]
       local to = dec_gt(g[2], b) and b or g[2]
       if not dec_gt(from, to) then
-        for k = index_of(from), index_of(to) do
-          if rebuilt[bucket_of(ts[k])] then
-            for j in ipairs(open) do
-              if outcome[j] == 'repaired' then
-                for _, x in ipairs(gap_buckets[j]) do
-                  if x == bucket_of(ts[k]) then
-                    outcome[j] = 'not_whole'
-                    changed = true
-                  end
-                end
-              end
-            end
-          end
+        for k = index_of(from), index_of(to) do blocked[bucket_of(ts[k])] = true end
+      end
+    end
+  end
+  for i in ipairs(open) do
+    if outcome[i] == 'repaired' then
+      for _, x in ipairs(gap_buckets[i]) do
+        if blocked[x] then
+          outcome[i] = 'not_whole'
+          changed = true
+          break
         end
       end
     end
