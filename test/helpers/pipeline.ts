@@ -19,6 +19,13 @@ export interface PipelineOptions {
   readonly extraYaml?: string;
   /** Passed to startStack (e.g. persistDir, so that services can be restarted with their data). */
   readonly stackOptions?: Pick<StackOptions, 'persistDir' | 'kinesisPersistIntervalMs'>;
+  /** processing.batch_deadline_ms, the ride-through bound (default 20000). */
+  readonly batchDeadlineMs?: number;
+  /** kcl.timeout_in_seconds (default 60; must exceed the deadline by more than 5 s). */
+  readonly kclTimeoutSeconds?: number;
+  /** The processors' and sidecars' log: level (default debug), to <dir>/processor.log unless `toFile` is false
+   * (then stderr, the production shape). */
+  readonly logging?: { readonly level?: 'error' | 'warn' | 'info' | 'debug'; readonly toFile?: boolean };
 }
 
 export interface Pipeline {
@@ -62,18 +69,17 @@ kcl:
   failover_time_millis: 6000
   shard_sync_interval_millis: 1000
   shutdown_grace_millis: 5000
-  timeout_in_seconds: 60
+  timeout_in_seconds: ${options.kclTimeoutSeconds ?? 60}
   metrics_level: "NONE"
 redis:
   host: "127.0.0.1"
   port: ${ports.redis}
 processing:
   symbols: [${options.symbols.map((s) => `"${s}"`).join(', ')}]
-  batch_deadline_ms: 20000
+  batch_deadline_ms: ${options.batchDeadlineMs ?? 20000}
 logging:
-  level: "debug"
-  file: "${path.join(dir, 'processor.log')}"
-${options.extraYaml ?? ''}`;
+  level: "${options.logging?.level ?? 'debug'}"
+${options.logging?.toFile === false ? '' : `  file: "${path.join(dir, 'processor.log')}"\n`}${options.extraYaml ?? ''}`;
 }
 
 export async function startPipeline(options: PipelineOptions): Promise<Pipeline> {

@@ -13,7 +13,6 @@ import { ReferenceBook } from '../helpers/book-reference';
 import { PipelinePublisher } from '../helpers/exactness';
 import { repoRoot } from '../helpers/paths';
 import { startPipeline, waitUntil, type Pipeline } from '../helpers/pipeline';
-import type { KeySnapshot } from '../helpers/redis-snapshot';
 import {
   describeFault,
   startRestFaultFront,
@@ -21,6 +20,7 @@ import {
   type RestFaultFront,
 } from '../helpers/rest-faults';
 import { spawnSidecar, type SidecarProcess } from '../helpers/sidecar-process';
+import { tradeView, viewDiff } from '../helpers/trade-view';
 
 // Issue 7, REST faults: the REST snapshot server answers errors, 429s, hangs and inconsistent data while re-anchors
 // run, under live writes through the real pipeline (kinesis-mock, the real KCL MultiLangDaemons of the depth and
@@ -168,45 +168,6 @@ function metricValue(text: string, name: string, match: Record<string, string>):
       sum += Number(line.split(' ').pop());
   }
   return sum;
-}
-
-/** The trade state a re-anchor may not change: every key and field but the ones derived from the book's mid. */
-function tradeView(snapshot: KeySnapshot): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const key of [`tr:${S}:1s`, `tr:${S}:5s`, `tr:${S}:buckets`, `tr:${S}:state`, `px:${S}`]) {
-    const v = snapshot[key]?.value as Record<string, string> | undefined;
-    if (v === undefined) {
-      out[key] = undefined;
-      continue;
-    }
-    // The windows' vwap_minus_mid and window_mid use ob:<S> mid_price, which the reference (never anchored,
-    // depth20 levels only) cannot share with an anchored book; px_min_us is the script's own lower bound of the
-    // stored history (trade-windows.lua), not a value readers see.
-    out[key] = Object.fromEntries(
-      Object.entries(v).filter(([f]) => f !== 'vwap_minus_mid' && f !== 'window_mid' && f !== 'px_min_us'),
-    );
-  }
-  const ob = (snapshot[`ob:${S}`]?.value ?? {}) as Record<string, string>;
-  out.ob = {
-    last_trade_id: ob.last_trade_id,
-    last_trade_price: ob.last_trade_price,
-    last_trade_ts_us: ob.last_trade_ts_us,
-  };
-  return out;
-}
-
-/** Field-level differences of two trade views, for messages. */
-function viewDiff(live: Record<string, unknown>, ref: Record<string, unknown>): string {
-  const out: string[] = [];
-  for (const key of new Set([...Object.keys(live), ...Object.keys(ref)])) {
-    const a = (live[key] ?? {}) as Record<string, unknown>;
-    const b = (ref[key] ?? {}) as Record<string, unknown>;
-    for (const field of new Set([...Object.keys(a), ...Object.keys(b)])) {
-      if (JSON.stringify(a[field]) !== JSON.stringify(b[field]))
-        out.push(`${key} ${field}: live ${JSON.stringify(a[field])}, reference ${JSON.stringify(b[field])}`);
-    }
-  }
-  return `trade state differs from the reference (${out.length} fields): ${out.slice(0, 30).join('; ')}`;
 }
 
 describe('faults: the REST snapshot server fails (errors, 429, hangs, inconsistent data) during re-anchors', function () {
@@ -734,8 +695,8 @@ describe('faults: the REST snapshot server fails (errors, 429, hangs, inconsiste
       trState.gap_count ?? '0',
       `trade gaps in the live state (a swap of REST trades that did not reach the live ones?): ${JSON.stringify(trState)}`,
     ).to.equal('0');
-    const liveTrades = tradeView(liveState);
-    const refTrades = tradeView(reference);
+    const liveTrades = tradeView(liveState, S);
+    const refTrades = tradeView(reference, S);
     expect(liveTrades, viewDiff(liveTrades, refTrades)).to.deep.equal(refTrades);
     expect(trState.last_trade_id).to.equal(market.maxTradeId.toString());
 

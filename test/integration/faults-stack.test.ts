@@ -156,14 +156,9 @@ describe('stack faults: Redis, kinesis-mock and dynalite outages under the real 
       // No re-anchoring: it would rewrite books from REST snapshots (and call the real exchange).
       extraYaml: `reanchor:\n  enabled: false\nhealth:\n  host: '127.0.0.1'\n  port: ${healthPort}\n`,
       stackOptions: { persistDir, kinesisPersistIntervalMs: 500 },
+      batchDeadlineMs: RIDE_THROUGH_MS,
+      kclTimeoutSeconds: KCL_TIMEOUT_SECONDS,
     });
-    const text = fs.readFileSync(pipeline.configFile, 'utf8');
-    fs.writeFileSync(
-      pipeline.configFile,
-      text
-        .replace('batch_deadline_ms: 20000', `batch_deadline_ms: ${RIDE_THROUGH_MS}`)
-        .replace('timeout_in_seconds: 60', `timeout_in_seconds: ${KCL_TIMEOUT_SECONDS}`),
-    );
     // The helper's own client: its reconnection attempts while Redis is down are expected.
     pipeline.redis.on('error', () => undefined);
     supervisor = new DaemonSupervisor(pipeline);

@@ -25,14 +25,10 @@ describe('processor logs through the real daemon (no logging.file): each line on
       symbols: ['BTCUSDT'],
       label: 'processor-logs',
       extraYaml: `reanchor:\n  enabled: false\n`,
+      // The production shape: no logging.file, the processors log to stderr (info and above).
+      logging: { level: 'info', toFile: false },
     });
     const p = pipeline;
-    // The production shape: no logging.file, the processors log to stderr (info and above).
-    const text = fs.readFileSync(p.configFile, 'utf8');
-    fs.writeFileSync(
-      p.configFile,
-      text.replace(/logging:\n {2}level: "debug"\n {2}file: "[^"]*"\n/, 'logging:\n  level: "info"\n'),
-    );
     expect(fs.readFileSync(p.configFile, 'utf8')).to.not.match(/processor\.log/);
     const daemon = p.startDaemon('trade');
     publisher = new PipelinePublisher(p);

@@ -12,8 +12,8 @@ import { Keys } from '../../src/state/keys';
 import { ReferenceBook } from '../helpers/book-reference';
 import { PipelinePublisher, pipelineState, referenceState, waitForCheckpoints } from '../helpers/exactness';
 import { startPipeline, waitUntil, type Pipeline } from '../helpers/pipeline';
-import type { KeySnapshot } from '../helpers/redis-snapshot';
 import { spawnSidecar, type SidecarProcess } from '../helpers/sidecar-process';
+import { tradeView, viewDiff } from '../helpers/trade-view';
 
 // Issue 12 end to end, with the real parts: simulated exchange events published to kinesis-mock, the real KCL
 // MultiLangDaemons of the trade and depth streams and their `aggregator process` children, two real `aggregator
@@ -36,53 +36,6 @@ function fieldsOf(flat: readonly string[]): Record<string, string> {
 
 function sorted(entries: Iterable<[string, string]>): Record<string, string> {
   return Object.fromEntries([...entries].sort(([a], [b]) => a.localeCompare(b)));
-}
-
-/** The trade keys, without what a repair adds (its bookkeeping) and what the book's mid feeds (the reference's
- * book is never anchored). Counters at zero read the same written or absent. */
-function tradeView(snapshot: KeySnapshot): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  const skip = new Set([
-    'vwap_minus_mid',
-    'window_mid',
-    'px_min_us',
-    'open_gaps',
-    'gaps_repaired',
-    'trades_repaired',
-    'gaps_unrepairable',
-    'trades_unrepairable',
-    'last_unrepairable_from',
-    'last_unrepairable_to',
-    'last_gap_from',
-    'last_gap_to',
-  ]);
-  for (const key of [`tr:${S}:1s`, `tr:${S}:5s`, `tr:${S}:buckets`, `tr:${S}:state`, `px:${S}`]) {
-    const v = snapshot[key]?.value as Record<string, string> | undefined;
-    out[key] =
-      v === undefined
-        ? undefined
-        : Object.fromEntries(
-            Object.entries(v).filter(
-              ([f, value]) => !skip.has(f) && !((f === 'gap_count' || f === 'gap_missing') && value === '0'),
-            ),
-          );
-  }
-  const ob = (snapshot[`ob:${S}`]?.value ?? {}) as Record<string, string>;
-  out.ob = { last_trade_id: ob.last_trade_id, last_trade_price: ob.last_trade_price };
-  return out;
-}
-
-function viewDiff(live: Record<string, unknown>, ref: Record<string, unknown>): string {
-  const out: string[] = [];
-  for (const key of new Set([...Object.keys(live), ...Object.keys(ref)])) {
-    const a = (live[key] ?? {}) as Record<string, unknown>;
-    const b = (ref[key] ?? {}) as Record<string, unknown>;
-    for (const field of new Set([...Object.keys(a), ...Object.keys(b)])) {
-      if (JSON.stringify(a[field]) !== JSON.stringify(b[field]))
-        out.push(`${key} ${field}: live ${JSON.stringify(a[field])}, reference ${JSON.stringify(b[field])}`);
-    }
-  }
-  return `trade state differs from the reference (${out.length} fields): ${out.slice(0, 20).join('; ')}`;
 }
 
 describe('re-anchor end to end: trade gaps repaired, depth gap re-anchored, 418/429 bans honoured by two sidecars', function () {
@@ -275,8 +228,8 @@ describe('re-anchor end to end: trade gaps repaired, depth gap re-anchored, 418/
     const newest = BigInt(state.event_time_us!);
     for (const m of lostTrades)
       expect(m.transactTime > newest - 4_900_000n, 'in the 5 s window').to.equal(true);
-    const liveView = tradeView(live);
-    const refView = tradeView(reference);
+    const liveView = tradeView(live, S, { repaired: true });
+    const refView = tradeView(reference, S, { repaired: true });
     expect(liveView, viewDiff(liveView, refView)).to.deep.equal(refView);
 
     const requests = (await p.redis.xrange(keys.reanchorRequests(), '-', '+')).map(([, f]) => fieldsOf(f));

@@ -24,6 +24,7 @@ import { StateWriter } from '../../src/state/writer';
 import { ReferenceBook } from '../helpers/book-reference';
 import { repoRoot } from '../helpers/paths';
 import { snapshotKeys } from '../helpers/redis-snapshot';
+import { withoutRepairBookkeeping } from '../helpers/trade-view';
 
 // Re-anchoring end to end against a real redis-server and the simulated exchange's REST API over HTTP: requests on
 // the durable stream, listeners in a consumer group, the fleet lock and coalescing, the orchestration with its
@@ -524,11 +525,7 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
 
     /** Every trade key of the symbol, bucket aggregates as hex; the repair's own bookkeeping left out. */
     async function tradeKeys(): Promise<Record<string, unknown>> {
-      const state = await redis.hgetall(keys.tradeState(S));
-      for (const f of Object.keys(state)) {
-        if (/repair|unrepairable|open_gaps|last_gap/.test(f)) delete state[f];
-      }
-      for (const f of ['gap_count', 'gap_missing']) if (state[f] === '0') delete state[f];
+      const state = withoutRepairBookkeeping(await redis.hgetall(keys.tradeState(S)));
       const buckets = await redis.hgetallBuffer(keys.tradeBuckets(S));
       return {
         state: sortedSide(state),

@@ -206,16 +206,11 @@ describe('Redis failover and an outage past the ride-through bound, under the re
         symbols: SYMBOLS,
         label: 'redis-past-bound',
         extraYaml: `reanchor:\n  enabled: false\n`,
+        // A short bound for the test (the pipeline's default is 20 s): 4 s, the daemon's timeout above it.
+        batchDeadlineMs: 4000,
+        kclTimeoutSeconds: 20,
       });
       const p = pipeline;
-      // A short bound for the test (the pipeline's default is 20 s): 4 s, the daemon's timeout above it.
-      const text = fs.readFileSync(p.configFile, 'utf8');
-      fs.writeFileSync(
-        p.configFile,
-        text
-          .replace('batch_deadline_ms: 20000', 'batch_deadline_ms: 4000')
-          .replace('timeout_in_seconds: 60', 'timeout_in_seconds: 20'),
-      );
       p.redis.on('error', () => undefined);
       supervisor = new DaemonSupervisor(p);
       for (const kind of STREAM_KINDS) supervisor.start(kind);
