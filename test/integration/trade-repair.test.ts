@@ -260,6 +260,20 @@ describe('trade-gap repair from REST trades (real redis-server)', function () {
     expect(await redis.hget(stateKey, 'gaps_unrepairable')).to.equal('2');
   });
 
+  it('a missing trade dated after the newest trade applied (an impossible REST answer) is not written (not_whole)', async () => {
+    const messages = tradeMessages(3, 1200);
+    await stream(messages, 0, 1200, new Set([1100]));
+    const before = await tradeState();
+    const missing = new Set(messages[1100]!.trades.map((t) => t.id));
+    // The exchange's answer dates the missing trade 10 s after the stream's newest trade.
+    const future = restTrades(messages, 1200).map((t) =>
+      missing.has(t.id) ? { ...t, timeUs: messages[1199]!.transactTime + 10_000_000n } : t,
+    );
+    const result = await repairTradeGaps(redis, keys, S, future);
+    expect(result.gaps.map((g) => g.outcome)).to.deep.equal(['not_whole']);
+    expect(await tradeState()).to.deep.equal(before);
+  });
+
   it('keeps a gap open when the REST answer predates it (after_rest), and repairs it with a later answer', async () => {
     const messages = tradeMessages(9, 1200);
     const lost = new Set([1150]);

@@ -21,7 +21,9 @@
                    bucket whole up to L (bucket(a) >= it, or b < L with bucket(b) = it), or is in the price history
                    but its last trade up to L is unknown (b < L with bucket(b) = it), or the bucket also holds
                    trades of a gap that is not repaired now: a bucket aggregate (Welford, id order) can only be
-                   rebuilt exactly from all of its trades: unrepairable
+                   rebuilt exactly from all of its trades; or a missing trade is dated in a bucket after that of the
+                   newest trade applied (px_time_us: trade times do not decrease with ids, so the answer contradicts
+                   the stream): unrepairable
     repaired       otherwise
   Repair: each window bucket holding a repaired trade is rebuilt from the REST trades of that bucket with ids <= L,
   in id order (the aggregate the stream would have built); each price-history bucket holding one gets the price of
@@ -86,6 +88,7 @@ local bT = bucket_of(st.t)
 local lo = bT - N5 + 1
 local px_lo = st.px_t and (bucket_of(st.px_t) - PX_BUCKETS + 1) or nil
 local first_bucket = bucket_of(ts[1])
+local newest_bucket = st.px_t and bucket_of(st.px_t) or nil
 local last_known_bucket = known > 0 and bucket_of(ts[known]) or nil
 local reaches_l = known == n and not dec_gt(L, b) -- REST holds every trade up to L
 
@@ -108,7 +111,10 @@ for i, g in ipairs(open) do
         local in_window = x >= lo
         local in_px = px_lo ~= nil and x >= px_lo
         local last_known = reaches_l or (last_known_bucket ~= nil and last_known_bucket > x)
-        if (in_window and (first_bucket >= x or not last_known)) or (in_px and not last_known) then
+        -- A missing trade dated after the newest trade the stream applied contradicts the stream (trade times do
+        -- not decrease with ids): nothing of it is written.
+        local from_future = newest_bucket == nil or x > newest_bucket
+        if from_future or (in_window and (first_bucket >= x or not last_known)) or (in_px and not last_known) then
           outcome[i] = 'not_whole'
         end
       end
