@@ -30,8 +30,21 @@ export interface InputRecord {
   readonly approximateArrivalTimestamp?: number | undefined;
 }
 
-/** Sends a checkpoint and resolves with the daemon's error name, or null when it was recorded. */
-export type CheckpointFn = (sequenceNumber: string | null) => Promise<string | null>;
+/**
+ * Sends a checkpoint and resolves with the daemon's error name, or null when it was recorded. The sub-sequence
+ * number (> 0 for a user record of a KPL aggregate) makes KCL skip the aggregate's sub-records up to it when the
+ * shard is picked up again; without it KCL redelivers sub-records 1..n of the checkpointed aggregate.
+ */
+export type CheckpointFn = (
+  sequenceNumber: string | null,
+  subSequenceNumber?: number,
+) => Promise<string | null>;
+
+/** The position of a record in its shard: the sequence number and, inside a KPL aggregate, the sub-record. */
+export interface RecordPosition {
+  readonly sequenceNumber: string;
+  readonly subSequenceNumber: number;
+}
 
 export interface BatchWriter {
   write(groups: Iterable<SymbolEvents>, deadLetters: readonly DeadLetter[]): Promise<WriteResult>;
@@ -177,6 +190,9 @@ function symbolOf(message: SbeMessage, failure: ValidationFailure): string | und
 export class ShardProcessor {
   private shardId = 'unknown-shard';
   private leaseLost = false;
+  /** The last record of the last batch Redis acknowledged, and whether the daemon recorded it as checkpoint. */
+  private stored: RecordPosition | undefined;
+  private storedCheckpointed = true;
 
   private readonly logLimiter: LogRateLimiter;
 
@@ -323,10 +339,13 @@ export class ShardProcessor {
 
     const last = records[records.length - 1];
     let checkpointed: string | undefined;
-    if (last !== undefined && !this.leaseLost) {
-      checkpointed = (await this.checkpointWithRetry(checkpoint, last.sequenceNumber))
-        ? last.sequenceNumber
-        : undefined;
+    if (last !== undefined) {
+      this.stored = { sequenceNumber: last.sequenceNumber, subSequenceNumber: last.subSequenceNumber ?? 0 };
+      this.storedCheckpointed = false;
+      if (!this.leaseLost && (await this.checkpointWithRetry(checkpoint, this.stored))) {
+        checkpointed = last.sequenceNumber;
+        this.storedCheckpointed = true;
+      }
     }
     const allDeadLetters = [...prepared.deadLetters, ...result.containedDeadLetters];
     const eventsBySymbol: Record<string, number> = {};
@@ -419,27 +438,53 @@ export class ShardProcessor {
     await this.checkpointWithRetry(checkpoint, null);
   }
 
+  /**
+   * A planned hand-off (deploy, scale-in, Ctrl-C): the daemon asks before it gives the lease up. Every batch it
+   * delivered was stored before its status (else the child exited), so checkpointing the last stored record here
+   * means the next owner starts exactly after it: nothing is redelivered. That checkpoint normally exists already
+   * (each batch checkpoints); it is sent again because a batch's checkpoint may have failed (throttled past its
+   * retries), and because KCL's graceful lease hand-off waits for a checkpoint in this call.
+   */
+  async onShutdownRequested(checkpoint: CheckpointFn): Promise<void> {
+    const stored = this.stored;
+    if (this.leaseLost || stored === undefined) {
+      this.options.logger.info('shutdown requested; no record delivered to checkpoint', {
+        shard: this.shardId,
+      });
+      return;
+    }
+    const wasPending = !this.storedCheckpointed;
+    const recorded = await this.checkpointWithRetry(checkpoint, stored);
+    if (recorded) this.storedCheckpointed = true;
+    this.options.logger.info('shutdown requested; checkpointed the last stored record', {
+      shard: this.shardId,
+      sequenceNumber: stored.sequenceNumber,
+      subSequenceNumber: stored.subSequenceNumber,
+      recorded,
+      wasPending,
+    });
+  }
+
   /** Everything already written was checkpointed after its batch; nothing is pending here. */
   onLeaseLost(): void {
     this.leaseLost = true;
     this.options.logger.info('lease lost', { shard: this.shardId });
   }
 
-  onShutdownRequested(): void {
-    this.options.logger.info('shutdown requested', { shard: this.shardId });
-  }
-
   /** Returns true when the checkpoint was recorded. Failures are not fatal: the state is idempotent. */
   private async checkpointWithRetry(
     checkpoint: CheckpointFn,
-    sequenceNumber: string | null,
+    position: RecordPosition | null,
   ): Promise<boolean> {
     const retries = this.options.checkpointRetries ?? 5;
     const sleep = this.options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    const sequenceNumber = position?.sequenceNumber ?? null;
+    const subSequenceNumber = position?.subSequenceNumber;
     for (let attempt = 1; ; attempt++) {
-      const error = await checkpoint(sequenceNumber);
+      const error =
+        position === null ? await checkpoint(null) : await checkpoint(sequenceNumber, subSequenceNumber);
       if (error === null) return true;
-      const context = { shard: this.shardId, sequenceNumber, error, attempt };
+      const context = { shard: this.shardId, sequenceNumber, subSequenceNumber, error, attempt };
       if (error === 'ShutdownException') {
         this.leaseLost = true;
         this.options.logger.warn('checkpoint refused: lease no longer held', context);

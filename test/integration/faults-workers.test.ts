@@ -47,9 +47,8 @@ import {
 // it again from the lease's checkpoint, and the state must come out exact (nothing lost, nothing applied
 // twice). Both are checked: the state of the shard's symbols changed before the kill while its checkpoint had
 // not moved, the new owner's processor started from that checkpoint, and the final state equals the reference
-// over every event published, which a single lost event would break. (The new owner also gets the rest of the
-// last KPL aggregate before the checkpoint again: the processor checkpoints a sequence number without its
-// sub-sequence number, so KCL redelivers sub-records 1..n of that record; harmless, the state is idempotent.)
+// over every event published, which a single lost event would break. (The checkpoint names the sub-record of a
+// KPL aggregate too, so the new owner starts right after the last checkpointed sub-record.)
 //
 // Each kill waits until the lease split is 2 + 1: KCL steals no lease from a worker at its target share
 // (ceil(3 / 2) = 2), so no lease moves under the test while it catches a batch; and until the victim's

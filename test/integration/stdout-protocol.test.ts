@@ -35,7 +35,8 @@ type StatusFor = (typeof STATUS_FOR)[number];
 
 type ProtocolMessage =
   | { readonly action: 'status'; readonly responseFor: StatusFor }
-  | { readonly action: 'checkpoint'; readonly sequenceNumber: string | null };
+  | { readonly action: 'checkpoint'; readonly sequenceNumber: string | null }
+  | { readonly action: 'checkpoint'; readonly sequenceNumber: string; readonly subSequenceNumber: number };
 
 interface CaptureCheck {
   /** Empty when every byte is protocol; otherwise one entry per offending line (1-based line numbers). */
@@ -51,8 +52,10 @@ function clip(text: string, max = 160): string {
 /**
  * The one protocol message a line may hold, exactly as aws-kcl serializes it (JSON.stringify of
  * `{action: 'status', responseFor}` or `{action: 'checkpoint', sequenceNumber}`, see
- * node_modules/aws-kcl/lib/kcl/kcl_manager.js), or a reason why it is not one. The daemon skips a line with an
- * extra field and deadlocks, so the key set is exact.
+ * node_modules/aws-kcl/lib/kcl/kcl_manager.js, or `{action: 'checkpoint', sequenceNumber, subSequenceNumber}`
+ * with a sub-sequence number > 0, which src/kcl/protocol-adapter.ts checkpointAt sends for a sub-record of a KPL
+ * aggregate), or a reason why it is not one. The daemon skips a line with an unknown field and deadlocks, so the
+ * key set is exact.
  */
 function parseProtocolLine(line: string): ProtocolMessage | string {
   let value: unknown;
@@ -70,6 +73,17 @@ function parseProtocolLine(line: string): ProtocolMessage | string {
     if (!(STATUS_FOR as readonly unknown[]).includes(v.responseFor))
       return `status for an unknown action ${JSON.stringify(v.responseFor)}`;
     message = { action: 'status', responseFor: v.responseFor as StatusFor };
+  } else if (v.action === 'checkpoint' && keys === 'action,sequenceNumber,subSequenceNumber') {
+    if (!(typeof v.sequenceNumber === 'string' && /^\d+$/.test(v.sequenceNumber)))
+      return `checkpoint of ${JSON.stringify(v.sequenceNumber)} with a sub-sequence number`;
+    if (!(typeof v.subSequenceNumber === 'number' && Number.isSafeInteger(v.subSequenceNumber)))
+      return `sub-sequence number ${JSON.stringify(v.subSequenceNumber)}`;
+    if (v.subSequenceNumber <= 0) return 'sub-sequence number 0 (sent without it)';
+    message = {
+      action: 'checkpoint',
+      sequenceNumber: v.sequenceNumber,
+      subSequenceNumber: v.subSequenceNumber,
+    };
   } else if (v.action === 'checkpoint') {
     if (keys !== 'action,sequenceNumber') return `checkpoint with fields ${keys}`;
     if (
@@ -329,9 +343,19 @@ describe('stdout carries the MultiLang protocol only', function () {
         /line 2: status with fields action,responseFor,pid/,
       ],
       [
-        'a subSequenceNumber aws-kcl never sends',
+        'a sub-sequence number 0 (checkpointAt sends none then)',
         frame('{"action":"checkpoint","sequenceNumber":"1","subSequenceNumber":0}'),
-        /checkpoint with fields/,
+        /sub-sequence number 0/,
+      ],
+      [
+        'a sub-sequence number on a SHARD_END checkpoint',
+        frame('{"action":"checkpoint","sequenceNumber":null,"subSequenceNumber":3}'),
+        /checkpoint of null with a sub-sequence number/,
+      ],
+      [
+        'an unknown checkpoint field',
+        frame('{"action":"checkpoint","sequenceNumber":"1","error":null}'),
+        /checkpoint with fields action,sequenceNumber,error/,
       ],
       ['a status for no action', frame(status('record')), /status for an unknown action "record"/],
       ['a checkpoint of garbage', frame(checkpoint('TRIM_HORIZON')), /checkpoint of "TRIM_HORIZON"/],
@@ -574,6 +598,22 @@ describe('stdout carries the MultiLang protocol only', function () {
       expect(shardEnd, 'a capture with shardEnded').not.to.equal(undefined);
       const at = shardEnd!.findIndex((m) => m.action === 'status' && m.responseFor === 'shardEnded');
       expect(shardEnd![at - 1]).to.deep.equal({ action: 'checkpoint', sequenceNumber: null });
+      // A processor stopped gracefully after storing records checkpointed again before answering
+      // shutdownRequested, at its last checkpoint of a batch (the last stored record).
+      let graceful = 0;
+      for (const capture of captures) {
+        const ms = checkProtocolCapture(capture.bytes).messages;
+        const stop = ms.findIndex((m) => m.action === 'status' && m.responseFor === 'shutdownRequested');
+        if (stop < 0 || !ms.some((m) => m.action === 'status' && m.responseFor === 'processRecords'))
+          continue;
+        graceful++;
+        const lastBatch = ms.slice(0, stop).findLastIndex((m) => m.action === 'status');
+        expect(
+          ms[stop - 1],
+          `${capture.file}: the message before the shutdownRequested status`,
+        ).to.deep.equal(ms.slice(0, lastBatch).findLast((m) => m.action === 'checkpoint'));
+      }
+      expect(graceful, 'processors stopped gracefully after storing records').to.be.greaterThan(0);
       // Each child was the wrapper around the real processor command of its stream.
       const argvFiles = fs.readdirSync(captureDir).filter((name) => name.endsWith('.argv'));
       expect(argvFiles).to.have.length(captures.length);

@@ -70,7 +70,7 @@ function result(...symbols: SymbolWriteResult[]): WriteResult {
 interface Harness {
   processor: ShardProcessor;
   write: sinon.SinonStub<[Iterable<SymbolEvents>, readonly DeadLetter[]], Promise<WriteResult>>;
-  checkpoint: sinon.SinonStub<[string | null], Promise<string | null>>;
+  checkpoint: sinon.SinonStub<[string | null, number?], Promise<string | null>>;
   onIntegrityIssue: sinon.SinonStub<[IntegrityIssue], void>;
   logger: ReturnType<typeof silentLogger>;
 }
@@ -79,7 +79,7 @@ function harness(writeResult: WriteResult, overrides: Partial<ShardProcessorOpti
   const write = sinon
     .stub<[Iterable<SymbolEvents>, readonly DeadLetter[]], Promise<WriteResult>>()
     .resolves(writeResult);
-  const checkpoint = sinon.stub<[string | null], Promise<string | null>>().resolves(null);
+  const checkpoint = sinon.stub<[string | null, number?], Promise<string | null>>().resolves(null);
   const onIntegrityIssue = sinon.stub<[IntegrityIssue], void>();
   const logger = silentLogger();
   const processor = new ShardProcessor({
@@ -242,7 +242,7 @@ describe('kcl/ShardProcessor integrity issues', () => {
     const report = await h.processor.processRecords([record('100'), record('101')], 5, h.checkpoint);
 
     expect(report.checkpointed).to.equal('101');
-    expect(h.checkpoint.args).to.deep.equal([['101']]);
+    expect(h.checkpoint.args).to.deep.equal([['101', 0]]);
     expect(h.onIntegrityIssue.callCount).to.equal(3);
     expect(h.onIntegrityIssue.args.map(([issue]) => issue.reason)).to.deep.equal([
       'trade_gap',

@@ -30,7 +30,7 @@ function fakeProcessor() {
     >(),
     shardEnded: sinon.stub<[CheckpointFn], Promise<void>>().resolves(),
     onLeaseLost: sinon.stub<[], void>(),
-    onShutdownRequested: sinon.stub<[], void>(),
+    onShutdownRequested: sinon.stub<[CheckpointFn], Promise<void>>().resolves(),
   };
   return { stubs, processor: stubs as unknown as ShardProcessor };
 }
@@ -199,5 +199,23 @@ describe('kcl/protocol-adapter', () => {
     );
     await flush();
     expect(acks).to.deep.equal(['initialize', 'processRecords', 'processRecords', 'shardEnded']);
+  });
+  it('shutdownRequested: the processor checkpoints through the input checkpointer before done', async () => {
+    const { stubs, fatal, recordProcessor } = setup();
+    const gate = deferred<void>();
+    stubs.onShutdownRequested.callsFake(async (checkpoint) => {
+      await checkpoint('88', 0);
+      await gate.promise;
+    });
+    const { checkpointer, calls } = fakeCheckpointer(null);
+    const done = sinon.spy();
+    recordProcessor.shutdownRequested!({ checkpointer }, done);
+    await flush();
+    expect(calls).to.deep.equal(['88']);
+    expect(done.called, 'no status before the checkpoint work ended').to.equal(false);
+    gate.resolve();
+    await flush();
+    expect(done.callCount).to.equal(1);
+    expect(fatal.called).to.equal(false);
   });
 });

@@ -66,7 +66,7 @@ async function flush(): Promise<void> {
 interface Harness {
   processor: ShardProcessor;
   write: sinon.SinonStub<[Iterable<SymbolEvents>, readonly DeadLetter[]], Promise<WriteResult>>;
-  checkpoint: sinon.SinonStub<[string | null], Promise<string | null>>;
+  checkpoint: sinon.SinonStub<[string | null, number?], Promise<string | null>>;
   sleep: sinon.SinonStub<[number], Promise<void>>;
   onBatch: sinon.SinonSpy;
 }
@@ -76,7 +76,7 @@ function harness(overrides: Partial<ShardProcessorOptions> = {}): Harness {
     .stub<[Iterable<SymbolEvents>, readonly DeadLetter[]], Promise<WriteResult>>()
     .resolves(RESULT);
   const writer: BatchWriter = { write };
-  const checkpoint = sinon.stub<[string | null], Promise<string | null>>().resolves(null);
+  const checkpoint = sinon.stub<[string | null, number?], Promise<string | null>>().resolves(null);
   const sleep = sinon.stub<[number], Promise<void>>().resolves();
   const onBatch = sinon.spy();
   const processor = new ShardProcessor({
@@ -153,7 +153,7 @@ describe('kcl/ShardProcessor', () => {
         checkpointed: '103',
       });
       expect(h.onBatch.calledOnceWithExactly(report)).to.equal(true);
-      expect(h.checkpoint.args).to.deep.equal([['103']]);
+      expect(h.checkpoint.args).to.deep.equal([['103', 0]]);
     });
 
     it('an unexpected (non-SBE) decoder error is dead-lettered as UNEXPECTED', async () => {
@@ -178,7 +178,7 @@ describe('kcl/ShardProcessor', () => {
         checkpointFn(h),
       );
       expect(h.write.firstCall.args[1].map((l) => l.errorCode)).to.deep.equal(['EMPTY', 'TRUNCATED']);
-      expect(h.checkpoint.args).to.deep.equal([['2']]);
+      expect(h.checkpoint.args).to.deep.equal([['2', 0]]);
     });
   });
 
@@ -350,7 +350,9 @@ describe('kcl/ShardProcessor', () => {
       expect(h.checkpoint.called, 'no checkpoint while Redis has not acknowledged').to.equal(false);
       pending.resolve(RESULT);
       const report = await done;
-      expect(h.checkpoint.args).to.deep.equal([['49590338271490256608559692538361571095921575989136588899']]);
+      expect(h.checkpoint.args).to.deep.equal([
+        ['49590338271490256608559692538361571095921575989136588899', 0],
+      ]);
       expect(h.checkpoint.calledAfter(h.write)).to.equal(true);
       expect(report.checkpointed).to.equal('49590338271490256608559692538361571095921575989136588899');
     });
@@ -378,7 +380,7 @@ describe('kcl/ShardProcessor', () => {
       expect(attempts).to.deep.equal(['try', 'retry']);
       expect(h.write.callCount).to.equal(2);
       expect(report.checkpointed).to.equal('5');
-      expect(h.checkpoint.calledOnceWithExactly('5')).to.equal(true);
+      expect(h.checkpoint.calledOnceWithExactly('5', 0)).to.equal(true);
     });
 
     it('a write that rejects: no checkpoint, the promise rejects with that error, no report', async () => {
@@ -417,7 +419,7 @@ describe('kcl/ShardProcessor', () => {
         0,
         checkpointFn(h),
       );
-      expect(h.checkpoint.args).to.deep.equal([['1']]);
+      expect(h.checkpoint.args).to.deep.equal([['1', 0]]);
       expect(first.checkpointed).to.equal(undefined);
       expect(h.sleep.called).to.equal(false);
 
@@ -443,7 +445,11 @@ describe('kcl/ShardProcessor', () => {
         0,
         checkpointFn(h),
       );
-      expect(h.checkpoint.args).to.deep.equal([['77'], ['77'], ['77']]);
+      expect(h.checkpoint.args).to.deep.equal([
+        ['77', 0],
+        ['77', 0],
+        ['77', 0],
+      ]);
       expect(h.sleep.args).to.deep.equal([[100], [200]]);
       expect(report.checkpointed).to.equal('77');
     });
@@ -467,7 +473,7 @@ describe('kcl/ShardProcessor', () => {
         0,
         checkpointFn(h),
       );
-      expect(h.checkpoint.args).to.deep.equal([['2']]);
+      expect(h.checkpoint.args).to.deep.equal([['2', 0]]);
       expect(second.checkpointed).to.equal('2');
     });
 
@@ -513,6 +519,56 @@ describe('kcl/ShardProcessor', () => {
       await h.processor.shardEnded(checkpointFn(h));
       expect(h.checkpoint.args).to.deep.equal([[null], [null]]);
       expect(h.sleep.args).to.deep.equal([[100]]);
+    });
+  });
+  describe('shutdownRequested (planned hand-off)', () => {
+    it('checkpoints the last stored record with its sub-sequence number, so the next owner redelivers nothing', async () => {
+      const h = harness();
+      const frames = encodeFrames([bba('BTCUSDT', 1n)]);
+      await h.processor.processRecords(
+        [record('60', frames, { subSequenceNumber: 0 }), record('60', frames, { subSequenceNumber: 4 })],
+        0,
+        checkpointFn(h),
+      );
+      await h.processor.onShutdownRequested(checkpointFn(h));
+      expect(h.checkpoint.args).to.deep.equal([
+        ['60', 4],
+        ['60', 4],
+      ]);
+    });
+
+    it('checkpoints a stored batch whose own checkpoint failed past its retries', async () => {
+      const h = harness({ checkpointRetries: 1 });
+      h.checkpoint.onCall(0).resolves('ThrottlingException');
+      h.checkpoint.onCall(1).resolves('ThrottlingException');
+      const report = await h.processor.processRecords(
+        [record('61', encodeFrames([bba('BTCUSDT', 1n)]))],
+        0,
+        checkpointFn(h),
+      );
+      expect(report.checkpointed).to.equal(undefined);
+      await h.processor.onShutdownRequested(checkpointFn(h));
+      expect(h.checkpoint.args).to.deep.equal([
+        ['61', 0],
+        ['61', 0],
+        ['61', 0],
+      ]);
+    });
+
+    it('sends no checkpoint when no record was delivered, or after the lease was lost', async () => {
+      const none = harness();
+      await none.processor.onShutdownRequested(checkpointFn(none));
+      expect(none.checkpoint.called).to.equal(false);
+
+      const lost = harness();
+      await lost.processor.processRecords(
+        [record('62', encodeFrames([bba('BTCUSDT', 1n)]))],
+        0,
+        checkpointFn(lost),
+      );
+      lost.processor.onLeaseLost();
+      await lost.processor.onShutdownRequested(checkpointFn(lost));
+      expect(lost.checkpoint.callCount).to.equal(1);
     });
   });
 });
