@@ -55,7 +55,7 @@ export class SidecarMetrics {
     });
     this.completeness = new Gauge({
       name: 'aggregator_feature_completeness',
-      help: 'Share of features computed from fresh inputs in the last vector this sidecar wrote',
+      help: 'Share of features computed from fresh inputs in the last vector this sidecar wrote (only while it holds the symbol)',
       labelNames: ['symbol'],
       registers,
     });
@@ -126,6 +126,9 @@ export class SidecarMetrics {
     const result_ =
       result.kind === 'not-holder' ? 'not_holder' : result.kind === 'written' ? 'written' : result.kind;
     this.featureUpdates.inc({ symbol: result.symbol, result: result_ });
+    // Only the lease holder's completeness is current: a sidecar that lost (or never had) the symbol's lease
+    // drops its series instead of exporting a stale copy next to the holder's.
+    if (result.kind === 'not-holder') this.completeness.remove({ symbol: result.symbol });
     if (result.kind === 'written' || result.kind === 'degraded') {
       this.featureDuration.observe({ symbol: result.symbol }, result.computeMs / 1000);
       this.completeness.set(

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import type { BatchReport } from '../../../src/kcl/shard-processor';
+import type { TickResult } from '../../../src/sidecar/sidecar';
 import { SidecarMetrics } from '../../../src/ops/sidecar-metrics';
 import {
   ownReports,
@@ -218,5 +219,31 @@ describe('ops/telemetry: processor reports and the sidecar exposition', () => {
       'aggregator_redis_operation_duration_seconds_count{stream="market-sbe-trade",shard="shardId-000000000000"} 1',
       'aggregator_redis_operation_duration_seconds_count{stream="market-sbe-trade",shard="shardId-000000000001"} 1',
     ]);
+  });
+
+  it('a sidecar that is not the holder of a symbol drops its completeness series (no stale copy)', async () => {
+    const metrics = new SidecarMetrics({ task: 'task-a', defaultMetrics: false });
+    metrics.recordTick({
+      kind: 'written',
+      symbol: 'BTCUSDT',
+      tickMs: 2000,
+      retries: 0,
+      completeness: 0.75,
+      computeMs: 1.2,
+    });
+    expect(
+      sample(await metrics.exposition([], Date.now()), 'aggregator_feature_completeness'),
+    ).to.have.length(1);
+    const lost: TickResult = {
+      kind: 'not-holder',
+      reason: 'lost-lease',
+      symbol: 'BTCUSDT',
+      tickMs: 4000,
+      retries: 0,
+    };
+    metrics.recordTick(lost);
+    expect(sample(await metrics.exposition([], Date.now()), 'aggregator_feature_completeness')).to.deep.equal(
+      [],
+    );
   });
 });
