@@ -5,7 +5,9 @@
 #   scripts/kcl-daemon.sh <trade|bestbidask|depth> [properties-dir]
 #
 # Environment: CONFIG_FILE (service config), KCL_JAR_DIR, KCL_PROFILE (local|production), KCL_WORKER_ID,
-# JAVA_OPTS. Locally the emulators accept any credentials; dummies are set when none are present.
+# AGGREGATOR_TASK_ID (the task identity, default the hostname; the default worker id is <task id>-<kind>, and the
+# daemon's processor children inherit it), JAVA_OPTS. Locally the emulators accept any credentials; dummies are
+# set when none are present.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 kind="${1:?usage: kcl-daemon.sh <trade|bestbidask|depth> [properties-dir]}"

@@ -25,7 +25,9 @@
 # bad role.
 #
 # Environment: CONFIG_FILE, KCL_WORKER_ID, KCL_PROFILE, JAVA_OPTS (read by kcl-daemon.sh), SIDECAR_ID (the
-# sidecar's --id), LAUNCH_STOP_TIMEOUT_SECONDS (default 45).
+# sidecar's --id), AGGREGATOR_TASK_ID (the task identity, default the hostname: passed on to every child, and by the
+# daemons to their processors, so the sidecar's /metrics exports this task's processors), LAUNCH_STOP_TIMEOUT_SECONDS
+# (default 45).
 # Test hook: LAUNCH_DRY_COMMANDS=<dir> runs `<dir>/daemon <kind>` and `<dir>/sidecar` instead of the two real
 # commands; everything else (roles, signals, supervision, exit status) is this same code.
 set -uo pipefail

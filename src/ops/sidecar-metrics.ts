@@ -2,11 +2,14 @@ import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, R
 import type { HandledOutcome } from '../reanchor/listener';
 import type { ReceivedRequest } from '../reanchor/requests';
 import type { TickResult } from '../sidecar/sidecar';
-import type { ProcessorReport } from './telemetry';
+import { ownReports, type ProcessorReport } from './telemetry';
 
 // The sidecar's Prometheus metrics: its own (feature ticks, re-anchors, health, process_*) plus, at every scrape,
-// the metrics the processor children published to Redis (src/ops/telemetry.ts), merged by prom-client's
-// AggregatorRegistry (their stream/shard labels keep them apart). One scrape target per task.
+// the metrics that the processor children of its own task published to Redis (src/ops/telemetry.ts), merged by
+// prom-client's AggregatorRegistry (their stream/shard labels keep them apart). One scrape target per task, and
+// each child's metrics in exactly one of them: a sidecar exporting the reports of the whole fleet would make
+// Prometheus ingest N copies with N tasks. When a shard's lease moves to another task, its series goes stale on
+// the old target and starts from 0 on the new one; a sum over targets of each series' rate stays right.
 
 export const FEATURE_DURATION_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 export const REANCHOR_DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -30,7 +33,11 @@ export class SidecarMetrics {
   private readonly reportAge: Gauge<'stream' | 'shard'>;
   private readonly restBan: Gauge;
 
-  constructor(options: { readonly defaultMetrics?: boolean } = {}) {
+  /** The task whose processors this sidecar exports (src/config/task.ts). */
+  readonly task: string;
+
+  constructor(options: { readonly task: string; readonly defaultMetrics?: boolean }) {
+    this.task = options.task;
     const registers = [this.registry];
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     this.featureUpdates = new Counter({
@@ -48,7 +55,7 @@ export class SidecarMetrics {
     });
     this.completeness = new Gauge({
       name: 'aggregator_feature_completeness',
-      help: 'Share of features computed from fresh inputs in the last vector this sidecar wrote',
+      help: 'Share of features computed from fresh inputs in the last vector this sidecar wrote (only while it holds the symbol)',
       labelNames: ['symbol'],
       registers,
     });
@@ -108,7 +115,7 @@ export class SidecarMetrics {
     });
     this.reportAge = new Gauge({
       name: 'aggregator_processor_report_age_seconds',
-      help: 'Age of the last telemetry report of each processor child seen in Redis',
+      help: "Age of the last telemetry report of each processor child of this sidecar's task seen in Redis",
       labelNames: ['stream', 'shard'],
       registers,
     });
@@ -119,6 +126,9 @@ export class SidecarMetrics {
     const result_ =
       result.kind === 'not-holder' ? 'not_holder' : result.kind === 'written' ? 'written' : result.kind;
     this.featureUpdates.inc({ symbol: result.symbol, result: result_ });
+    // Only the lease holder's completeness is current: a sidecar that lost (or never had) the symbol's lease
+    // drops its series instead of exporting a stale copy next to the holder's.
+    if (result.kind === 'not-holder') this.completeness.remove({ symbol: result.symbol });
     if (result.kind === 'written' || result.kind === 'degraded') {
       this.featureDuration.observe({ symbol: result.symbol }, result.computeMs / 1000);
       this.completeness.set(
@@ -158,8 +168,12 @@ export class SidecarMetrics {
     this.restBan.set(untilMs === undefined ? 0 : Math.max(0, (untilMs - nowMs) / 1000));
   }
 
-  /** The exposition text: this registry plus the processors' published metrics. */
-  async exposition(reports: readonly ProcessorReport[], nowMs: number): Promise<string> {
+  /**
+   * The exposition text: this registry plus the published metrics of the processors of this sidecar's task
+   * (`reports` may be the whole fleet's: the others are left to their own task's sidecar).
+   */
+  async exposition(allReports: readonly ProcessorReport[], nowMs: number): Promise<string> {
+    const reports = ownReports(allReports, this.task);
     this.reportAge.reset();
     for (const r of reports) {
       this.reportAge.set({ stream: r.stream, shard: r.shardId }, Math.max(0, (nowMs - r.updatedMs) / 1000));

@@ -14,8 +14,10 @@ import type { RedisClient } from '../state/redis';
 // Processor telemetry. The daemon starts one processor child per shard and a child has no port of its own, so each
 // child keeps its Prometheus metrics in a private registry and publishes, every publishEveryMs, one report to Redis
 // (ops:processor:<stream>:<shard>, JSON, expiring after REPORT_TTL_SECONDS, indexed in the sorted set
-// ops:processors by update time). The sidecar reads the reports for /health and merges their metrics into its
-// /metrics (prom-client's AggregatorRegistry.aggregate: the stream and shard labels keep the children apart).
+// ops:processors by update time). Each report names the child's task (src/config/task.ts). Every sidecar reads
+// all the reports for /health (a fleet-wide view), but merges into its /metrics only those of its own task
+// (ownReports; prom-client's AggregatorRegistry.aggregate, the stream and shard labels keep the children apart):
+// each child's metrics are exported by exactly one scrape target.
 
 /** A report not refreshed for this long is gone (its child exited); the index entry is then stale. */
 export const REPORT_TTL_SECONDS = 30;
@@ -25,6 +27,9 @@ export type ProcessorMetrics = MetricObjectWithValues<MetricValue<string>>[];
 export interface ProcessorReport {
   readonly stream: string;
   readonly shardId: string;
+  /** The task the child belongs to (its daemon's, inherited). Absent from reports of versions before it: such a
+   * report is in /health but no sidecar's /metrics. */
+  readonly task?: string;
   readonly pid: number;
   readonly startedMs: number;
   readonly updatedMs: number;
@@ -63,7 +68,7 @@ export class ProcessorTelemetry {
   private readonly records: Counter<'stream' | 'shard'>;
   private readonly events: Counter<'stream' | 'shard' | 'symbol'>;
   private readonly operations: Counter<'stream' | 'shard' | 'operation' | 'result'>;
-  private readonly writeDuration: Histogram<'stream'>;
+  private readonly writeDuration: Histogram<'stream' | 'shard'>;
   private readonly lag: Gauge<'stream' | 'shard'>;
   private readonly deadLetters: Counter<'stream' | 'shard' | 'code'>;
   private readonly integrity: Counter<'stream' | 'shard' | 'symbol' | 'kind'>;
@@ -91,10 +96,20 @@ export class ProcessorTelemetry {
   private recordsAtLastPublish = 0;
   private lastPublishMs: number;
 
+  private readonly task: string;
+  private readonly now: () => number;
+
   constructor(
     private readonly stream: string,
-    private readonly now: () => number = Date.now,
+    options: {
+      /** The task identity the report carries (src/config/task.ts). */
+      readonly task: string;
+      readonly now?: () => number;
+    },
   ) {
+    this.task = options.task;
+    this.now = options.now ?? Date.now;
+    const now = this.now;
     const registers = [this.registry];
     this.records = new Counter({
       name: 'aggregator_kinesis_records_processed_total',
@@ -117,7 +132,9 @@ export class ProcessorTelemetry {
     this.writeDuration = new Histogram({
       name: 'aggregator_redis_operation_duration_seconds',
       help: "Redis write of one processRecords batch (every symbol's script calls, retries included)",
-      labelNames: ['stream'],
+      // Per shard like every processor metric: a sidecar exports the children of its task only, and a shard's
+      // series must go stale when its lease moves to another task (a sum over the task's children would drop).
+      labelNames: ['stream', 'shard'],
       buckets: REDIS_DURATION_BUCKETS,
       registers,
     });
@@ -196,7 +213,7 @@ export class ProcessorTelemetry {
     this.totals.batches++;
     this.totals.records += report.records;
     this.records.inc(base, report.records);
-    this.writeDuration.observe({ stream: this.stream }, report.writeMs / 1000);
+    this.writeDuration.observe(base, report.writeMs / 1000);
     if (report.millisBehindLatest !== undefined) {
       this.lagMs = report.millisBehindLatest;
       this.lag.set(base, report.millisBehindLatest / 1000);
@@ -273,6 +290,7 @@ export class ProcessorTelemetry {
     return {
       stream: this.stream,
       shardId: this.shardId,
+      task: this.task,
       pid: process.pid,
       startedMs: this.startedMs,
       updatedMs: now,
@@ -297,6 +315,14 @@ export class ProcessorTelemetry {
   }
 }
 
+/**
+ * The reports of one task: what its sidecar's /metrics exports (each child's metrics once across the fleet). A
+ * report without a task (an older child) belongs to none. Pure.
+ */
+export function ownReports(reports: readonly ProcessorReport[], task: string): ProcessorReport[] {
+  return reports.filter((r) => r.task === task);
+}
+
 /** Publishes a report (SET with expiry + index). */
 export async function publishReport(client: RedisClient, keys: Keys, report: ProcessorReport): Promise<void> {
   await client.set(
@@ -318,6 +344,7 @@ export function parseReport(text: string): ProcessorReport {
     typeof value.shardId !== 'string' ||
     typeof value.updatedMs !== 'number' ||
     typeof value.recordsTotal !== 'number' ||
+    (value.task !== undefined && typeof value.task !== 'string') ||
     !Array.isArray(value.metrics)
   ) {
     throw new Error(`not a processor report: ${text.slice(0, 120)}`);

@@ -34,7 +34,8 @@ export interface Pipeline {
   readonly configFile: string;
   readonly stack: Stack;
   readonly redis: Redis;
-  startDaemon(kind: StreamKind, workerId?: string): DaemonHandle;
+  /** `env` (default: this process's) is the daemon's environment, which its processor children inherit. */
+  startDaemon(kind: StreamKind, workerId?: string, env?: NodeJS.ProcessEnv): DaemonHandle;
   /** The most recently started daemon of a stream. */
   daemon(kind: StreamKind): DaemonHandle;
   stop(): Promise<void>;
@@ -108,7 +109,11 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   const redis = new Redis({ host: '127.0.0.1', port: ports.redis, lazyConnect: false });
   const daemons: DaemonHandle[] = [];
 
-  const startDaemon = (kind: StreamKind, workerId = `worker-${kind}-1`): DaemonHandle => {
+  const startDaemon = (
+    kind: StreamKind,
+    workerId = `worker-${kind}-1`,
+    env?: NodeJS.ProcessEnv,
+  ): DaemonHandle => {
     const logFile = path.join(dir, `kcl-${kind}-${workerId}.log`);
     // Its own process group: the test can kill the daemon and its children together.
     const child = spawnKclDaemon({
@@ -117,6 +122,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       workerId,
       stateDir: path.join(dir, `kcl-${workerId}`),
       logFile,
+      ...(env === undefined ? {} : { env }),
     });
     const handle: DaemonHandle = {
       kind,

@@ -13,11 +13,12 @@ export interface SidecarProcess {
   stop(graceMs?: number): Promise<void>;
 }
 
-export function spawnSidecar(configFile: string, id: string): SidecarProcess {
+/** `env`: the sidecar's environment (default: this process's), e.g. AGGREGATOR_TASK_ID. */
+export function spawnSidecar(configFile: string, id: string, env?: NodeJS.ProcessEnv): SidecarProcess {
   const child = spawn(
     process.execPath,
     [path.join(repoRoot, 'dist/src/cli/main.js'), '--config', configFile, 'sidecar', '--id', id],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    { stdio: ['ignore', 'ignore', 'pipe'], ...(env === undefined ? {} : { env }) },
   );
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig, STREAM_KINDS, type StreamKind } from '../../config/config';
+import { resolveTaskId } from '../../config/task';
 import {
   defaultProfile,
   propertiesValues,
@@ -32,7 +33,10 @@ export function registerKcl(program: Command): void {
       '--profile <profile>',
       'local | production (default: local when an emulator endpoint is configured)',
     )
-    .option('--worker-id <id>', 'KCL worker id (default: config kcl.worker_id, else hostname)')
+    .option(
+      '--worker-id <id>',
+      'KCL worker id (default: config kcl.worker_id, else <task id>-<kind>; task id: AGGREGATOR_TASK_ID, else hostname)',
+    )
     .option('--out <file>', 'write here instead of stdout')
     .action((options: { stream: string; profile?: string; workerId?: string; out?: string }) => {
       const configFile = program.opts<{ config?: string }>().config;
@@ -46,7 +50,8 @@ export function registerKcl(program: Command): void {
         path.join(repoRoot, 'properties', `${profile}.properties.template`),
         'utf8',
       );
-      const workerId = options.workerId ?? config.kcl.workerId ?? `${os.hostname()}-${kind}`;
+      const workerId =
+        options.workerId ?? config.kcl.workerId ?? `${resolveTaskId(process.env, os.hostname())}-${kind}`;
       const rendered = renderProperties(
         template,
         propertiesValues(

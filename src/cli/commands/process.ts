@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import kcl from 'aws-kcl';
+import os from 'node:os';
 import { loadConfig, STREAM_KINDS, type StreamKind } from '../../config/config';
+import { resolveTaskId } from '../../config/task';
 import { createLogger, endLogger } from '../../logging/logger';
 import { ShardProcessor } from '../../kcl/shard-processor';
 import { toKclRecordProcessor } from '../../kcl/protocol-adapter';
@@ -44,6 +46,8 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
   }
   const kind = streamOption as StreamKind;
   const config = loadConfig(configFile, process.env);
+  // Inherited from the daemon's environment: the task whose sidecar exports this child's metrics.
+  const task = resolveTaskId(process.env, os.hostname());
   const stream = config.aws.kinesis.streams[kind];
   const logger = createLogger({
     level: config.logging.level,
@@ -52,7 +56,7 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
   });
   const redis = createRedisClient(config.redis, { connectionName: `processor:${kind}:${process.pid}` });
   const keys = new Keys({ clusterMode: config.redis.clusterMode });
-  const telemetry = new ProcessorTelemetry(stream);
+  const telemetry = new ProcessorTelemetry(stream, { task });
   // One line when Redis goes away, one when it answers again; the batch in hand waits (ride-through) meanwhile.
   const outage = new RedisOutage({
     logger,

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/config';
+import { resolveTaskId } from '../../config/task';
 import { computeFeatures, FEATURE_NAMES } from '../../features/compute';
 import { readSnapshot } from '../../features/snapshot';
 import { createLogger, endLogger, type Logger } from '../../logging/logger';
@@ -132,6 +133,7 @@ export function registerSidecar(program: Command): void {
     )
     .action(async (options: { id?: string; historyMaxLen?: string }, command: Command) => {
       const config = loadConfig(command.optsWithGlobals<{ config?: string }>().config, process.env);
+      const task = resolveTaskId(process.env, os.hostname());
       const sidecarId = options.id ?? `${os.hostname()}-${process.pid}`;
       const historyMaxLen =
         options.historyMaxLen === undefined
@@ -145,7 +147,9 @@ export function registerSidecar(program: Command): void {
       const redis = createRedisClient(config.redis, { connectionName: `sidecar:${sidecarId}` });
       // One line when Redis goes away, one when it is back; meanwhile the ticks fail (counted) and /health says
       // since when. Nothing here gives up: the sidecar serves again on its own when Redis answers.
-      const metrics = new SidecarMetrics();
+      // /metrics exports the processors of this task only (their reports name it; /health shows the fleet's).
+      const metrics = new SidecarMetrics({ task });
+      logger.info('metrics: exporting the processors of this task', { task });
       const outage = new RedisOutage({ logger, onEnd: (ms) => metrics.recordRedisOutage(ms) });
       outage.watch(redis);
       const sidecar = new FeatureSidecar({

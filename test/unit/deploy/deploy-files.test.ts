@@ -26,7 +26,7 @@ const COUNTERS_AND_GAUGES: Record<string, string[]> = {
   aggregator_health_status: ['component'],
 };
 const HISTOGRAMS: Record<string, string[]> = {
-  aggregator_redis_operation_duration_seconds: ['stream'],
+  aggregator_redis_operation_duration_seconds: ['stream', 'shard'],
   aggregator_feature_computation_duration_seconds: ['symbol'],
   aggregator_reanchor_duration_seconds: ['symbol'],
 };
