@@ -10,6 +10,8 @@
 # set when none are present.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# The pinned Node.js LTS (.nvmrc), fetched into .cache/node where the machine's node is older.
+source "$root/scripts/node-runtime.sh"
 kind="${1:?usage: kcl-daemon.sh <trade|bestbidask|depth> [properties-dir]}"
 props_dir="${2:-$root/.local/kcl}"
 config="${CONFIG_FILE:-$root/config/aggregator.yaml}"

@@ -33,6 +33,8 @@
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# The pinned Node.js LTS (.nvmrc); in the image it is the system node.
+source "$root/scripts/node-runtime.sh" || exit 1
 
 log() { echo "launch: $*" >&2; }
 

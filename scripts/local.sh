@@ -10,6 +10,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# The pinned Node.js LTS (.nvmrc), fetched into .cache/node where the machine's node is older.
+source "$root/scripts/node-runtime.sh"
 export CONFIG_FILE="${CONFIG_FILE:-$root/config/local.yaml}"
 rate="${LOCAL_RATE:-2000}"
 duration="${LOCAL_DURATION:-}"

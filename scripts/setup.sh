@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Prepares a fresh machine: system packages (redis-server, Java, Maven) when missing, npm dependencies,
-# the TypeScript build and the KCL daemon's jars. Idempotent and quick when everything is there.
+# Prepares a fresh machine: system packages (redis-server, Java, Maven) when missing, the pinned Node.js LTS
+# (scripts/node-runtime.sh), npm dependencies, the TypeScript build and the KCL daemon's jars. Idempotent and quick when everything is there.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -16,9 +16,11 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
 fi
-command -v node >/dev/null || { log "Node.js 20+ is required (https://nodejs.org)"; exit 1; }
-node_major="$(node -p 'process.versions.node.split(".")[0]')"
-((node_major >= 20)) || { log "Node.js 20+ is required, found $(node -v)"; exit 1; }
+command -v npm >/dev/null || { log "Node.js with npm is required (https://nodejs.org)"; exit 1; }
+# The pinned Node.js LTS (.nvmrc): the machine's own when it is of that line, else fetched into .cache/node.
+# npm ci and the build below run on it.
+source "$root/scripts/node-runtime.sh"
+log "node $(node -v) ($(command -v node))"
 
 # npm ci only when the lockfile changed since the last install.
 stamp="node_modules/.package-lock.sha256"

@@ -7,11 +7,13 @@
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 tiers="${TEST_TIERS:-lint unit integration}"
 mkdir -p .local
 summary_file=.local/test-summary.txt
 rm -f "$summary_file"
+# Every tier runs on the pinned Node.js LTS (.nvmrc), fetched by scripts/node-runtime.sh where the machine's is older.
+source scripts/node-runtime.sh || { echo "0 passed, 1 failed" | tee "$summary_file"; exit 1; }
+echo "test: node $(node -v)" >&2
 started=$(date +%s)
 
 if ! bash scripts/setup.sh; then

@@ -130,7 +130,7 @@ export function startPoller(config: PollerConfig, onVisible: (m: VisibleMessage)
     if (m.type === 'visible') onVisible(m);
     else stats = m;
   });
-  worker.on('error', (err) => {
+  worker.on('error', (err: Error) => {
     process.stderr.write(`soak: the Redis poller failed: ${err.message}\n`);
   });
   return {

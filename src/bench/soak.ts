@@ -125,7 +125,6 @@ logging:
 function childEnv(configFile: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     CONFIG_FILE: configFile,
     ...extra,
   };
@@ -735,7 +734,6 @@ export async function runSoak(
 }
 
 async function main(): Promise<void> {
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
     process.stdout.write(`${SOAK_USAGE}\n`);
     process.exit(0);

@@ -14,10 +14,6 @@ import { registerFeaturesShow, registerSidecar } from './commands/sidecar';
 import { registerStack } from './commands/stack';
 import { registerWatch } from './commands/watch';
 
-// The SDK's Node 20 end-of-support notice would be printed by every command that builds a client; the
-// runtime is pinned by the project (Dockerfile, engines), so the notice is noise here.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
 /** The version in package.json (dist/src/cli/main.js and src/cli/main.ts both sit three folders down). */
 export function packageVersion(): string {
   const file = path.join(__dirname, '..', '..', '..', 'package.json');

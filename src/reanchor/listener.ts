@@ -321,7 +321,8 @@ export class ReanchorListener {
       try {
         holder = holder && (await renewLock(client, keys, request.symbol, token, ttl));
         if (holder && (await this.owns(id))) {
-          await client.xclaim(keys.reanchorRequests(), REANCHOR_GROUP, this.id, 0, id, 'JUSTID');
+          // XCLAIM <key> <group> <consumer> 0 <id> JUSTID: resets the idle time (ioredis 6 types lack this form).
+          await client.call('XCLAIM', keys.reanchorRequests(), REANCHOR_GROUP, this.id, '0', id, 'JUSTID');
           return;
         }
         holder = false;

@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis';
 import type { AppConfig } from '../config/config';
 import type { Logger } from '../logging/logger';
 import { RestClient, type RestGate } from '../rest/client';
@@ -60,7 +61,8 @@ export function startReanchorService(options: ReanchorServiceOptions): ReanchorS
     backoffMaxMs: config.reanchor.backoffMaxMs,
     maxBanWaitMs: config.reanchor.rest.maxBanWaitSeconds * 1000,
   });
-  const blockingClient = client.duplicate();
+  // Same options, own connection (a blocking read must not hold up the listener's other commands).
+  const blockingClient: RedisClient = client instanceof Cluster ? client.duplicate() : client.duplicate();
   blockingClient.on('error', (err: Error) =>
     logRedisFailure(options.outage, logger, 'warn', 'redis connection error (re-anchor listener)', err),
   );

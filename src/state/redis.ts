@@ -83,6 +83,9 @@ export interface ConnectOptions {
 
 function baseOptions(config: RedisConfig, options: ConnectOptions): RedisOptions {
   return {
+    // RESP2, as with ioredis 5 (ioredis 6 defaults to RESP3): the scripts' replies and every reader's reply shapes
+    // stay what they were, and it works on any Redis (RESP3 needs Redis 6+ and HELLO).
+    protocol: 2,
     db: config.db,
     username: config.username,
     password: config.password,

@@ -130,7 +130,7 @@ describe('stack faults: Redis, kinesis-mock and dynalite outages under the real 
   /** The processors' telemetry reports, by "stream/shard". */
   async function processorReports(): Promise<Map<string, ProcessorReport>> {
     const { reports } = await readReports(
-      pipeline.redis as never,
+      pipeline.redis,
       new Keys({ clusterMode: false }),
       Date.now(),
     );

@@ -402,11 +402,11 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
     // claimed as a live listener does (else A would rightly claim it back from a dead B).
     await redis.set(keys.reanchorFlag(S), `B|${id}`, 'EX', 300);
     const bRenews = setInterval(
-      () => void redis.xclaim(keys.reanchorRequests(), REANCHOR_GROUP, 'B', 0, id, 'JUSTID'),
+      () => void redis.call('XCLAIM', keys.reanchorRequests(), REANCHOR_GROUP, 'B', '0', id, 'JUSTID'),
       100,
     );
     running.push({ stop: () => Promise.resolve(clearInterval(bRenews)) });
-    await redis.xclaim(keys.reanchorRequests(), REANCHOR_GROUP, 'B', 0, id, 'JUSTID');
+    await redis.call('XCLAIM', keys.reanchorRequests(), REANCHOR_GROUP, 'B', '0', id, 'JUSTID');
     const owner = async () => {
       const entry = (await redis.xpending(keys.reanchorRequests(), REANCHOR_GROUP, id, id, 1)) as unknown[][];
       return entry[0] === undefined ? undefined : String(entry[0][1]);
