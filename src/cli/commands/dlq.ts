@@ -124,6 +124,8 @@ async function withRedis(
   const keys = new Keys({ clusterMode: config.redis.clusterMode });
   // Connects in the background; nothing is sent before the options are checked.
   const redis = createRedisClient(config.redis, { connectionName: `dlq-${name}` });
+  // Connection errors surface as the commands' rejections (exit 3), not as ioredis' "Unhandled error event" lines.
+  redis.on('error', () => undefined);
   try {
     return await run({ config, keys, redis });
   } catch (err) {
@@ -144,7 +146,8 @@ export function registerDlq(program: Command): void {
   const dlq = program
     .command('dlq')
     .description('dead letters of a stream (dlq:{<stream>}): list, show one decoded, re-drive to Kinesis')
-    .addHelpText('after', EXIT_HELP);
+    .addHelpText('after', EXIT_HELP)
+    .exitOverride(usageExit);
 
   withFilterOptions(
     dlq
