@@ -161,7 +161,12 @@ describe('redis ACL user "aggregator" (deploy/redis/aggregator.acl, real redis-s
     expect((await readLetterTotals(redis, keys, poison.stream)).length).to.equal(1);
     const redrive = redisRedriveStore(redis, keys, poison.stream, 'acl-test');
     expect(await redrive.claim(letter!.id)).to.equal('claimed');
+    // A second operator's re-drive finds the letter held, then gone once the first trimmed it.
+    const other = redisRedriveStore(redis, keys, poison.stream, 'acl-test-other');
+    expect(await other.claim(letter!.id)).to.equal('busy');
     expect(await redrive.release(letter!.id, true)).to.equal(1);
+    expect(await other.claim(letter!.id)).to.equal('gone');
+    expect(await admin.exists(keys.deadLetterRedriveClaim(poison.stream, letter!.id))).to.equal(0);
     expect(await admin.xlen(keys.deadLetters(poison.stream))).to.equal(0);
 
     // A sidecar's listener re-anchors the book from the simulated exchange's REST API (request stream, group,
