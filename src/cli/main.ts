@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { registerCheckpoints } from './commands/checkpoints';
 import { registerDecode } from './commands/decode';
+import { registerDlq } from './commands/dlq';
 import { registerFeaturesVerify } from '../features/verify';
 import { registerKcl } from './commands/kcl';
 import { registerProcess } from './commands/process';
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerWatch(program);
   registerSidecar(program);
   registerReanchor(program);
+  registerDlq(program);
   const features = program
     .command('features')
     .description('the ML feature vectors: show the served one, verify parity');

@@ -15,4 +15,4 @@ export {
 } from './decoder';
 export type { FieldLayout, FrameWalkItem, GroupLayout, MessageLayout } from './decoder';
 export { encodeFrames, encodeMessage } from './encoder';
-export { frameToJson } from './json';
+export { bytesToJson, decodeErrorToJson, frameToJson } from './json';

@@ -2,7 +2,15 @@
 // (JSON numbers lose precision past 2^53), mantissas kept next to their exact decimal text. Key order is the order
 // of /work/shared/vectors/sbe/vectors.jsonl `expected`.
 import { formatDecimal } from './decimal';
-import type { DecodedFrame, PriceLevel, SbeMessage, TradeEntry } from './messages';
+import { walkFrames } from './decoder';
+import type { SbeDecodeError } from './errors';
+import {
+  MESSAGE_HEADER_LENGTH,
+  type DecodedFrame,
+  type PriceLevel,
+  type SbeMessage,
+  type TradeEntry,
+} from './messages';
 
 function level(l: PriceLevel, priceExponent: number, qtyExponent: number): Record<string, unknown> {
   return {
@@ -89,4 +97,34 @@ export function frameToJson(frame: DecodedFrame): Record<string, unknown> {
     ...messageFields(frame.message),
     symbol: frame.message.symbol,
   };
+}
+
+/** The JSON view of a decode error (what `aggregator decode` prints under "error"). */
+export function decodeErrorToJson(err: SbeDecodeError): Record<string, unknown> {
+  return { code: err.code, message: err.message, offset: err.offset, field: err.field };
+}
+
+/**
+ * The bytes of one record (or a part of one) decoded as far as they decode, frame by frame (walkFrames): each
+ * frame's JSON view (frameToJson) with its offset, or, for bytes that did not decode, their offset, length, the
+ * error and the raw message header when its 8 bytes are there (so a foreign schema or template can be read).
+ */
+export function bytesToJson(bytes: Buffer): Record<string, unknown>[] {
+  return walkFrames(bytes).map((item) => {
+    if (item.ok) return { offset: item.start, ...frameToJson(item.frame) };
+    const out: Record<string, unknown> = {
+      offset: item.start,
+      length: item.end - item.start,
+      error: decodeErrorToJson(item.error),
+    };
+    if (item.end - item.start >= MESSAGE_HEADER_LENGTH) {
+      out.header = {
+        blockLength: bytes.readUInt16LE(item.start),
+        templateId: bytes.readUInt16LE(item.start + 2),
+        schemaId: bytes.readUInt16LE(item.start + 4),
+        version: bytes.readUInt16LE(item.start + 6),
+      };
+    }
+    return out;
+  });
 }

@@ -96,6 +96,13 @@ export class Keys {
   deadLetterCounts(stream: string): string {
     return `dlq:{${stream}}:counts`;
   }
+
+  /** Claim of one dead letter by an `aggregator dlq redrive` while its put to Kinesis is in flight (value: the
+   * redrive's token; short TTL), so two operators never put the same letter twice. */
+  deadLetterRedriveClaim(stream: string, entryId: string): string {
+    return `dlq:{${stream}}:redrive:${entryId}`;
+  }
+
   /**
    * The per-symbol re-anchor lock, fleet-wide: SET NX EX 300 by the listener that runs the re-anchor (value: its
    * attempt token `<listener>|<request id>`), renewed while it runs, deleted by the swap or on release. While it

@@ -79,7 +79,7 @@ describe('aggregator CLI', function () {
     it('--help lists the commands people run, not the daemon-only `process`', function () {
       const out = run(['--help']);
       expect(out.code).to.equal(0);
-      for (const command of ['replay', 'decode', 'checkpoints', 'sidecar', 'reanchor', 'features']) {
+      for (const command of ['replay', 'decode', 'checkpoints', 'sidecar', 'reanchor', 'dlq', 'features']) {
         expect(out.stdout).to.match(new RegExp(`^  ${command}\\b`, 'm'));
       }
       expect(out.stdout).to.not.match(/^ {2}process\b/m);
@@ -91,6 +91,43 @@ describe('aggregator CLI', function () {
       const out = run(['checkpoints', '--help']);
       for (const code of ['0', '1', '2', '3', '4'])
         expect(out.stdout).to.match(new RegExp(`^ +${code} +\\S`, 'm'));
+    });
+  });
+
+  describe('dlq exit codes', function () {
+    it('--help names the exit codes the README lists; usage errors exit 2; an unreachable Redis exits 3', async function () {
+      for (const sub of ['list', 'show', 'redrive']) {
+        const help = run(['dlq', sub, '--help']);
+        expect(help.code).to.equal(0);
+        for (const code of ['0', '1', '2', '3'])
+          expect(help.stdout).to.match(new RegExp(`^ +${code} +\\S`, 'm'));
+      }
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-cli-dlq-'));
+      const file = path.join(dir, 'config.yaml');
+      // Nothing listens on this port.
+      fs.writeFileSync(file, `redis:\n  port: ${await findFreePort()}\n`);
+      const usage: string[][] = [
+        ['dlq', 'list'],
+        ['dlq', 'list', '--stream', 'trade', '--bogus'],
+        ['dlq', 'list', '--stream', 'nope'],
+        ['dlq', 'list', '--stream', 'trade', '--since', 'yesterday'],
+        ['dlq', 'list', '--stream', 'trade', '--limit', '0'],
+        ['dlq', 'show', 'not-an-id', '--stream', 'trade'],
+        ['dlq', 'redrive', '--stream', 'trade'],
+        ['dlq', 'redrive', '--stream', 'trade', '1-0', '--code', 'FUTURE_TIME'],
+      ];
+      for (const args of usage) {
+        const out = run(['--config', file, ...args]);
+        expect(out.code, `${args.join(' ')}: ${out.stderr}`).to.equal(2);
+        expect(out.stdout).to.equal('');
+      }
+      expect(run(['--config', file, 'dlq', 'list', '--stream', 'nope']).stderr).to.contain(
+        '--stream: expected a stream kind (trade, bestbidask, depth) or a configured stream name',
+      );
+      const unreachable = run(['--config', file, 'dlq', 'list', '--stream', 'trade']);
+      expect(unreachable.code, unreachable.stderr).to.equal(3);
+      expect(unreachable.stderr).to.match(/^dlq list: Redis at 127\.0\.0\.1:\d+: /);
+      fs.rmSync(dir, { recursive: true, force: true });
     });
   });
 

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { inspect } from 'node:util';
 import { expect } from 'chai';
 import { parseConfig, type AppConfig } from '../../src/config/config';
+import { readLetters, readLetterTotals, redisRedriveStore } from '../../src/dlq/store';
 import { readSnapshot } from '../../src/features/snapshot';
 import { findFreePort } from '../../src/localstack/ports';
 import { startRedisServer } from '../../src/localstack/redis-server';
@@ -153,6 +154,20 @@ describe('redis ACL user "aggregator" (deploy/redis/aggregator.acl, real redis-s
     };
     await feed(400);
     expect(await admin.xlen(keys.deadLetters(poison.stream))).to.equal(1);
+
+    // `aggregator dlq`: list (XRANGE, XLEN, the counts), then a re-drive's claim and trim (XDEL).
+    const [letter] = await readLetters(redis, keys, poison.stream, {});
+    expect(letter?.errorCode).to.equal('SBE_DECODE');
+    expect((await readLetterTotals(redis, keys, poison.stream)).length).to.equal(1);
+    const redrive = redisRedriveStore(redis, keys, poison.stream, 'acl-test');
+    expect(await redrive.claim(letter!.id)).to.equal('claimed');
+    // A second operator's re-drive finds the letter held, then gone once the first trimmed it.
+    const other = redisRedriveStore(redis, keys, poison.stream, 'acl-test-other');
+    expect(await other.claim(letter!.id)).to.equal('busy');
+    expect(await redrive.release(letter!.id, true)).to.equal(1);
+    expect(await other.claim(letter!.id)).to.equal('gone');
+    expect(await admin.exists(keys.deadLetterRedriveClaim(poison.stream, letter!.id))).to.equal(0);
+    expect(await admin.xlen(keys.deadLetters(poison.stream))).to.equal(0);
 
     // A sidecar's listener re-anchors the book from the simulated exchange's REST API (request stream, group,
     // lock, temporary keys, COPY, the swap script, stats).

@@ -3,7 +3,7 @@
 import { once } from 'node:events';
 import readline from 'node:readline';
 import type { Command } from 'commander';
-import { SbeDecodeError, decodeFrame, frameToJson } from '../../sbe';
+import { SbeDecodeError, decodeErrorToJson, decodeFrame, frameToJson } from '../../sbe';
 
 /** A line that is neither hex nor base64. */
 class InputFormatError extends Error {
@@ -50,9 +50,7 @@ function decodeLine(bytes: Buffer): Record<string, unknown> {
 }
 
 function errorJson(err: unknown): Record<string, unknown> {
-  if (err instanceof SbeDecodeError) {
-    return { code: err.code, message: err.message, offset: err.offset, field: err.field };
-  }
+  if (err instanceof SbeDecodeError) return decodeErrorToJson(err);
   if (err instanceof InputFormatError)
     return { code: err.code, message: err.message, offset: 0, field: 'input' };
   throw err; // a bug, not bad input: let it surface
