@@ -8,10 +8,17 @@
 # deploy/ecs/task-definition.json runs one container per role. No Docker engine runs on the development
 # machines: this file is checked by test/unit/deploy/deploy-files.test.ts (parsed, not built).
 #
-# Stages: kcl-jars (Maven + JDK resolve the daemon's classpath), build (npm ci + tsc), deps (production
-# node_modules), runtime. BuildKit builds the first three in parallel.
+# Stages: kcl-jars (Maven + JDK resolve the daemon's classpath), build (npm ci + tsc, then the development-only
+# code of scripts/dev-only.txt deleted), deps (production node_modules), runtime. BuildKit builds the first three
+# in parallel.
+#
+# Base image: Node.js 24 LTS (the line of .nvmrc, which the tests run on), Debian bookworm slim, pinned by digest
+# so that a rebuild gets the same bytes. Every stage uses the same reference. To update it (a Node patch release,
+# Debian security fixes): `docker buildx imagetools inspect node:24-bookworm-slim` prints the index digest; put it
+# in the four FROM lines (test/unit/deploy/deploy-files.test.ts checks that they agree and that the tag's major is
+# that of .nvmrc), and move .nvmrc to the same Node release.
 
-FROM node:20-bookworm-slim AS kcl-jars
+FROM node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d AS kcl-jars
 # The man directory is missing in slim images and the JDK's post-install needs it.
 RUN mkdir -p /usr/share/man/man1 \
     && apt-get update \
@@ -24,23 +31,25 @@ COPY scripts/kcl/pom.xml ./scripts/kcl/pom.xml
 # prints the directory without needing Maven.
 RUN --mount=type=cache,target=/root/.m2 KCL_JAR_DIR=/opt/kcl-jars bash scripts/kcl-jars.sh
 
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json ./
-COPY scripts/copy-assets.js ./scripts/copy-assets.js
+COPY scripts/copy-assets.js scripts/prune-dev-only.sh scripts/dev-only.txt ./scripts/
 COPY src ./src
-# tsconfig also includes test/**, which is not in the build context (.dockerignore): only src/ is compiled.
-RUN npm run build
+# tsconfig also includes test/**, which is not in the build context (.dockerignore): only src/ is compiled. The
+# benchmarks, local-stack launchers, simulated exchange and the replay/stack commands are then deleted: the
+# image ships production code only (test/integration/image-contents.test.ts checks the same pruning).
+RUN npm run build && bash scripts/prune-dev-only.sh dist/src
 
-FROM node:20-bookworm-slim AS deps
+FROM node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # No dependency of the service needs an install script (only classic-level, a dev dependency, has one).
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund --ignore-scripts
 
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d AS runtime
 # bash and setsid (util-linux) come with the base image; tini is PID 1 and reaps the processors a daemon leaves.
 RUN mkdir -p /usr/share/man/man1 \
     && apt-get update \
@@ -53,17 +62,21 @@ ENV NODE_ENV=production \
     CONFIG_FILE=/app/config/aggregator.yaml \
     KCL_JAR_DIR=/app/kcl-jars \
     KCL_PROFILE=production \
-    HEALTH_PORT=8082 \
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
+    HEALTH_PORT=8082
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
 COPY --from=kcl-jars /opt/kcl-jars ./kcl-jars
-COPY package.json ./
-COPY config ./config
+COPY package.json .nvmrc ./
+COPY config/aggregator.yaml ./config/aggregator.yaml
 COPY properties ./properties
-COPY scripts ./scripts
-# .local: the rendered daemon .properties (kcl-daemon.sh) and any log files; the only writable directory.
+# Only the scripts a container runs: launch.sh -> kcl-daemon.sh -> kcl-jars.sh (finds the jars by the pom's
+# stamp) and node-runtime.sh (the system node is of the .nvmrc line: it changes nothing here).
+COPY scripts/launch.sh scripts/kcl-daemon.sh scripts/kcl-jars.sh scripts/node-runtime.sh ./scripts/
+COPY scripts/kcl/pom.xml ./scripts/kcl/pom.xml
+# The root filesystem is read-only in production (ECS readonlyRootFilesystem); the only writable paths are
+# /app/.local (the rendered daemon .properties) and /tmp (the JVM's), both volumes in the task definition.
 RUN mkdir -p /app/.local && chown 10001:10001 /app/.local
+VOLUME ["/app/.local", "/tmp"]
 USER 10001:10001
 # The sidecar's ports: /health (health.port) and Prometheus /metrics (metrics.prometheus_port).
 EXPOSE 8082 9091

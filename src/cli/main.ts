@@ -10,10 +10,11 @@ import { registerFeaturesVerify } from '../features/verify';
 import { registerKcl } from './commands/kcl';
 import { registerProcess } from './commands/process';
 import { registerReanchor } from './commands/reanchor';
-import { registerReplay } from './commands/replay';
 import { registerFeaturesShow, registerSidecar } from './commands/sidecar';
-import { registerStack } from './commands/stack';
 import { registerWatch } from './commands/watch';
+import type * as DevCommandsModule from './dev-commands';
+
+type DevCommands = typeof DevCommandsModule;
 
 /** The version in package.json (dist/src/cli/main.js and src/cli/main.ts both sit three folders down). */
 export function packageVersion(): string {
@@ -21,6 +22,17 @@ export function packageVersion(): string {
   const fallback = path.join(__dirname, '..', '..', 'package.json');
   const text = fs.readFileSync(fs.existsSync(file) ? file : fallback, 'utf8');
   return (JSON.parse(text) as { version: string }).version;
+}
+
+/**
+ * The development-only commands (replay, stack), registered when their module is present: the production image
+ * leaves it out with everything listed in scripts/dev-only.txt.
+ */
+function registerDevCommandsIfPresent(program: Command): void {
+  if (!fs.existsSync(path.join(__dirname, `dev-commands${path.extname(__filename)}`))) return;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const dev = require('./dev-commands') as DevCommands;
+  dev.registerDevCommands(program);
 }
 
 export function buildProgram(): Command {
@@ -32,8 +44,7 @@ export function buildProgram(): Command {
     .option('-c, --config <file>', 'config file (default: $CONFIG_FILE or config/aggregator.yaml)')
     .showHelpAfterError();
   registerDecode(program);
-  registerReplay(program);
-  registerStack(program);
+  registerDevCommandsIfPresent(program);
   registerKcl(program);
   registerProcess(program);
   registerCheckpoints(program);

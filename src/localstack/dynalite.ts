@@ -45,6 +45,7 @@ export async function startDynalite(options: DynaliteOptions): Promise<ServiceHa
     await handle.stop();
     throw new Error(
       `dynalite did not start on port ${options.port}: ${(err as Error).message}\n${tailOf(options.logFile)}`,
+      { cause: err },
     );
   }
   return { ...handle, endpoint: `http://127.0.0.1:${options.port}` };

@@ -90,7 +90,7 @@ describe('stack faults: Redis, kinesis-mock and dynalite outages under the real 
     try {
       states = await publisher.settle(240_000);
     } catch (err) {
-      throw new Error(`${what}: ${(err as Error).message}\n${diagnostics()}`);
+      throw new Error(`${what}: ${(err as Error).message}\n${diagnostics()}`, { cause: err });
     }
     const [actual, expected] = states.map(withoutSidecarKeys);
     expect(Object.keys(expected!)).to.include.members(SYMBOLS.map((s) => `ob:${s}`));
@@ -129,11 +129,7 @@ describe('stack faults: Redis, kinesis-mock and dynalite outages under the real 
 
   /** The processors' telemetry reports, by "stream/shard". */
   async function processorReports(): Promise<Map<string, ProcessorReport>> {
-    const { reports } = await readReports(
-      pipeline.redis,
-      new Keys({ clusterMode: false }),
-      Date.now(),
-    );
+    const { reports } = await readReports(pipeline.redis, new Keys({ clusterMode: false }), Date.now());
     return new Map(reports.map((r) => [`${r.stream}/${r.shardId}`, r]));
   }
 

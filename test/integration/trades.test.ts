@@ -567,7 +567,7 @@ describe('rolling trade statistics against a real Redis', function () {
       // 999999999999999 -> 1000000000000000: crossing a digit count is consecutive, not a gap.
       await redis.flushdb();
       const ref2 = new TradeReference();
-      r = await applyBoth(ref2, [trade(10n ** 15n - 1n, t, 1n)], 'before 10^15');
+      await applyBoth(ref2, [trade(10n ** 15n - 1n, t, 1n)], 'before 10^15');
       r = await applyBoth(ref2, [trade(10n ** 15n, t, 1n), trade(10n ** 15n + 1n, t, 1n)], 'at 10^15');
       expect(r.gaps).to.deep.equal([]);
       r = await applyBoth(

@@ -265,6 +265,52 @@ describe('deploy files', () => {
       expect(ignored).to.include.members(['node_modules', 'dist', '.cache', '.local', '.git', 'test']);
     });
 
+    it('every base image is node:<.nvmrc major>-...@sha256:<digest>, the same in every stage', () => {
+      const nvmrc = read('.nvmrc').trim();
+      expect(nvmrc).to.match(/^\d+\.\d+\.\d+$/);
+      const bases = froms
+        .map((f) => f.args.split(/\s+/).find((word) => !word.startsWith('--'))!)
+        .filter((image) => !stageNames.includes(image));
+      expect(bases.length).to.equal(froms.length);
+      expect(new Set(bases).size, bases.join(', ')).to.equal(1);
+      const match = /^node:(\d+)-[a-z]+-slim@sha256:[0-9a-f]{64}$/.exec(bases[0]!);
+      expect(match, bases[0]).to.not.equal(null);
+      expect(match![1]).to.equal(nvmrc.split('.')[0]);
+      // The Dockerfile says how to update the digest.
+      expect(read('Dockerfile')).to.match(/imagetools inspect node:/);
+    });
+
+    it('ships production code only: the build prunes scripts/dev-only.txt; the runtime copies only what runs', () => {
+      const build = instructions.filter((i) => i.stage === stageNames.indexOf('build'));
+      expect(
+        build
+          .filter((i) => i.keyword === 'RUN')
+          .some((i) => /scripts\/prune-dev-only\.sh dist\/src/.test(i.args)),
+      ).to.equal(true);
+      const copies = inFinal.filter((i) => i.keyword === 'COPY').map((i) => i.args);
+      const sources = copies.flatMap((args) => {
+        const words = args.split(/\s+/).filter((w) => !w.startsWith('--'));
+        return words.slice(0, -1);
+      });
+      for (const whole of ['scripts', 'config', 'src', 'test', '.'])
+        expect(sources, `the runtime stage copies ${whole}/ whole`).to.not.include(whole);
+      expect(sources).to.include.members([
+        'scripts/launch.sh',
+        'scripts/kcl-daemon.sh',
+        'config/aggregator.yaml',
+      ]);
+      const env = inFinal
+        .filter((i) => i.keyword === 'ENV')
+        .map((i) => i.args)
+        .join(' ');
+      expect(env, 'the AWS SDK runtime warning is acted on, not silenced').to.not.include('SUPPORT_WARNING');
+      const volumes = inFinal
+        .filter((i) => i.keyword === 'VOLUME')
+        .map((i) => i.args)
+        .join(' ');
+      expect(volumes).to.include('/app/.local').and.to.include('/tmp');
+    });
+
     it('every script the Dockerfile names exists', () => {
       const text = read('Dockerfile');
       const scripts = [...new Set(text.match(/scripts\/[A-Za-z0-9_./-]+\.(?:sh|js|xml)/g) ?? [])];
@@ -291,6 +337,8 @@ describe('deploy files', () => {
         startPeriod: number;
       };
       logConfiguration: { logDriver: string; options: Record<string, string> };
+      readonlyRootFilesystem?: boolean;
+      mountPoints?: { sourceVolume: string; containerPath: string; readOnly?: boolean }[];
     }
     const text = read('deploy/ecs/task-definition.json');
     const task = JSON.parse(text) as {
@@ -299,6 +347,7 @@ describe('deploy files', () => {
       taskRoleArn: string;
       executionRoleArn: string;
       containerDefinitions: Container[];
+      volumes?: { name: string; host?: unknown; efsVolumeConfiguration?: unknown }[];
     };
     const byName = new Map(task.containerDefinitions.map((c) => [c.name, c]));
     const daemons = KINDS.map((kind) => byName.get(`daemon-${kind}`)!);
@@ -346,6 +395,25 @@ describe('deploy files', () => {
           'awslogs-region',
           'awslogs-stream-prefix',
         ]);
+      }
+    });
+
+    it('read-only root filesystem; writable /app/.local and /tmp from task volumes; awslogs non-blocking with a buffer', () => {
+      const volumes = new Map((task.volumes ?? []).map((v) => [v.name, v]));
+      for (const c of task.containerDefinitions) {
+        expect(c.readonlyRootFilesystem, c.name).to.equal(true);
+        const mounts = new Map((c.mountPoints ?? []).map((m) => [m.containerPath, m]));
+        expect([...mounts.keys()].sort(), c.name).to.deep.equal(['/app/.local', '/tmp']);
+        for (const m of mounts.values()) {
+          const volume = volumes.get(m.sourceVolume);
+          expect(volume, `${c.name}: volume ${m.sourceVolume}`).to.not.equal(undefined);
+          // Fargate ephemeral task storage: no host path, no EFS.
+          expect(volume!.host ?? volume!.efsVolumeConfiguration, m.sourceVolume).to.equal(undefined);
+          expect(m.readOnly ?? false).to.equal(false);
+        }
+        const options = c.logConfiguration.options;
+        expect(options.mode, c.name).to.equal('non-blocking');
+        expect(options['max-buffer-size'], c.name).to.match(/^\d+[kmg]$/);
       }
     });
 

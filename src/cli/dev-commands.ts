@@ -1,0 +1,12 @@
+import type { Command } from 'commander';
+import { registerReplay } from './commands/replay';
+import { registerStack } from './commands/stack';
+
+// The development-only commands: `replay` (simulated or CSV market data, with the simulated exchange) and
+// `stack` (the local emulators). They and what only they use (scripts/dev-only.txt) are not in the production
+// image; main.ts registers them when this module is present.
+
+export function registerDevCommands(program: Command): void {
+  registerReplay(program);
+  registerStack(program);
+}
