@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { loadConfig } from '../../src/config/config';
 import { PROCESSOR_WRAPPER_ENV } from '../../src/kcl/properties';
 import type { LeaseRow } from '../../src/ops/leases';
-import { simulate, type SimulatedEvent } from '../../src/replay/simulator';
+import { tradeSource } from '../helpers/trade-source';
 import { PipelinePublisher, pipelineState, referenceState, type ShardPositions } from '../helpers/exactness';
 import { startPipeline, waitUntil, type DaemonHandle, type Pipeline } from '../helpers/pipeline';
 import type { KeySnapshot } from '../helpers/redis-snapshot';
@@ -86,20 +86,6 @@ const WORKER_1 = 'worker-trade-1';
 const WORKER_2 = 'worker-trade-2';
 const WORKER_3 = 'worker-trade-3';
 
-/** Trade events of one continuous simulated market, handed out in consecutive chunks. */
-function tradeSource(): (count: number) => SimulatedEvent[] {
-  const events = simulate({ seed: 2077, symbols: SYMBOLS, startTimeUs: 1_765_000_000_000_000n }, 100_000);
-  return (count) => {
-    const out: SimulatedEvent[] = [];
-    while (out.length < count) {
-      const next = events.next();
-      if (next.done === true) throw new Error('the simulated market ran out of events');
-      if (next.value.stream === 'trade') out.push(next.value);
-    }
-    return out;
-  };
-}
-
 function copyPositions(positions: ShardPositions): ShardPositions {
   return JSON.parse(JSON.stringify(positions)) as ShardPositions;
 }
@@ -131,7 +117,7 @@ describe('worker faults: processors and workers killed hard mid-batch, leases mo
   const workers = new Map<string, DaemonHandle>();
   /** Processes (pid) and process groups (-pgid) this test stopped with SIGSTOP: SIGKILLed in after(). */
   const frozen: number[] = [];
-  const nextTrades = tradeSource();
+  const nextTrades = tradeSource({ seed: 2077, symbols: SYMBOLS, startTimeUs: 1_765_000_000_000_000n });
   let stepsDone = 0;
   let worker3StartedAt = 0;
   /** Case 1: the worker whose child is killed (holding 2 leases) and the one taking over. */

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { LeaseRow } from '../../src/ops/leases';
-import { simulate, type SimulatedEvent } from '../../src/replay/simulator';
+import type { SimulatedEvent } from '../../src/replay/simulator';
+import { tradeSource } from '../helpers/trade-source';
 import { PipelinePublisher } from '../helpers/exactness';
 import { startPipeline, waitUntil, type DaemonHandle, type Pipeline } from '../helpers/pipeline';
 import {
@@ -61,16 +62,7 @@ describe('graceful hand-off: a worker stopped with SIGTERM checkpoints at shutdo
     expect(perShard.size, JSON.stringify([...all])).to.equal(2);
     symbols = [...perShard.values()];
     shardOf = new Map(symbols.map((s) => [s, all.get(s)!]));
-    const events = simulate({ seed: 4242, symbols, startTimeUs: 1_765_000_000_000_000n }, 50_000);
-    next = (count) => {
-      const out: SimulatedEvent[] = [];
-      while (out.length < count) {
-        const item = events.next();
-        if (item.done === true) throw new Error('the simulated market ran out of events');
-        if (item.value.stream === 'trade') out.push(item.value);
-      }
-      return out;
-    };
+    next = tradeSource({ seed: 4242, symbols, startTimeUs: 1_765_000_000_000_000n }, 50_000);
     publisher = new PipelinePublisher(pipeline);
     for (const id of [WORKER_1, WORKER_2]) workers.set(id, pipeline.startDaemon('trade', id));
   });
