@@ -133,6 +133,24 @@ describe('stack faults: Redis, kinesis-mock and dynalite outages under the real 
     return new Map(reports.map((r) => [`${r.stream}/${r.shardId}`, r]));
   }
 
+  /**
+   * The reports once every child published one after now (every 2 s): a report read earlier may predate the
+   * count of a batch already checkpointed, and a difference of two reports would then count it in the wrong one.
+   */
+  async function freshProcessorReports(): Promise<Map<string, ProcessorReport>> {
+    const since = Date.now();
+    let reports = new Map<string, ProcessorReport>();
+    await waitUntil(
+      async () => {
+        reports = await processorReports();
+        return reports.size > 0 && [...reports.values()].every((r) => r.updatedMs > since);
+      },
+      15_000,
+      'a telemetry report of every processor published after the last batch',
+    );
+    return reports;
+  }
+
   async function waitForCheckpointsOf(shards: PublishSummary['shards']): Promise<void> {
     await waitUntil(
       async () => (await checkpointsBehind(pipeline, shards)).length === 0,
@@ -184,7 +202,7 @@ describe('stack faults: Redis, kinesis-mock and dynalite outages under the real 
     const redisPid = pipeline.stack.service('redis-server').pid;
     const logOffset = processorLogSize(pipeline);
     const restartsBefore = supervisor.restartsSince().length;
-    const reportsBefore = await processorReports();
+    const reportsBefore = await freshProcessorReports();
     // SIGSTOP: the server keeps its connections and the kernel still accepts new ones, but nothing is
     // answered — a hung or partitioned Redis, the worst case for clients (timeouts, not quick refusals).
     process.kill(redisPid, 'SIGSTOP');
@@ -286,8 +304,7 @@ describe('stack faults: Redis, kinesis-mock and dynalite outages under the real 
       const resumeMs = Math.max(...ends.map((l) => Date.parse(String(l.timestamp)) - resumedAt));
       expect(resumeMs, 'ms from Redis answering to the last processor writing again').to.be.below(2000);
       // The same children (the same pids) processed every record once: none redelivered.
-      await sleep(2500); // a report published after the last batch (every 2 s)
-      const reportsAfter = await processorReports();
+      const reportsAfter = await freshProcessorReports();
       // recordsTotal counts the records the daemon hands over: KPL aggregates de-aggregated, one per event here.
       const published = outage.events;
       // The telemetry kept the outage while Redis was away and published it once Redis was back.
@@ -325,8 +342,7 @@ describe('stack faults: Redis, kinesis-mock and dynalite outages under the real 
   it('Redis killed, down 10 s and restarted with its AOF: no process exits, no batch redelivered, state exact', async function () {
     const logOffset = processorLogSize(pipeline);
     const restartsBefore = supervisor.restartsSince().length;
-    await sleep(2500); // a fresh report of every child (published every 2 s)
-    const reportsBefore = await processorReports();
+    const reportsBefore = await freshProcessorReports();
     const eventsBefore = publisher.events.length;
     // The crash comes right after a batch was acknowledged by Kinesis, while the processors are still storing
     // it (checked: some shard's checkpoint is behind), and while the next batch is being published.
@@ -355,8 +371,7 @@ describe('stack faults: Redis, kinesis-mock and dynalite outages under the real 
     expect(supervisor.restartsSince().length - restartsBefore, 'a daemon exited').to.equal(0);
     expect(log.filter((l) => String(l.message).startsWith('processRecords failed'))).to.deep.equal([]);
     // The same children processed every record published since, once: no batch was redelivered.
-    await sleep(2500);
-    const reportsAfter = await processorReports();
+    const reportsAfter = await freshProcessorReports();
     let processed = 0;
     for (const [shard, report] of reportsAfter) {
       expect(report.pid, `${shard}: a new child`).to.equal(reportsBefore.get(shard)?.pid);
