@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { ConfigError } from './errors';
 
 // The task identity: which ECS task (or, locally, which group of processes started together) a process belongs to.
@@ -25,4 +26,9 @@ export function resolveTaskId(env: Readonly<Record<string, string | undefined>>,
     );
   }
   return value;
+}
+
+/** This process's task identity (its environment and host), read by each command at the edge. */
+export function taskIdOfThisProcess(): string {
+  return resolveTaskId(process.env, os.hostname());
 }

@@ -1,9 +1,8 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig, STREAM_KINDS, type StreamKind } from '../../config/config';
-import { resolveTaskId } from '../../config/task';
+import { taskIdOfThisProcess } from '../../config/task';
 import {
   defaultProfile,
   propertiesValues,
@@ -50,8 +49,7 @@ export function registerKcl(program: Command): void {
         path.join(repoRoot, 'properties', `${profile}.properties.template`),
         'utf8',
       );
-      const workerId =
-        options.workerId ?? config.kcl.workerId ?? `${resolveTaskId(process.env, os.hostname())}-${kind}`;
+      const workerId = options.workerId ?? config.kcl.workerId ?? `${taskIdOfThisProcess()}-${kind}`;
       const rendered = renderProperties(
         template,
         propertiesValues(

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import kcl from 'aws-kcl';
-import os from 'node:os';
 import { loadConfig, STREAM_KINDS, type StreamKind } from '../../config/config';
-import { resolveTaskId } from '../../config/task';
+import { taskIdOfThisProcess } from '../../config/task';
 import { createLogger, endLogger } from '../../logging/logger';
 import { ShardProcessor } from '../../kcl/shard-processor';
 import { toKclRecordProcessor } from '../../kcl/protocol-adapter';
@@ -47,7 +46,7 @@ function runProcessor(configFile: string | undefined, streamOption: string): voi
   const kind = streamOption as StreamKind;
   const config = loadConfig(configFile, process.env);
   // Inherited from the daemon's environment: the task whose sidecar exports this child's metrics.
-  const task = resolveTaskId(process.env, os.hostname());
+  const task = taskIdOfThisProcess();
   const stream = config.aws.kinesis.streams[kind];
   const logger = createLogger({
     level: config.logging.level,

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/config';
-import { resolveTaskId } from '../../config/task';
+import { taskIdOfThisProcess } from '../../config/task';
 import { computeFeatures, FEATURE_NAMES } from '../../features/compute';
 import { readSnapshot } from '../../features/snapshot';
 import { createLogger, endLogger, type Logger } from '../../logging/logger';
@@ -133,7 +133,7 @@ export function registerSidecar(program: Command): void {
     )
     .action(async (options: { id?: string; historyMaxLen?: string }, command: Command) => {
       const config = loadConfig(command.optsWithGlobals<{ config?: string }>().config, process.env);
-      const task = resolveTaskId(process.env, os.hostname());
+      const task = taskIdOfThisProcess();
       const sidecarId = options.id ?? `${os.hostname()}-${process.pid}`;
       const historyMaxLen =
         options.historyMaxLen === undefined
