@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { spawnService, tailOf, type ServiceHandle } from './service';
 
 // A redis-server on loopback. By default throw-away (no persistence), so every stack and every test starts
@@ -67,6 +68,9 @@ export async function startRedisServer(
       '--bind',
       '127.0.0.1',
       ...persistenceArgs(options.appendOnlyDir),
+      // Where a replica writes the RDB it receives in a full sync (even with --save ''): the log's throw-away
+      // directory, never the caller's working directory.
+      ...(options.appendOnlyDir === undefined ? ['--dir', path.dirname(options.logFile)] : []),
       '--daemonize',
       'no',
       ...(options.extraArgs ?? []),
