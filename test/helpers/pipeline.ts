@@ -6,6 +6,7 @@ import Redis from 'ioredis';
 import { spawnKclDaemon } from '../../src/localstack/kcl-daemon';
 import { findFreePort } from '../../src/localstack/ports';
 import { startStack, type Stack, type StackOptions } from '../../src/localstack/stack';
+import { seedLeaseTables } from './leases';
 import { loadConfig, type AppConfig, type StreamKind } from '../../src/config/config';
 
 // The real pipeline for integration tests: the local stack on free ports, a config file pointing at it,
@@ -26,6 +27,8 @@ export interface PipelineOptions {
   /** The processors' and sidecars' log: level (default debug), to <dir>/processor.log unless `toFile` is false
    * (then stderr, the production shape). */
   readonly logging?: { readonly level?: 'error' | 'warn' | 'info' | 'debug'; readonly toFile?: boolean };
+  /** Leave the lease tables to KCL (created after its random 1-30 s wait) instead of seeding them (leases.ts). */
+  readonly kclCreatesLeases?: boolean;
 }
 
 export interface Pipeline {
@@ -106,6 +109,14 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     region: config.aws.region,
     ...options.stackOptions,
   });
+  if (options.kclCreatesLeases !== true) {
+    try {
+      await seedLeaseTables(config);
+    } catch (err) {
+      await stack.stop();
+      throw err;
+    }
+  }
   const redis = new Redis({ host: '127.0.0.1', port: ports.redis, lazyConnect: false });
   const daemons: DaemonHandle[] = [];
 

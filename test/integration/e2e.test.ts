@@ -49,6 +49,8 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
       shards: { trade: 2, bestbidask: 1, depth: 1 },
       symbols: SYMBOLS,
       label: 'e2e',
+      // The real path: KCL finds its lease tables empty and creates the leases itself.
+      kclCreatesLeases: true,
     });
     for (const kind of STREAM_KINDS) pipeline.startDaemon(kind);
     const kinesis = createKinesisClient({
