@@ -1,7 +1,15 @@
-import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  AggregatorRegistry,
+  collectDefaultMetrics,
+  Registry,
+  type Counter,
+  type Gauge,
+  type Histogram,
+} from 'prom-client';
 import type { HandledOutcome } from '../reanchor/listener';
 import type { ReceivedRequest } from '../reanchor/requests';
 import type { TickResult } from '../sidecar/sidecar';
+import { counterOf, gaugeOf, histogramOf, METRICS } from './metric-catalog';
 import { ownReports, type ProcessorReport } from './telemetry';
 
 // The sidecar's Prometheus metrics: its own (feature ticks, re-anchors, health, process_*) plus, at every scrape,
@@ -10,9 +18,6 @@ import { ownReports, type ProcessorReport } from './telemetry';
 // each child's metrics in exactly one of them: a sidecar exporting the reports of the whole fleet would make
 // Prometheus ingest N copies with N tasks. When a shard's lease moves to another task, its series goes stale on
 // the old target and starts from 0 on the new one; a sum over targets of each series' rate stays right.
-
-export const FEATURE_DURATION_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
-export const REANCHOR_DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 export type HealthLevel = 'healthy' | 'degraded' | 'unhealthy';
 const HEALTH_VALUE: Record<HealthLevel, number> = { healthy: 1, degraded: 0.5, unhealthy: 0 };
@@ -38,87 +43,21 @@ export class SidecarMetrics {
 
   constructor(options: { readonly task: string; readonly defaultMetrics?: boolean }) {
     this.task = options.task;
-    const registers = [this.registry];
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
-    this.featureUpdates = new Counter({
-      name: 'aggregator_feature_updates_total',
-      help: 'Feature ticks of this sidecar per symbol, by result (written, degraded, not_holder, failed)',
-      labelNames: ['symbol', 'result'],
-      registers,
-    });
-    this.featureDuration = new Histogram({
-      name: 'aggregator_feature_computation_duration_seconds',
-      help: 'Reading the state snapshot and computing the feature vector (the write excluded)',
-      labelNames: ['symbol'],
-      buckets: FEATURE_DURATION_BUCKETS,
-      registers,
-    });
-    this.completeness = new Gauge({
-      name: 'aggregator_feature_completeness',
-      help: 'Share of features computed from fresh inputs in the last vector this sidecar wrote (only while it holds the symbol)',
-      labelNames: ['symbol'],
-      registers,
-    });
-    this.reanchorOperations = new Counter({
-      name: 'aggregator_reanchor_operations_total',
-      help: 'Re-anchor requests handled by this sidecar by outcome (swapped, repaired, failed, lock_lost, coalesced, invalid, not_owned, unknown_symbol)',
-      labelNames: ['symbol', 'outcome'],
-      registers,
-    });
-    this.reanchorDuration = new Histogram({
-      name: 'aggregator_reanchor_duration_seconds',
-      help: 'Duration of one re-anchor run (REST, build, swap, retries included)',
-      labelNames: ['symbol'],
-      buckets: REANCHOR_DURATION_BUCKETS,
-      registers,
-    });
-    this.reanchorAttemptFailures = new Counter({
-      name: 'aggregator_reanchor_attempt_failures_total',
-      help: 'Failed re-anchor attempts (retried with backoff) by stage: rest, banned, build, swap, swap-error, repair, lock-lost',
-      labelNames: ['symbol', 'stage'],
-      registers,
-    });
-    this.tradeGapRepairs = new Counter({
-      name: 'aggregator_trade_gap_repairs_total',
-      help:
-        'Open trade-id gaps examined by repairs from REST trades, by outcome: repaired, before_rest and not_whole ' +
-        '(unrepairable), after_rest (still open)',
-      labelNames: ['symbol', 'outcome'],
-      registers,
-    });
-    this.redisOutages = new Counter({
-      name: 'aggregator_sidecar_redis_outages_total',
-      help: 'Redis outages this sidecar waited out (counted when they end)',
-      registers,
-    });
-    this.redisOutageSeconds = new Counter({
-      name: 'aggregator_sidecar_redis_outage_seconds_total',
-      help: 'Summed duration of the Redis outages this sidecar waited out',
-      registers,
-    });
-    this.reanchorRequests = new Counter({
-      name: 'aggregator_reanchor_requests_total',
-      help: 'Re-anchor requests received by this sidecar, by reason and source',
-      labelNames: ['symbol', 'reason', 'source'],
-      registers,
-    });
-    this.health = new Gauge({
-      name: 'aggregator_health_status',
-      help: 'Last /health evaluation per component: 1 healthy, 0.5 degraded, 0 unhealthy',
-      labelNames: ['component'],
-      registers,
-    });
-    this.restBan = new Gauge({
-      name: 'aggregator_reanchor_rest_ban_remaining_seconds',
-      help: "Seconds left of the exchange's ban of the fleet's REST calls (a 429/418 Retry-After; 0: none)",
-      registers,
-    });
-    this.reportAge = new Gauge({
-      name: 'aggregator_processor_report_age_seconds',
-      help: "Age of the last telemetry report of each processor child of this sidecar's task seen in Redis",
-      labelNames: ['stream', 'shard'],
-      registers,
-    });
+    const r = this.registry;
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: r });
+    this.featureUpdates = counterOf(METRICS.featureUpdates, r);
+    this.featureDuration = histogramOf(METRICS.featureComputationDuration, r);
+    this.completeness = gaugeOf(METRICS.featureCompleteness, r);
+    this.reanchorOperations = counterOf(METRICS.reanchorOperations, r);
+    this.reanchorDuration = histogramOf(METRICS.reanchorDuration, r);
+    this.reanchorAttemptFailures = counterOf(METRICS.reanchorAttemptFailures, r);
+    this.tradeGapRepairs = counterOf(METRICS.tradeGapRepairs, r);
+    this.redisOutages = counterOf(METRICS.sidecarRedisOutages, r);
+    this.redisOutageSeconds = counterOf(METRICS.sidecarRedisOutageSeconds, r);
+    this.reanchorRequests = counterOf(METRICS.reanchorRequests, r);
+    this.health = gaugeOf(METRICS.healthStatus, r);
+    this.restBan = gaugeOf(METRICS.restBanRemaining, r);
+    this.reportAge = gaugeOf(METRICS.processorReportAge, r);
   }
 
   /** FeatureSidecar 'tick' listener. */

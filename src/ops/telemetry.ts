@@ -1,8 +1,8 @@
 import {
-  Counter,
-  Gauge,
-  Histogram,
   Registry,
+  type Counter,
+  type Gauge,
+  type Histogram,
   type MetricObjectWithValues,
   type MetricValue,
 } from 'prom-client';
@@ -10,6 +10,7 @@ import type { BatchReport } from '../kcl/shard-processor';
 import type { Keys } from '../state/keys';
 import type { RedisOutage } from '../state/outage';
 import type { RedisClient } from '../state/redis';
+import { counterOf, gaugeOf, histogramOf, METRICS } from './metric-catalog';
 
 // Processor telemetry. The daemon starts one processor child per shard and a child has no port of its own, so each
 // child keeps its Prometheus metrics in a private registry and publishes, every publishEveryMs, one report to Redis
@@ -58,11 +59,6 @@ export interface ProcessorReport {
   readonly metrics: ProcessorMetrics;
 }
 
-/** Exponential buckets for Redis round trips, 0.25 ms .. ~4 s. */
-export const REDIS_DURATION_BUCKETS = [
-  0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
-];
-
 export class ProcessorTelemetry {
   readonly registry = new Registry();
   private readonly records: Counter<'stream' | 'shard'>;
@@ -110,82 +106,19 @@ export class ProcessorTelemetry {
     this.task = options.task;
     this.now = options.now ?? Date.now;
     const now = this.now;
-    const registers = [this.registry];
-    this.records = new Counter({
-      name: 'aggregator_kinesis_records_processed_total',
-      help: 'Kinesis records processed (stored in Redis), per stream and shard',
-      labelNames: ['stream', 'shard'],
-      registers,
-    });
-    this.events = new Counter({
-      name: 'aggregator_kinesis_events_processed_total',
-      help: 'SBE events decoded from the records and written, per symbol',
-      labelNames: ['stream', 'shard', 'symbol'],
-      registers,
-    });
-    this.operations = new Counter({
-      name: 'aggregator_redis_operations_total',
-      help: 'Redis script calls of the processors (one per symbol and kind of event per batch), by result',
-      labelNames: ['stream', 'shard', 'operation', 'result'],
-      registers,
-    });
-    this.writeDuration = new Histogram({
-      name: 'aggregator_redis_operation_duration_seconds',
-      help: "Redis write of one processRecords batch (every symbol's script calls, retries included)",
-      // Per shard like every processor metric: a sidecar exports the children of its task only, and a shard's
-      // series must go stale when its lease moves to another task (a sum over the task's children would drop).
-      labelNames: ['stream', 'shard'],
-      buckets: REDIS_DURATION_BUCKETS,
-      registers,
-    });
-    this.lag = new Gauge({
-      name: 'aggregator_kinesis_lag_seconds',
-      help: 'millisBehindLatest of the last batch, in seconds',
-      labelNames: ['stream', 'shard'],
-      registers,
-    });
-    this.deadLetters = new Counter({
-      name: 'aggregator_dead_letters_total',
-      help: 'Undecodable records kept in the dead-letter stream, by error code',
-      labelNames: ['stream', 'shard', 'code'],
-      registers,
-    });
-    this.integrity = new Counter({
-      name: 'aggregator_integrity_issues_total',
-      help: 'Trade-id gaps, depth gaps and crossed books detected (each queues a re-anchor request)',
-      labelNames: ['stream', 'shard', 'symbol', 'kind'],
-      registers,
-    });
-    this.checkpointFailures = new Counter({
-      name: 'aggregator_checkpoint_failures_total',
-      help: 'Batches whose checkpoint was not recorded (the batch is redelivered; state is idempotent)',
-      labelNames: ['stream', 'shard'],
-      registers,
-    });
-    this.unlisted = new Counter({
-      name: 'aggregator_unlisted_symbol_events_total',
-      help: 'Events of symbols outside processing.symbols: skipped or applied, as processing.unlisted_symbols says',
-      labelNames: ['stream', 'shard', 'action'],
-      registers,
-    });
-    this.rss = new Gauge({
-      name: 'aggregator_processor_resident_memory_bytes',
-      help: 'Resident memory of the processor child',
-      labelNames: ['stream', 'shard'],
-      registers,
-    });
-    this.outages = new Counter({
-      name: 'aggregator_redis_outages_total',
-      help: 'Redis outages this process waited out (counted when they end)',
-      labelNames: ['stream', 'shard'],
-      registers,
-    });
-    this.outageSeconds = new Counter({
-      name: 'aggregator_redis_outage_seconds_total',
-      help: 'Summed duration of the Redis outages this process waited out',
-      labelNames: ['stream', 'shard'],
-      registers,
-    });
+    const r = this.registry;
+    this.records = counterOf(METRICS.recordsProcessed, r);
+    this.events = counterOf(METRICS.eventsProcessed, r);
+    this.operations = counterOf(METRICS.redisOperations, r);
+    this.writeDuration = histogramOf(METRICS.redisOperationDuration, r);
+    this.lag = gaugeOf(METRICS.kinesisLag, r);
+    this.deadLetters = counterOf(METRICS.deadLetters, r);
+    this.integrity = counterOf(METRICS.integrityIssues, r);
+    this.checkpointFailures = counterOf(METRICS.checkpointFailures, r);
+    this.unlisted = counterOf(METRICS.unlistedSymbolEvents, r);
+    this.rss = gaugeOf(METRICS.processorResidentMemory, r);
+    this.outages = counterOf(METRICS.processorRedisOutages, r);
+    this.outageSeconds = counterOf(METRICS.processorRedisOutageSeconds, r);
     this.startedMs = now();
     this.lastPublishMs = this.startedMs;
   }
