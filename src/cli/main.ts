@@ -12,7 +12,7 @@ import { registerProcess } from './commands/process';
 import { registerReanchor } from './commands/reanchor';
 import { registerFeaturesShow, registerSidecar } from './commands/sidecar';
 import { registerWatch } from './commands/watch';
-import type * as DevCommandsModule from './dev-commands';
+import type * as DevCommandsModule from './dev';
 
 type DevCommands = typeof DevCommandsModule;
 
@@ -29,9 +29,9 @@ export function packageVersion(): string {
  * leaves it out with everything listed in scripts/dev-only.txt.
  */
 function registerDevCommandsIfPresent(program: Command): void {
-  if (!fs.existsSync(path.join(__dirname, `dev-commands${path.extname(__filename)}`))) return;
+  if (!fs.existsSync(path.join(__dirname, 'dev', `index${path.extname(__filename)}`))) return;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const dev = require('./dev-commands') as DevCommands;
+  const dev = require('./dev') as DevCommands;
   dev.registerDevCommands(program);
 }
 

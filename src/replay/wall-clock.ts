@@ -2,8 +2,8 @@ import type { SbeMessage } from '../sbe/messages';
 import { MarketSimulator } from './simulator';
 import type { SimulatorOptions } from './simulator';
 
-// Keeping a simulator's event time on the wall clock, shared by the replay (src/cli/commands/replay.ts) and the
-// soak (src/bench/soak.ts). The simulator's time is simulated: how fast it advances against the clock depends on
+// Keeping a simulator's event time on the wall clock, shared by the replay (src/cli/dev/replay.ts) and the
+// soak (src/dev/bench/soak.ts). The simulator's time is simulated: how fast it advances against the clock depends on
 // how many events per simulated second it generates (its natural rate) and how fast they are published. Processors
 // dead-letter events dated more than processing.max_future_skew_ms ahead of their clock (FUTURE_TIME) and the
 // sidecar judges freshness by its own clock, so event time must not run ahead, nor lag far behind.

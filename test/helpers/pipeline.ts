@@ -3,9 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
-import { spawnKclDaemon } from '../../src/localstack/kcl-daemon';
-import { findFreePort } from '../../src/localstack/ports';
-import { startStack, type Stack, type StackOptions } from '../../src/localstack/stack';
+import { spawnKclDaemon } from '../../src/dev/localstack/kcl-daemon';
+import { findFreePort } from '../../src/dev/localstack/ports';
+import { startStack, type Stack, type StackOptions } from '../../src/dev/localstack/stack';
 import { seedLeaseTables } from './leases';
 import { loadConfig, type AppConfig, type StreamKind } from '../../src/config/config';
 

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
 
 // A fault-injecting REST front for tests: an HTTP proxy in front of a Binance-compatible REST server (the simulated
-// exchange's, src/rest/sim-server.ts). Every request to /api/v3/depth or /api/v3/trades takes the next fault of its
+// exchange's, src/dev/rest/sim-server.ts). Every request to /api/v3/depth or /api/v3/trades takes the next fault of its
 // endpoint's script (a FIFO the test fills), if any, and otherwise is forwarded unchanged: a scripted run of bad
 // answers, then good ones. Faults:
 //   status      the given HTTP status (500, 503, 429 ...), with a Retry-After header when asked

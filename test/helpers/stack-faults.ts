@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { GetRecordsCommand, GetShardIteratorCommand } from '@aws-sdk/client-kinesis';
 import { applicationName, STREAM_KINDS, type StreamKind } from '../../src/config/config';
-import { emulatorClient } from '../../src/localstack/kinesis-mock';
+import { emulatorClient } from '../../src/dev/localstack/kinesis-mock';
 import { createDynamoClient, readLeases } from '../../src/ops/leases';
 import type { KeySnapshot } from './redis-snapshot';
 import type { DaemonHandle, Pipeline } from './pipeline';

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { expect } from 'chai';
 import Redis from 'ioredis';
 import { parseConfig } from '../../src/config/config';
-import { findFreePort } from '../../src/localstack/ports';
-import { startRedisServer } from '../../src/localstack/redis-server';
+import { findFreePort } from '../../src/dev/localstack/ports';
+import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { MarketSimulator } from '../../src/replay/simulator';
 import type { DepthDiffStreamEvent, SbeMessage } from '../../src/sbe/messages';
 import {

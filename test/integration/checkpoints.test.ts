@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { CreateTableCommand, PutItemCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { applicationName, STREAM_KINDS, type StreamKind } from '../../src/config/config';
-import { findFreePort } from '../../src/localstack/ports';
+import { findFreePort } from '../../src/dev/localstack/ports';
 import { createDynamoClient, readLeases, type CheckpointRow } from '../../src/ops/leases';
 import {
   createKinesisClient,

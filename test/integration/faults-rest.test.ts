@@ -2,10 +2,14 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { findFreePort } from '../../src/localstack/ports';
+import { findFreePort } from '../../src/dev/localstack/ports';
 import { REANCHOR_GROUP } from '../../src/reanchor/requests';
 import type { SimulatedEvent } from '../../src/replay/simulator';
-import { SimulatedExchange, startSimExchangeServer, type SimExchangeServer } from '../../src/rest/sim-server';
+import {
+  SimulatedExchange,
+  startSimExchangeServer,
+  type SimExchangeServer,
+} from '../../src/dev/rest/sim-server';
 import { formatDecimal } from '../../src/sbe/decimal';
 import type { DepthDiffStreamEvent, PriceLevel } from '../../src/sbe/messages';
 import { Keys } from '../../src/state/keys';

@@ -77,7 +77,7 @@ describe('production image contents: development-only code pruned, the rest self
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l !== '' && !l.startsWith('#'));
-    expect(entries).to.include.members(['bench', 'localstack', 'rest/sim-server']);
+    expect(entries).to.include.members(['dev', 'cli/dev']);
     for (const entry of entries) {
       expect(
         fs.existsSync(path.join(src, entry)) || fs.existsSync(path.join(src, `${entry}.js`)),
@@ -106,7 +106,7 @@ describe('production image contents: development-only code pruned, the rest self
       for (const specifier of requiresOf(file)) {
         if (specifier.startsWith('.')) {
           // main.js loads the development commands only when their module is present.
-          if (rel === path.join('cli', 'main.js') && specifier === './dev-commands') continue;
+          if (rel === path.join('cli', 'main.js') && specifier === './dev') continue;
           const target = path.resolve(path.dirname(file), specifier);
           const exists = [target, `${target}.js`, `${target}.json`, path.join(target, 'index.js')].some((t) =>
             fs.existsSync(t),

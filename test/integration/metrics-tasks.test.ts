@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { findFreePort } from '../../src/localstack/ports';
+import { findFreePort } from '../../src/dev/localstack/ports';
 import type { LeaseRow } from '../../src/ops/leases';
 import { simulate } from '../../src/replay/simulator';
 import { PipelinePublisher, waitForCheckpoints } from '../helpers/exactness';

@@ -1,7 +1,7 @@
 import { PutRecordCommand } from '@aws-sdk/client-kinesis';
 import { expect } from 'chai';
 import { applicationName, STREAM_KINDS } from '../../src/config/config';
-import { findFreePort } from '../../src/localstack/ports';
+import { findFreePort } from '../../src/dev/localstack/ports';
 import { createDynamoClient, readLeases } from '../../src/ops/leases';
 import {
   createKinesisClient,
@@ -10,7 +10,11 @@ import {
   type PublishSummary,
 } from '../../src/replay/producer';
 import type { SimulatedEvent } from '../../src/replay/simulator';
-import { SimulatedExchange, startSimExchangeServer, type SimExchangeServer } from '../../src/rest/sim-server';
+import {
+  SimulatedExchange,
+  startSimExchangeServer,
+  type SimExchangeServer,
+} from '../../src/dev/rest/sim-server';
 import { Keys } from '../../src/state/keys';
 import { parseExposition, type Sample } from '../helpers/exposition';
 import { spawnSidecar, type SidecarProcess } from '../helpers/sidecar-process';

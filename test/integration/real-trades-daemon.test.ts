@@ -2,7 +2,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { applicationName } from '../../src/config/config';
 import { createDynamoClient, readLeases } from '../../src/ops/leases';
-import { readTradesCsv } from '../../src/replay/csv';
+import { readTradesCsv } from '../../src/dev/replay/csv';
 import { createKinesisClient, publishEvents, putRecordsWith } from '../../src/replay/producer';
 import type { TradesStreamEvent } from '../../src/sbe/messages';
 import { sharedDir } from '../helpers/paths';

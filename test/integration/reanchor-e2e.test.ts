@@ -9,7 +9,11 @@ import {
   putRecordsWith,
   type PublishSummary,
 } from '../../src/replay/producer';
-import { SimulatedExchange, startSimExchangeServer, type SimExchangeServer } from '../../src/rest/sim-server';
+import {
+  SimulatedExchange,
+  startSimExchangeServer,
+  type SimExchangeServer,
+} from '../../src/dev/rest/sim-server';
 import type { DepthDiffStreamEvent } from '../../src/sbe/messages';
 import { Keys } from '../../src/state/keys';
 import { ReferenceBook } from '../helpers/book-reference';

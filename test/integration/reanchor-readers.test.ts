@@ -5,12 +5,16 @@ import { expect } from 'chai';
 import { parseConfig } from '../../src/config/config';
 import { computeFeatures } from '../../src/features/compute';
 import { readSnapshot } from '../../src/features/snapshot';
-import { findFreePort } from '../../src/localstack/ports';
+import { findFreePort } from '../../src/dev/localstack/ports';
 import { silentLogger } from '../../src/logging/logger';
 import { Reanchorer, describeFailure, type SnapshotSource } from '../../src/reanchor/reanchorer';
 import { RestClient } from '../../src/rest/client';
-import { SimulatedExchange, startSimExchangeServer, type SimExchangeServer } from '../../src/rest/sim-server';
-import { startRedisServer } from '../../src/localstack/redis-server';
+import {
+  SimulatedExchange,
+  startSimExchangeServer,
+  type SimExchangeServer,
+} from '../../src/dev/rest/sim-server';
+import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { formatDecimal } from '../../src/sbe/decimal';
 import type { PriceLevel, SbeMessage, TradesStreamEvent } from '../../src/sbe/messages';
 import { FeatureSidecar } from '../../src/sidecar/sidecar';

@@ -6,7 +6,7 @@ import {
   startSimExchangeServer,
   type SimExchangeServer,
   type SimRequest,
-} from '../../src/rest/sim-server';
+} from '../../src/dev/rest/sim-server';
 import type { DepthDiffStreamEvent, TradesStreamEvent } from '../../src/sbe/messages';
 import { Keys } from '../../src/state/keys';
 import { ReferenceBook } from '../helpers/book-reference';

@@ -5,8 +5,8 @@ import path from 'node:path';
 import { expect } from 'chai';
 import type { Redis } from 'ioredis';
 import { parseConfig } from '../../src/config/config';
-import { findFreePort } from '../../src/localstack/ports';
-import { startRedisServer } from '../../src/localstack/redis-server';
+import { findFreePort } from '../../src/dev/localstack/ports';
+import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { silentLogger } from '../../src/logging/logger';
 import { ReanchorListener, type HandledOutcome } from '../../src/reanchor/listener';
 import { ReanchorMonitor } from '../../src/reanchor/monitor';
@@ -14,7 +14,11 @@ import { Reanchorer, type SnapshotSource } from '../../src/reanchor/reanchorer';
 import { REANCHOR_GROUP, requestReanchor } from '../../src/reanchor/requests';
 import { RestBannedError, RestClient } from '../../src/rest/client';
 import { RedisRestGate } from '../../src/reanchor/rest-gate';
-import { SimulatedExchange, startSimExchangeServer, type SimExchangeServer } from '../../src/rest/sim-server';
+import {
+  SimulatedExchange,
+  startSimExchangeServer,
+  type SimExchangeServer,
+} from '../../src/dev/rest/sim-server';
 import type { DepthDiffStreamEvent, SbeMessage } from '../../src/sbe/messages';
 import { groupBySymbol } from '../../src/state/batch';
 import type { RestDepthSnapshot } from '../../src/state/book';

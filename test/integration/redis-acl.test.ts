@@ -7,8 +7,8 @@ import { expect } from 'chai';
 import { parseConfig, type AppConfig } from '../../src/config/config';
 import { readLetters, readLetterTotals, redisRedriveStore } from '../../src/dlq/store';
 import { readSnapshot } from '../../src/features/snapshot';
-import { findFreePort } from '../../src/localstack/ports';
-import { startRedisServer } from '../../src/localstack/redis-server';
+import { findFreePort } from '../../src/dev/localstack/ports';
+import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { silentLogger } from '../../src/logging/logger';
 import { collectHealthInputs, LatencyWindow } from '../../src/ops/health';
 import { publishReport, readReports, type ProcessorReport } from '../../src/ops/telemetry';
@@ -16,7 +16,11 @@ import { ReanchorListener, type HandledOutcome } from '../../src/reanchor/listen
 import { Reanchorer } from '../../src/reanchor/reanchorer';
 import { REANCHOR_GROUP, requestReanchor } from '../../src/reanchor/requests';
 import { RestClient } from '../../src/rest/client';
-import { SimulatedExchange, startSimExchangeServer, type SimExchangeServer } from '../../src/rest/sim-server';
+import {
+  SimulatedExchange,
+  startSimExchangeServer,
+  type SimExchangeServer,
+} from '../../src/dev/rest/sim-server';
 import type { SbeMessage } from '../../src/sbe/messages';
 import { RedisFeatureStore } from '../../src/sidecar/store';
 import { groupBySymbol } from '../../src/state/batch';

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { findFreePort } from '../../src/localstack/ports';
+import { findFreePort } from '../../src/dev/localstack/ports';
 import {
   RestClient,
   RestHttpError,
@@ -8,8 +8,8 @@ import {
   isRetryable,
 } from '../../src/rest/client';
 import type { RestClientOptions } from '../../src/rest/client';
-import { SimFaults, SimulatedExchange, startSimExchangeServer } from '../../src/rest/sim-server';
-import type { SimExchangeServer } from '../../src/rest/sim-server';
+import { SimFaults, SimulatedExchange, startSimExchangeServer } from '../../src/dev/rest/sim-server';
+import type { SimExchangeServer } from '../../src/dev/rest/sim-server';
 import type { DepthDiffStreamEvent, DepthSnapshotStreamEvent, TradeEntry } from '../../src/sbe/messages';
 
 const SYMBOL = 'BTCUSDT';

@@ -3,10 +3,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import type { SoakReport } from '../../src/bench/soak-report';
+import type { SoakReport } from '../../src/dev/bench/soak-report';
 import { repoRoot } from '../helpers/paths';
 
-// The short soak variant end to end (src/bench/soak.ts as `npm run soak:short` runs it, only shorter): the local
+// The short soak variant end to end (src/dev/bench/soak.ts as `npm run soak:short` runs it, only shorter): the local
 // stack, three real KCL daemons and their processors, the sidecar, simulated BTCUSDT data at the default
 // Binance-like rate. Asserts correctness only: every published event applied, the Redis state equal to the
 // reference, no dead letters, and a report whose fields are present and consistent. Never a latency, throughput or
@@ -25,7 +25,7 @@ describe('soak (short variant): every event applied, exact state, a sane report'
 
   it('runs 20 s of publishing and checks itself', async function () {
     const args = [
-      path.join(repoRoot, 'dist/src/bench/soak.js'),
+      path.join(repoRoot, 'dist/src/dev/bench/soak.js'),
       '--duration',
       '20',
       '--warmup',

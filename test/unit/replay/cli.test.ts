@@ -7,8 +7,8 @@ import {
   registerReplay,
   simulatorClockNote,
   simulatorOptions,
-} from '../../../src/cli/commands/replay';
-import type { RawReplayOptions, ReplayPlan, SimulatorSource } from '../../../src/cli/commands/replay';
+} from '../../../src/cli/dev/replay';
+import type { RawReplayOptions, ReplayPlan, SimulatorSource } from '../../../src/cli/dev/replay';
 import { parseConfig } from '../../../src/config/config';
 import { MarketSimulator, simulate } from '../../../src/replay/simulator';
 import {

@@ -9,7 +9,7 @@ import type {
 } from '../../../src/sbe/messages';
 import { MarketSimulator, Prng, SimulatorOptionsError, simulate } from '../../../src/replay/simulator';
 import type { SimulatedEvent, SimulatorOptions } from '../../../src/replay/simulator';
-import { SimulatedExchange } from '../../../src/rest/sim-server';
+import { SimulatedExchange } from '../../../src/dev/rest/sim-server';
 
 const START = 1_700_000_000_000_000n;
 const OPTS: SimulatorOptions = { seed: 7, symbols: ['BTCUSDT', 'ETHUSDT'], startTimeUs: START };

@@ -10,7 +10,7 @@ import {
   SimulatedExchange,
   startSimExchangeServer,
   type SimExchangeServer,
-} from '../../../src/rest/sim-server';
+} from '../../../src/dev/rest/sim-server';
 import { startRestFaultFront, type RestFaultFront } from '../../helpers/rest-faults';
 
 // The fault-injecting REST front of the fault tests (test/helpers/rest-faults.ts) against the real RestClient: each

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { deepenSnapshot } from '../../../src/bench/processor-bench';
+import { deepenSnapshot } from '../../../../src/dev/bench/processor-bench';
 
 describe('processor bench: books anchored as deep as production', () => {
   const level = (priceMantissa: bigint, qtyMantissa = 7n) => ({ priceMantissa, qtyMantissa });

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { LatencyTracker, trackedId } from '../../../src/bench/soak-latency';
-import type { SbeMessage } from '../../../src/sbe/messages';
+import { LatencyTracker, trackedId } from '../../../../src/dev/bench/soak-latency';
+import type { SbeMessage } from '../../../../src/sbe/messages';
 
 describe('soak latency tracker', function () {
   it('tracks every kind of event by the id its state script writes last', function () {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { diffSnapshots, type DbSnapshot } from '../../../src/bench/soak-state';
+import { diffSnapshots, type DbSnapshot } from '../../../../src/dev/bench/soak-state';
 
 describe('soak exactness diff', function () {
   const base: DbSnapshot = {

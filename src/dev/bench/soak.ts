@@ -3,29 +3,35 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
-import { applicationName, loadConfig, STREAM_KINDS, type AppConfig, type StreamKind } from '../config/config';
+import {
+  applicationName,
+  loadConfig,
+  STREAM_KINDS,
+  type AppConfig,
+  type StreamKind,
+} from '../../config/config';
 import { spawnKclDaemon } from '../localstack/kcl-daemon';
 import { findFreePort } from '../localstack/ports';
 import { tailOf } from '../localstack/service';
 import { startStack, type Stack } from '../localstack/stack';
-import { createDynamoClient, readLeases } from '../ops/leases';
-import { deaggregate } from '../replay/kpl';
+import { createDynamoClient, readLeases } from '../../ops/leases';
+import { deaggregate } from '../../replay/kpl';
 import {
   createKinesisClient,
   publishEvents,
   putRecordsWith,
   type PublishSummary,
   type PutRecordsFn,
-} from '../replay/producer';
-import { MarketSimulator, type SimulatedEvent, type SimulatorOptions } from '../replay/simulator';
-import { chooseActionsPerSecond, eventTimeUs, measureNaturalRates } from '../replay/wall-clock';
+} from '../../replay/producer';
+import { MarketSimulator, type SimulatedEvent, type SimulatorOptions } from '../../replay/simulator';
+import { chooseActionsPerSecond, eventTimeUs, measureNaturalRates } from '../../replay/wall-clock';
 import { SimulatedExchange, startSimExchangeServer, type SimExchangeServer } from '../rest/sim-server';
-import { decodeFrames } from '../sbe/decoder';
-import { groupBySymbol } from '../state/batch';
-import { anchorBook, type RestDepthSnapshot } from '../state/book';
-import { Keys } from '../state/keys';
-import { createRedisClient } from '../state/redis';
-import { StateWriter } from '../state/writer';
+import { decodeFrames } from '../../sbe/decoder';
+import { groupBySymbol } from '../../state/batch';
+import { anchorBook, type RestDepthSnapshot } from '../../state/book';
+import { Keys } from '../../state/keys';
+import { createRedisClient } from '../../state/redis';
+import { StateWriter } from '../../state/writer';
 import { LatencyTracker, trackedId, type EventKind } from './soak-latency';
 import {
   checkMemory,
@@ -59,14 +65,14 @@ import { summarize } from './stats';
 //   - every event is registered when the PutRecords call carrying it is sent, with the time that call returned;
 //     a poller thread reads the ids the state scripts write last (ob:<S> last_trade_id / bba_update_id /
 //     depth20_update_id, book:<S>:state book_update_id) every ~1 ms: latency = first poll reply showing an id
-//     >= the event's - its PutRecords return (src/bench/soak-latency.ts);
+//     >= the event's - its PutRecords return (src/dev/bench/soak-latency.ts);
 //   - the RSS of every process is sampled (after the warm-up = start, after the last event was applied = end);
 // then the market state is compared with a reference (StateWriter over every published event, regenerated from
 // the seed, in Redis db 1). Prints a table, writes the JSON report; exit 0 only when every event was applied, the
 // state is exact, no process grew beyond the bound and nothing was dead-lettered. 2 = bad options, 3 = the
 // pipeline could not be started, 130 = interrupted.
 
-const repoRoot = path.resolve(__dirname, '..', '..', '..');
+const repoRoot = path.resolve(__dirname, '..', '..', '..', '..');
 const t0 = Date.now();
 const write = (text: string): void =>
   void process.stderr.write(`[+${((Date.now() - t0) / 1000).toFixed(1)} s] ${text}\n`);

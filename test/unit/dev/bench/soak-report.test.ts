@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { allChecksPass, formatSoakReport, type SoakReport } from '../../../src/bench/soak-report';
-import { parseSoakOptions } from '../../../src/bench/soak-options';
+import { allChecksPass, formatSoakReport, type SoakReport } from '../../../../src/dev/bench/soak-report';
+import { parseSoakOptions } from '../../../../src/dev/bench/soak-options';
 
 const summary = (p50: number, p99: number) => ({ count: 10, p50, p99, max: p99 + 1, mean: p50 });
 const kind = {

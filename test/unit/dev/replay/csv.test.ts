@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { CsvParseError, detectLayout, parseTradesLines, readTradesCsv } from '../../../src/replay/csv';
-import type { TradesCsvOptions } from '../../../src/replay/csv';
-import type { TradesStreamEvent } from '../../../src/sbe/messages';
-import { sharedDir } from '../../helpers/paths';
+import { CsvParseError, detectLayout, parseTradesLines, readTradesCsv } from '../../../../src/dev/replay/csv';
+import type { TradesCsvOptions } from '../../../../src/dev/replay/csv';
+import type { TradesStreamEvent } from '../../../../src/sbe/messages';
+import { sharedDir } from '../../../helpers/paths';
 
 const TARDIS_FILE = path.join(
   sharedDir,

@@ -1,5 +1,5 @@
 import { summarize, type Summary } from './stats';
-import type { SbeMessage } from '../sbe/messages';
+import type { SbeMessage } from '../../sbe/messages';
 
 // End-to-end latency bookkeeping of the soak run, pure (times are passed in): every event is registered when the
 // PutRecords call carrying it is sent, that call's return time is filled in when it returns, and the Redis poller

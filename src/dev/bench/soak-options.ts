@@ -1,6 +1,6 @@
-import { RECORD_MODES, type RecordMode } from '../replay/producer';
+import { RECORD_MODES, type RecordMode } from '../../replay/producer';
 
-// Options of the load and soak run (`npm run soak`, src/bench/soak.ts): flags win over environment variables,
+// Options of the load and soak run (`npm run soak`, src/dev/bench/soak.ts): flags win over environment variables,
 // which win over the defaults. Pure, so the parsing is unit-tested (the simulator calibration is in
 // src/replay/wall-clock.ts).
 
@@ -80,7 +80,7 @@ const FLAGS: Readonly<Record<string, { env: string; key: string; boolean?: boole
   '--keep-logs': { env: 'SOAK_KEEP_LOGS', key: 'keepLogs', boolean: true },
 };
 
-export const SOAK_USAGE = `usage: node dist/src/bench/soak.js [options]   (each also as an environment variable)
+export const SOAK_USAGE = `usage: node dist/src/dev/bench/soak.js [options]   (each also as an environment variable)
   --rate N               events/s published, all streams (SOAK_RATE, default ${DEFAULT_RATE})
   --duration S           seconds of publishing (SOAK_DURATION, default ${DEFAULT_DURATION_SECONDS})
   --warmup S             seconds excluded from latency, RSS start sampled after (SOAK_WARMUP, default min(30, 20 %))

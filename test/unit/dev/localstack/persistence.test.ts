@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { kinesisMockDataFile, persistenceEnv } from '../../../src/localstack/kinesis-mock';
-import { persistenceArgs } from '../../../src/localstack/redis-server';
-import { serviceDataDir } from '../../../src/localstack/stack';
-import { checkpointReaches, checkpointsInto } from '../../helpers/stack-faults';
+import { kinesisMockDataFile, persistenceEnv } from '../../../../src/dev/localstack/kinesis-mock';
+import { persistenceArgs } from '../../../../src/dev/localstack/redis-server';
+import { serviceDataDir } from '../../../../src/dev/localstack/stack';
+import { checkpointReaches, checkpointsInto } from '../../../helpers/stack-faults';
 
 describe('local stack persistence options', () => {
   it('redis: no persistence by default, an AOF fsynced on every write with a dir', () => {

@@ -6,7 +6,7 @@ import {
   parseVmRssKiB,
   sampleRoles,
   type ProcInfo,
-} from '../../../src/bench/soak-memory';
+} from '../../../../src/dev/bench/soak-memory';
 
 const proc = (pid: number, ppid: number, cmdline: string, rssKiB: number): ProcInfo => ({
   pid,

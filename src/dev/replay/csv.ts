@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { parseDecimal } from '../sbe/decimal';
-import type { TradesStreamEvent } from '../sbe/messages';
+import { parseDecimal } from '../../sbe/decimal';
+import type { TradesStreamEvent } from '../../sbe/messages';
 
 // Trades CSV -> TradesStreamEvent (one trade per message), streamed line by line so large files work.
 //

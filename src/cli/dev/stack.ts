@@ -1,8 +1,8 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig, STREAM_KINDS, type AppConfig, type StreamKind } from '../../config/config';
-import { readStackState, startStack, stopStackFromState, writeStackState } from '../../localstack/stack';
-import { isAlive } from '../../localstack/service';
+import { readStackState, startStack, stopStackFromState, writeStackState } from '../../dev/localstack/stack';
+import { isAlive } from '../../dev/localstack/service';
 
 // `aggregator stack up|down|status`: the local emulators and Redis, on the ports the config names.
 

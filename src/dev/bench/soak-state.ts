@@ -1,5 +1,5 @@
 import type Redis from 'ioredis';
-import { snapshotKeys, type KeySnapshot } from '../state/snapshot';
+import { snapshotKeys, type KeySnapshot } from '../../state/snapshot';
 
 // The exactness check of the soak run: the market state the pipeline left in Redis (database 0) against a
 // reference computed in process (another database), key by key, with type-aware values. Not compared: the

@@ -6,7 +6,7 @@ import {
   defaultWarmupSeconds,
   parseSoakOptions,
   SoakUsageError,
-} from '../../../src/bench/soak-options';
+} from '../../../../src/dev/bench/soak-options';
 
 describe('soak options', function () {
   it('defaults to the long variant: Binance-like rate for 600 s, warm-up 30 s, memory bound 1.5x + 64 MiB', function () {

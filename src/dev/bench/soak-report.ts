@@ -1,6 +1,6 @@
 import type { KindLatency } from './soak-latency';
 import type { MemoryVerdict } from './soak-memory';
-import type { NaturalRates } from '../replay/wall-clock';
+import type { NaturalRates } from '../../replay/wall-clock';
 import type { SoakOptions } from './soak-options';
 import type { PollerStats } from './soak-poller';
 import type { Summary } from './stats';

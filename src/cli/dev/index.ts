@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { registerReplay } from './commands/replay';
-import { registerStack } from './commands/stack';
+import { registerReplay } from './replay';
+import { registerStack } from './stack';
 
 // The development-only commands: `replay` (simulated or CSV market data, with the simulated exchange) and
-// `stack` (the local emulators). They and what only they use (scripts/dev-only.txt) are not in the production
+// `stack` (the local emulators). They and what only they use (src/dev, scripts/dev-only.txt) are not in the production
 // image; main.ts registers them when this module is present.
 
 export function registerDevCommands(program: Command): void {

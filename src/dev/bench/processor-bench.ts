@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
-import { parseConfig } from '../config/config';
+import { parseConfig } from '../../config/config';
 import { findFreePort } from '../localstack/ports';
 import { startRedisServer } from '../localstack/redis-server';
 import {
@@ -10,15 +10,15 @@ import {
   type BookSnapshot,
   type SimulatedEvent,
   type SimulatedStream,
-} from '../replay/simulator';
-import { encodeMessage } from '../sbe/encoder';
-import type { PriceLevel, SbeMessage } from '../sbe/messages';
-import { formatDecimal } from '../sbe/decimal';
-import { groupBySymbol } from '../state/batch';
-import { anchorBook, type RestDepthSnapshot } from '../state/book';
-import { Keys } from '../state/keys';
-import { createRedisClient } from '../state/redis';
-import { StateWriter } from '../state/writer';
+} from '../../replay/simulator';
+import { encodeMessage } from '../../sbe/encoder';
+import type { PriceLevel, SbeMessage } from '../../sbe/messages';
+import { formatDecimal } from '../../sbe/decimal';
+import { groupBySymbol } from '../../state/batch';
+import { anchorBook, type RestDepthSnapshot } from '../../state/book';
+import { Keys } from '../../state/keys';
+import { createRedisClient } from '../../state/redis';
+import { StateWriter } from '../../state/writer';
 import { KclDriver, type DriverRecord } from './kcl-driver';
 import { median, summarize, type Summary } from './stats';
 
@@ -35,7 +35,7 @@ import { median, summarize, type Summary } from './stats';
 // Redis would store in its compact listpack encoding (up to 128 entries), where every level update scans the
 // key; a real book of 1000+ levels is never stored so, so the extra levels (beyond the simulated ones, never
 // touched by the run) keep the measure to the encoding production sees.
-// Usage: node dist/src/bench/processor-bench.js [--events N] [--batch RECORDS] [--rounds R] [--book-levels L]
+// Usage: node dist/src/dev/bench/processor-bench.js [--events N] [--batch RECORDS] [--rounds R] [--book-levels L]
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -44,7 +44,7 @@ function arg(name: string, fallback: number): number {
   return value;
 }
 
-const cli = path.resolve(__dirname, '..', 'cli', 'main.js');
+const cli = path.resolve(__dirname, '..', '..', 'cli', 'main.js');
 
 export interface ProcessorBenchOptions {
   readonly events: number;

@@ -4,19 +4,19 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import Redis from 'ioredis';
-import { parseConfig } from '../config/config';
+import { parseConfig } from '../../config/config';
 import { findFreePort } from '../localstack/ports';
 import { startRedisServer } from '../localstack/redis-server';
-import { silentLogger } from '../logging/logger';
-import { DEFAULT_CHUNK_LEVELS } from '../reanchor/build';
-import { Reanchorer, describeFailure, type SnapshotSource } from '../reanchor/reanchorer';
+import { silentLogger } from '../../logging/logger';
+import { DEFAULT_CHUNK_LEVELS } from '../../reanchor/build';
+import { Reanchorer, describeFailure, type SnapshotSource } from '../../reanchor/reanchorer';
 import { SimulatedExchange } from '../rest/sim-server';
-import type { SbeMessage, TradesStreamEvent } from '../sbe/messages';
-import { groupBySymbol } from '../state/batch';
-import type { RestDepthSnapshot } from '../state/book';
-import { Keys } from '../state/keys';
-import { createRedisClient } from '../state/redis';
-import { StateWriter } from '../state/writer';
+import type { SbeMessage, TradesStreamEvent } from '../../sbe/messages';
+import { groupBySymbol } from '../../state/batch';
+import type { RestDepthSnapshot } from '../../state/book';
+import { Keys } from '../../state/keys';
+import { createRedisClient } from '../../state/redis';
+import { StateWriter } from '../../state/writer';
 import { summarize, type Summary } from './stats';
 
 // Benchmark of re-anchoring (printed, never asserted), on its own redis-server:
@@ -28,7 +28,7 @@ import { summarize, type Summary } from './stats';
 //     re-anchors (baseline), then while re-anchors run back to back, in the same run; the batches overlapping a
 //     swap call are reported apart; and the swap script's own execution time in Redis (SLOWLOG, every command
 //     logged during the re-anchor phase).
-// Usage: node dist/src/bench/reanchor-bench.js [--runs N] [--baseline-seconds S] [--rate BATCHES_PER_S]
+// Usage: node dist/src/dev/bench/reanchor-bench.js [--runs N] [--baseline-seconds S] [--rate BATCHES_PER_S]
 
 const S = 'BTCUSDT';
 const LEVELS = 10;

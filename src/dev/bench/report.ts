@@ -13,7 +13,7 @@ import type { Summary } from './stats';
 // JSON to .local/bench-report.json), never asserted. It runs the three benchmarks in sequence (their detailed
 // lines go to stderr) and the raw Redis limit (`redis-benchmark`, pipelined) on its own redis-server, so every
 // figure can be read as a ratio on the machine that produced it.
-// Usage: node dist/src/bench/report.js [--quick]
+// Usage: node dist/src/dev/bench/report.js [--quick]
 
 /** Seed targets (issue 7 and the README's stated figures). */
 export const TARGETS = {

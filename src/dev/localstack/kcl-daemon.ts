@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { StreamKind } from '../config/config';
+import type { StreamKind } from '../../config/config';
 
 // One real KCL MultiLangDaemon started the way operators start it (scripts/kcl-daemon.sh renders its properties
 // from the config and execs Java), for the soak run and the tests.
 
-const repoRoot = path.resolve(__dirname, '..', '..', '..');
+const repoRoot = path.resolve(__dirname, '..', '..', '..', '..');
 
 export interface KclDaemonOptions {
   readonly kind: StreamKind;

@@ -5,8 +5,8 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/config';
 import type { AppConfig } from '../../config/config';
 import { ConfigError } from '../../config/errors';
-import { CsvParseError, readTradesCsv } from '../../replay/csv';
-import type { TradesCsvFormat } from '../../replay/csv';
+import { CsvParseError, readTradesCsv } from '../../dev/replay/csv';
+import type { TradesCsvFormat } from '../../dev/replay/csv';
 import {
   PublishAbortedError,
   RECORD_MODES,
@@ -18,8 +18,8 @@ import type { PublishSummary, RecordMode } from '../../replay/producer';
 import { DEFAULT_ACTIONS_PER_SECOND, MarketSimulator } from '../../replay/simulator';
 import type { SimulatedEvent, SimulatorOptions } from '../../replay/simulator';
 import { MAX_ACTIONS_PER_SECOND, MIN_ACTIONS_PER_SECOND, startOnWallClock } from '../../replay/wall-clock';
-import { SimulatedExchange, startSimExchangeServer } from '../../rest/sim-server';
-import type { SimExchangeServer } from '../../rest/sim-server';
+import { SimulatedExchange, startSimExchangeServer } from '../../dev/rest/sim-server';
+import type { SimExchangeServer } from '../../dev/rest/sim-server';
 
 // `aggregator replay`: publishes simulated or recorded (CSV) market events to the configured Kinesis streams.
 // stdout carries exactly one line, the final summary as JSON; progress and errors go to stderr.

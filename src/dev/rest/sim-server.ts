@@ -1,9 +1,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { formatDecimal } from '../sbe/decimal';
-import type { PriceLevel, TradeEntry } from '../sbe/messages';
-import { MarketSimulator } from '../replay/simulator';
-import type { SimulatedEvent, SimulatorOptions } from '../replay/simulator';
+import { formatDecimal } from '../../sbe/decimal';
+import type { PriceLevel, TradeEntry } from '../../sbe/messages';
+import { MarketSimulator } from '../../replay/simulator';
+import type { SimulatedEvent, SimulatorOptions } from '../../replay/simulator';
 
 // A local stand-in for Binance's REST market-data endpoints, consistent with a running MarketSimulator:
 //   GET /api/v3/depth?symbol=&limit=   the simulator's book now (lastUpdateId = its book update id)

@@ -2,19 +2,19 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
-import { parseConfig } from '../config/config';
-import { computeFeatures } from '../features/compute';
-import { readSnapshot } from '../features/snapshot';
+import { parseConfig } from '../../config/config';
+import { computeFeatures } from '../../features/compute';
+import { readSnapshot } from '../../features/snapshot';
 import { findFreePort } from '../localstack/ports';
 import { startRedisServer } from '../localstack/redis-server';
-import { silentLogger } from '../logging/logger';
-import { MarketSimulator, type SimulatedEvent } from '../replay/simulator';
-import { encodeMessage } from '../sbe/encoder';
-import { FeatureSidecar } from '../sidecar/sidecar';
-import { groupBySymbol } from '../state/batch';
-import { Keys } from '../state/keys';
-import { createRedisClient } from '../state/redis';
-import { StateWriter } from '../state/writer';
+import { silentLogger } from '../../logging/logger';
+import { MarketSimulator, type SimulatedEvent } from '../../replay/simulator';
+import { encodeMessage } from '../../sbe/encoder';
+import { FeatureSidecar } from '../../sidecar/sidecar';
+import { groupBySymbol } from '../../state/batch';
+import { Keys } from '../../state/keys';
+import { createRedisClient } from '../../state/redis';
+import { StateWriter } from '../../state/writer';
 import { KclDriver, type DriverRecord } from './kcl-driver';
 import { summarize, type Summary } from './stats';
 
@@ -23,7 +23,7 @@ import { summarize, type Summary } from './stats';
 //     sidecar tick (lease renewal + read + compute + conditional write + history) for comparison;
 //  2. an inference read (HGETALL feat:<SYMBOL>) p50/p99 while a processor child runs at full write load over the
 //     KCL protocol, and the same reads with no write load, measured in the same run.
-// Usage: node dist/src/bench/features-bench.js [--reads N] [--computations N]
+// Usage: node dist/src/dev/bench/features-bench.js [--reads N] [--computations N]
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -50,7 +50,7 @@ export interface FeaturesBenchResult {
 }
 const fmt = (s: Summary, unit = 'ms') =>
   `p50 ${s.p50.toFixed(3)} ${unit}  p99 ${s.p99.toFixed(3)} ${unit}  (n=${s.count})`;
-const cli = path.resolve(__dirname, '..', 'cli', 'main.js');
+const cli = path.resolve(__dirname, '..', '..', 'cli', 'main.js');
 const SYMBOL = 'BTCUSDT';
 
 async function timeReads(redis: Redis, key: string, count: number): Promise<number[]> {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { parseClusterNodes } from '../../../src/localstack/redis-cluster';
+import { parseClusterNodes } from '../../../../src/dev/localstack/redis-cluster';
 
 // The reply seen when `--cluster create` left a replica out (a CI run): three masters with slots, two replicas,
 // and the sixth node unknown to the first.
