@@ -8,9 +8,9 @@
 # deploy/ecs/task-definition.json runs one container per role. No Docker engine runs on the development
 # machines: this file is checked by test/unit/deploy/deploy-files.test.ts (parsed, not built).
 #
-# Stages: kcl-jars (Maven + JDK resolve the daemon's classpath), build (npm ci + tsc, then the development-only
-# code of scripts/dev-only.txt deleted), deps (production node_modules), runtime. BuildKit builds the first three
-# in parallel.
+# Stages: kcl-jars (Maven + JDK resolve the daemon's classpath), build (npm ci + tsc of the production build,
+# tsconfig.build.json: src/ without the development-only src/dev and src/cli/dev), deps (production node_modules),
+# runtime. BuildKit builds the first three in parallel.
 #
 # Base image: Node.js 24 LTS (the line of .nvmrc, which the tests run on), Debian bookworm slim, pinned by digest
 # so that a rebuild gets the same bytes. Every stage uses the same reference. To update it (a Node patch release,
@@ -35,13 +35,13 @@ FROM node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund --ignore-scripts
-COPY tsconfig.json ./
-COPY scripts/copy-assets.js scripts/prune-dev-only.sh scripts/dev-only.txt ./scripts/
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/copy-assets.js ./scripts/
 COPY src ./src
-# tsconfig also includes test/**, which is not in the build context (.dockerignore): only src/ is compiled. The
-# benchmarks, local-stack launchers, simulated exchange and the replay/stack commands are then deleted: the
-# image ships production code only (test/integration/image-contents.test.ts checks the same pruning).
-RUN npm run build && bash scripts/prune-dev-only.sh dist/src
+# The production build compiles src/ without src/dev (benchmarks, soak, local-stack launchers, simulated exchange,
+# CSV replay) and src/cli/dev (the replay and stack commands): the image never compiles development-only code
+# (test/integration/image-contents.test.ts runs the same build and checks it).
+RUN npm run build:production
 
 FROM node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d AS deps
 WORKDIR /app

@@ -1,9 +1,11 @@
 // Copies non-TypeScript runtime assets (Lua scripts, the SBE schema) next to the compiled output.
+//   node scripts/copy-assets.js [outDir]   (default dist, the outDir of tsconfig.json and tsconfig.build.json)
 'use strict';
 const fs = require('fs');
 const path = require('path');
 
 const root = path.resolve(__dirname, '..');
+const outDir = path.resolve(root, process.argv[2] ?? 'dist');
 const exts = new Set(['.lua', '.xml']);
 
 function copyTree(fromDir, toDir) {
@@ -30,5 +32,5 @@ function removeStale(fromDir, toDir) {
   }
 }
 
-removeStale(path.join(root, 'src'), path.join(root, 'dist', 'src'));
-copyTree(path.join(root, 'src'), path.join(root, 'dist', 'src'));
+removeStale(path.join(root, 'src'), path.join(outDir, 'src'));
+copyTree(path.join(root, 'src'), path.join(outDir, 'src'));

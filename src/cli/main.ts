@@ -12,9 +12,14 @@ import { registerProcess } from './commands/process';
 import { registerReanchor } from './commands/reanchor';
 import { registerFeaturesShow, registerSidecar } from './commands/sidecar';
 import { registerWatch } from './commands/watch';
-import type * as DevCommandsModule from './dev';
 
-type DevCommands = typeof DevCommandsModule;
+/**
+ * The shape of src/cli/dev/index.ts. Declared here rather than imported: even a type-only import would pull the
+ * development-only modules into the production build (tsconfig.build.json).
+ */
+interface DevCommands {
+  registerDevCommands(program: Command): void;
+}
 
 /** The version in package.json (dist/src/cli/main.js and src/cli/main.ts both sit three folders down). */
 export function packageVersion(): string {
@@ -25,8 +30,8 @@ export function packageVersion(): string {
 }
 
 /**
- * The development-only commands (replay, stack), registered when their module is present: the production image
- * leaves it out with everything listed in scripts/dev-only.txt.
+ * The development-only commands (replay, stack), registered when their module is present: the production build
+ * (tsconfig.build.json) leaves out src/cli/dev with src/dev.
  */
 function registerDevCommandsIfPresent(program: Command): void {
   if (!fs.existsSync(path.join(__dirname, 'dev', `index${path.extname(__filename)}`))) return;

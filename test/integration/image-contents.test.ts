@@ -5,12 +5,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { repoRoot } from '../helpers/paths';
+import { devFolders, isDevOnly, sourceModules } from '../helpers/source-tree';
 
-// Issue 14, a lean image: the production image ships dist/src without the development-only code listed in
-// scripts/dev-only.txt (benchmarks, local-stack launchers, simulated exchange, the replay and stack commands),
-// pruned by scripts/prune-dev-only.sh as the Dockerfile does. No Docker engine runs here, so this builds the same
-// tree in a temporary folder and checks it: no shipped module requires a pruned one or a devDependency, and the
-// pruned CLI runs its production commands.
+// Issues 14 and 15, a lean image: the production image compiles src/ with tsconfig.build.json, which leaves out
+// the development-only folders src/dev (benchmarks, soak, local-stack launchers, simulated exchange, CSV replay)
+// and src/cli/dev (the replay and stack commands). No Docker engine runs here, so this runs the same build into a
+// temporary folder and checks it: nothing of a development-only folder is emitted, no shipped module requires a
+// missing one or a devDependency, no production source imports development-only code (save the guarded
+// registration in cli/main.ts), and the production CLI runs its production commands.
 
 const PRODUCTION_COMMANDS = [
   'decode',
@@ -42,15 +44,34 @@ function packageOf(specifier: string): string {
   return specifier.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]!;
 }
 
-describe('production image contents: development-only code pruned, the rest self-contained', function () {
-  this.timeout(60_000);
+describe('production image contents: the production build leaves development-only code out', function () {
+  // The build compiles the whole of src/ on a shared machine.
+  this.timeout(180_000);
   let dir: string;
   let src: string;
 
   before(function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'image-contents-'));
     src = path.join(dir, 'dist', 'src');
-    fs.cpSync(path.join(repoRoot, 'dist', 'src'), src, { recursive: true });
+    // `npm run build:production` (the Dockerfile's), into the temporary folder.
+    const tsc = spawnSync(
+      process.execPath,
+      [
+        path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'),
+        '-p',
+        path.join(repoRoot, 'tsconfig.build.json'),
+        '--outDir',
+        path.join(dir, 'dist'),
+      ],
+      { cwd: repoRoot, encoding: 'utf8' },
+    );
+    expect(tsc.status, tsc.stdout + tsc.stderr).to.equal(0);
+    const assets = spawnSync(
+      process.execPath,
+      [path.join(repoRoot, 'scripts', 'copy-assets.js'), path.join(dir, 'dist')],
+      { encoding: 'utf8' },
+    );
+    expect(assets.status, assets.stderr).to.equal(0);
     fs.copyFileSync(path.join(repoRoot, 'package.json'), path.join(dir, 'package.json'));
     // What the runtime stage copies besides dist/src (see the Dockerfile).
     fs.copyFileSync(path.join(repoRoot, '.nvmrc'), path.join(dir, '.nvmrc'));
@@ -61,39 +82,31 @@ describe('production image contents: development-only code pruned, the rest self
     );
     fs.cpSync(path.join(repoRoot, 'properties'), path.join(dir, 'properties'), { recursive: true });
     fs.symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'));
-    const pruned = spawnSync('bash', [path.join(repoRoot, 'scripts', 'prune-dev-only.sh'), src], {
-      encoding: 'utf8',
-    });
-    expect(pruned.status, pruned.stderr).to.equal(0);
   });
 
   after(function () {
     if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('every path of scripts/dev-only.txt is gone; the production modules are there', function () {
-    const entries = fs
-      .readFileSync(path.join(repoRoot, 'scripts', 'dev-only.txt'), 'utf8')
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => l !== '' && !l.startsWith('#'));
-    expect(entries).to.include.members(['dev', 'cli/dev']);
-    for (const entry of entries) {
-      expect(
-        fs.existsSync(path.join(src, entry)) || fs.existsSync(path.join(src, `${entry}.js`)),
-        entry,
-      ).to.equal(false);
-    }
+  it('emits nothing of src/dev or src/cli/dev; the production modules are there', function () {
+    const dev = devFolders();
+    expect(dev).to.include.members(['dev', 'cli/dev']);
+    const emitted = fs
+      .readdirSync(src, { recursive: true, encoding: 'utf8' })
+      .map((f) => f.split(path.sep).join('/'));
+    expect(emitted.filter((f) => isDevOnly(f, dev))).to.deep.equal([]);
     for (const kept of [
       'cli/main.js',
       'cli/commands/process.js',
       'cli/commands/sidecar.js',
       'replay/producer.js',
+      'sbe/stream_1_0.xml',
+      'state/lua/apply-trade-batch-6.lua',
     ])
-      expect(fs.existsSync(path.join(src, kept)), kept).to.equal(true);
+      expect(emitted, kept).to.include(kept);
   });
 
-  it('no shipped module requires a pruned module or a devDependency', function () {
+  it('no shipped module requires a module that is not shipped or a devDependency', function () {
     const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as {
       dependencies: Record<string, string>;
     };
@@ -123,7 +136,23 @@ describe('production image contents: development-only code pruned, the rest self
     expect(problems).to.deep.equal([]);
   });
 
-  it('the pruned CLI lists and runs its production commands only', function () {
+  it('no production source imports development-only code, save the guarded registration in cli/main.ts', function () {
+    const dev = devFolders();
+    const problems: string[] = [];
+    for (const m of sourceModules()) {
+      if (isDevOnly(m.file, dev)) continue;
+      for (const ref of m.imports) {
+        if (ref.target === undefined || !isDevOnly(ref.target, dev)) continue;
+        // A require() behind a check that the module exists; an import (even `import type`) would pull
+        // src/cli/dev into the production build.
+        if (m.file === 'cli/main.ts' && ref.specifier === './dev' && ref.kind === 'require') continue;
+        problems.push(`${m.file} imports ${ref.specifier} (${ref.kind})`);
+      }
+    }
+    expect(problems).to.deep.equal([]);
+  });
+
+  it('the production CLI lists and runs its production commands only', function () {
     const cli = path.join(src, 'cli', 'main.js');
     const help = spawnSync(process.execPath, [cli, '--help'], { encoding: 'utf8' });
     expect(help.status, help.stderr).to.equal(0);

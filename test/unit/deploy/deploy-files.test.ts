@@ -280,12 +280,18 @@ describe('deploy files', () => {
       expect(read('Dockerfile')).to.match(/imagetools inspect node:/);
     });
 
-    it('ships production code only: the build prunes scripts/dev-only.txt; the runtime copies only what runs', () => {
+    it('ships production code only: the build compiles tsconfig.build.json; the runtime copies only what runs', () => {
       const build = instructions.filter((i) => i.stage === stageNames.indexOf('build'));
       expect(
+        build.filter((i) => i.keyword === 'RUN').some((i) => /\bnpm run build:production\b/.test(i.args)),
+      ).to.equal(true);
+      const pkg = readJson('package.json') as { scripts: Record<string, string> };
+      expect(pkg.scripts['build:production']).to.match(/^tsc -p tsconfig\.build\.json && /);
+      expect(
         build
-          .filter((i) => i.keyword === 'RUN')
-          .some((i) => /scripts\/prune-dev-only\.sh dist\/src/.test(i.args)),
+          .filter((i) => i.keyword === 'COPY')
+          .flatMap((i) => i.args.split(/\s+/))
+          .includes('tsconfig.build.json'),
       ).to.equal(true);
       const copies = inFinal.filter((i) => i.keyword === 'COPY').map((i) => i.args);
       const sources = copies.flatMap((args) => {
