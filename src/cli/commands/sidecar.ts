@@ -6,6 +6,7 @@ import { taskIdOfThisProcess } from '../../config/task';
 import { FEATURE_NAMES } from '../../features/compute';
 import { Keys } from '../../state/keys';
 import { createRedisClient } from '../../state/redis';
+import { readServedFeatures, type ServedFeatures } from '../../sidecar/store';
 import { positiveInteger } from '../options';
 
 // `aggregator sidecar`: the feature sidecar (src/app/sidecar.ts; one per ECS task, the tasks share the symbols
@@ -37,13 +38,7 @@ export function registerSidecar(program: Command): void {
 }
 
 /** What `features show` reads: the served vector, its TTL and the lease holder. */
-export interface FeaturesView {
-  readonly symbol: string;
-  readonly key: string;
-  readonly vector: Readonly<Record<string, string>>;
-  readonly ttlMs: number;
-  readonly leaseHolder: string | null;
-}
+export type FeaturesView = ServedFeatures;
 
 /** Vector fields in the documented order, unknown ones after them in name order. */
 function orderedFields(vector: Readonly<Record<string, string>>): string[] {
@@ -107,17 +102,12 @@ export function registerFeaturesShow(featuresCommand: Command): void {
       const redis = createRedisClient(config.redis, { connectionName: 'features-show' });
       redis.on('error', () => undefined);
       try {
-        const [vector, ttlMs, leaseHolder] = await Promise.all([
-          redis.hgetall(keys.features(symbol)),
-          redis.pttl(keys.features(symbol)),
-          redis.get(keys.featureLease(symbol)),
-        ]);
-        const view: FeaturesView = { symbol, key: keys.features(symbol), vector, ttlMs, leaseHolder };
+        const view = await readServedFeatures(redis, keys, symbol);
         const now = Date.now();
         process.stdout.write(
           options.json ? `${renderFeaturesJson(view, now)}\n` : renderFeaturesTable(view, now),
         );
-        if (Object.keys(vector).length === 0) process.exitCode = 1;
+        if (Object.keys(view.vector).length === 0) process.exitCode = 1;
       } finally {
         redis.disconnect();
       }
