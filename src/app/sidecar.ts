@@ -8,7 +8,7 @@ import { startMetricsServer, type MetricsServer } from '../ops/metrics-server';
 import { SidecarMetrics, type HealthLevel } from '../ops/sidecar-metrics';
 import { readReports } from '../ops/telemetry';
 import { readRestBan } from '../reanchor/rest-gate';
-import { startReanchorService, type ReanchorService } from '../reanchor/service';
+import { startReanchorService, type ReanchorService } from './reanchor';
 import { FeatureSidecar } from '../sidecar/sidecar';
 import { Keys } from '../state/keys';
 import { RedisOutage } from '../state/outage';
