@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import { registerCheckpoints } from './commands/checkpoints';
 import { registerDecode } from './commands/decode';
 import { registerDlq } from './commands/dlq';
-import { registerFeaturesVerify } from '../features/verify';
+import { registerFeaturesVerify } from './commands/features-verify';
 import { registerKcl } from './commands/kcl';
 import { registerProcess } from './commands/process';
 import { registerReanchor } from './commands/reanchor';

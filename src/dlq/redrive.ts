@@ -1,5 +1,4 @@
-import type { PutRecordsFn } from '../replay/producer';
-import { MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL } from '../replay/producer';
+import { MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL, type PutRecordsFn } from '../kinesis/put-records';
 import type { DeadLetterEntry, RedriveCheck } from './letters';
 
 // Re-driving dead letters (`aggregator dlq redrive`): each selected letter's bytes are put back on its Kinesis

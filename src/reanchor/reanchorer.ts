@@ -6,6 +6,7 @@ import type { Keys } from '../state/keys';
 import type { RedisClient } from '../state/redis';
 import { flattenTrades, hasOpenTradeGaps, repairTradeGaps, type TradeRepairResult } from '../state/trades';
 import { buildTemporaryState, discardTemporaryState, type BuildResult } from './build';
+import { recordAttemptFailure, recordRunFinished, recordRunStarted } from './stats';
 import { swapReanchor, type SwapOutcome, type SwapResult } from './swap';
 
 // One re-anchor of one symbol, REST -> temporary state -> atomic swap, retried with backoff up to maxAttempts.
@@ -95,39 +96,6 @@ type Success = Pick<
   'restMs' | 'buildMs' | 'swapMs' | 'snapshotRequestedMs' | 'build' | 'swap' | 'repair'
 >;
 
-/**
- * The reanchor:<S>:stats fields a run writes, per scope: a trade repair keeps counters of its own, so that
- * `swapped`/`failed`/`last_outcome` (health's success rate, `reanchor --wait`) stay about book re-anchors.
- */
-const STATS_FIELDS = {
-  book: {
-    running: 'running',
-    started: 'last_started_ms',
-    outcome: 'last_outcome',
-    finished: 'last_finished_ms',
-    duration: 'last_duration_ms',
-    attempts: 'last_attempts',
-    failures: 'attempt_failures',
-    lastFailure: 'last_failure',
-    lastFailureMs: 'last_failure_ms',
-    ok: 'swapped',
-    failed: 'failed',
-  },
-  trades: {
-    running: 'repair_running',
-    started: 'last_repair_started_ms',
-    outcome: 'last_repair_outcome',
-    finished: 'last_repair_finished_ms',
-    duration: 'last_repair_duration_ms',
-    attempts: 'last_repair_attempts',
-    failures: 'repair_attempt_failures',
-    lastFailure: 'last_repair_failure',
-    lastFailureMs: 'last_repair_failure_ms',
-    ok: 'repaired',
-    failed: 'repair_failed',
-  },
-} as const;
-
 /** Default of ReanchorerOptions.maxBanWaitMs (reanchor.rest.max_ban_wait_seconds). */
 export const DEFAULT_MAX_BAN_WAIT_MS = 300_000;
 
@@ -171,32 +139,29 @@ export class Reanchorer {
     const { client, keys } = this.options;
     const logger = this.options.logger.child(context);
     const started = this.now();
-    const stats = keys.reanchorStats(symbol);
-    const f = STATS_FIELDS[scope];
-    await client.hset(stats, f.started, String(started), f.running, '1');
+    await recordRunStarted(client, keys, symbol, scope, started);
     const failures: AttemptFailure[] = [];
     let attempts = 0;
     let bansWaited = 0;
     const finish = async (outcome: ReanchorReport['outcome'], success?: Success): Promise<ReanchorReport> => {
       const durationMs = this.now() - started;
-      const fields = [
-        f.running,
-        '0',
-        f.outcome,
+      const finishedMs = this.now();
+      await recordRunFinished(client, keys, symbol, scope, {
         outcome,
-        f.finished,
-        String(this.now()),
-        f.duration,
-        String(durationMs),
-        f.attempts,
-        String(attempts),
-      ];
-      if (outcome === 'swapped' && success?.swap) {
-        fields.push('last_ok_ms', String(this.now()), 'last_swap_ms', String(success.swapMs ?? ''));
-        fields.push('last_update_id', success.swap.bookUpdateId?.toString() ?? '');
-      }
-      await client.hset(stats, ...fields);
-      await client.hincrby(stats, outcome === 'swapped' || outcome === 'repaired' ? f.ok : f.failed, 1);
+        ok: outcome === 'swapped' || outcome === 'repaired',
+        finishedMs,
+        durationMs,
+        attempts,
+        ...(outcome === 'swapped' && success?.swap
+          ? {
+              swap: {
+                okMs: this.now(),
+                swapMs: success.swapMs,
+                bookUpdateId: success.swap.bookUpdateId,
+              },
+            }
+          : {}),
+      });
       const report: ReanchorReport = {
         symbol,
         scope,
@@ -248,8 +213,7 @@ export class Reanchorer {
       const failure = scope === 'book' ? await this.attempt(symbol, lock) : await this.repairAttempt(symbol);
       if (!('stage' in failure)) return finish(scope === 'book' ? 'swapped' : 'repaired', failure);
       failures.push(failure);
-      await client.hincrby(stats, f.failures, 1);
-      await client.hset(stats, f.lastFailure, describeFailure(failure), f.lastFailureMs, String(this.now()));
+      await recordAttemptFailure(client, keys, symbol, scope, describeFailure(failure), this.now());
       if (failure.stage === 'lock-lost') return finish('lock-lost');
       if (failure.stage === 'banned') {
         // Waited out without sending anything (more requests during a ban earn longer bans), and not counted

@@ -97,3 +97,27 @@ export class RedisFeatureStore implements FeatureStore {
     return writeOutcome(code);
   }
 }
+
+/** The served vector of a symbol as stored (exact strings), its TTL and the holder of its feature lease. */
+export interface ServedFeatures {
+  readonly symbol: string;
+  readonly key: string;
+  readonly vector: Readonly<Record<string, string>>;
+  /** PTTL of feat:<SYMBOL>: -2 when it does not exist. */
+  readonly ttlMs: number;
+  readonly leaseHolder: string | null;
+}
+
+/** Reads feat:<SYMBOL>, its TTL and its lease holder (what `aggregator features show` prints). */
+export async function readServedFeatures(
+  client: RedisClient,
+  keys: Keys,
+  symbol: string,
+): Promise<ServedFeatures> {
+  const [vector, ttlMs, leaseHolder] = await Promise.all([
+    client.hgetall(keys.features(symbol)),
+    client.pttl(keys.features(symbol)),
+    client.get(keys.featureLease(symbol)),
+  ]);
+  return { symbol, key: keys.features(symbol), vector, ttlMs, leaseHolder };
+}

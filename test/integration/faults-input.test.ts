@@ -325,7 +325,7 @@ describe('input faults: 100,000 poison records through the record-processor chil
 
   /**
    * The child's telemetry report once it counts every record fed: the child publishes one on initialize and every
-   * 2 s (src/cli/commands/process.ts), so the report read here is the one after the last batch.
+   * 2 s (src/app/processor.ts), so the report read here is the one after the last batch.
    */
   async function reportAfterFeed(stream: string, records: number): Promise<ProcessorReport> {
     const key = new Keys({ clusterMode: false }).processorReport(stream, SHARD);

@@ -210,7 +210,7 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
           for (const r of result.symbols) {
             if (r.depth?.gap) {
               gaps++;
-              // What the processor does on a gap (src/cli/commands/process.ts, onIntegrityIssue).
+              // What the processor does on a gap (src/app/processor.ts, onIntegrityIssue).
               await requestReanchor(redis, keys, {
                 symbol: r.symbol,
                 reason: 'depth_gap',

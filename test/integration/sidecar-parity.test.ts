@@ -7,7 +7,7 @@ import Redis from 'ioredis';
 import { parseConfig } from '../../src/config/config';
 import { computeFeatures } from '../../src/features/compute';
 import { readSnapshot } from '../../src/features/snapshot';
-import { readServedVectors, verifyServedVectors } from '../../src/features/verify';
+import { readServedVectors, verifyServedVectors } from '../../src/app/features-verify';
 import { findFreePort } from '../../src/dev/localstack/ports';
 import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { silentLogger } from '../../src/logging/logger';

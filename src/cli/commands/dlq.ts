@@ -18,7 +18,7 @@ import {
 } from '../../dlq/letters';
 import { outcomeJson, outcomeLine, redriveExitCode, redriveLetters, summaryLine } from '../../dlq/redrive';
 import { readLetter, readLetters, readLetterTotals, redisRedriveStore } from '../../dlq/store';
-import { createKinesisClient, putRecordsWith } from '../../replay/producer';
+import { createKinesisClient, putRecordsWith } from '../../kinesis/put-records';
 import { bytesToJson } from '../../sbe';
 import { Keys } from '../../state/keys';
 import { createRedisClient, type RedisClient } from '../../state/redis';

@@ -1,26 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig, STREAM_KINDS, type StreamKind } from '../../config/config';
+import { renderDaemonProperties } from '../../app/kcl';
+import { loadConfig, STREAM_KINDS } from '../../config/config';
 import { taskIdOfThisProcess } from '../../config/task';
-import {
-  defaultProfile,
-  propertiesValues,
-  renderProperties,
-  type PropertiesProfile,
-} from '../../kcl/properties';
+import { defaultProfile, type PropertiesProfile } from '../../kcl/properties';
+import { parseStreamKind } from '../options';
 
-// `aggregator kcl properties`: renders the daemon's .properties for one stream from the service config.
-// scripts/kcl-daemon.sh calls it and then execs the Java daemon with the result.
-
-const repoRoot = path.resolve(__dirname, '..', '..', '..', '..');
-
-function parseKind(value: string): StreamKind {
-  if (!(STREAM_KINDS as readonly string[]).includes(value)) {
-    throw new Error(`--stream must be one of ${STREAM_KINDS.join(', ')}, got "${value}"`);
-  }
-  return value as StreamKind;
-}
+// `aggregator kcl properties`: renders the daemon's .properties for one stream from the service config
+// (src/app/kcl.ts). scripts/kcl-daemon.sh calls it and then execs the Java daemon with the result.
 
 export function registerKcl(program: Command): void {
   const kclCommand = program.command('kcl').description('KCL MultiLangDaemon helpers');
@@ -40,30 +28,13 @@ export function registerKcl(program: Command): void {
     .action((options: { stream: string; profile?: string; workerId?: string; out?: string }) => {
       const configFile = program.opts<{ config?: string }>().config;
       const config = loadConfig(configFile, process.env);
-      const kind = parseKind(options.stream);
+      const kind = parseStreamKind(options.stream);
       const profile = (options.profile ?? defaultProfile(config)) as PropertiesProfile;
       if (profile !== 'local' && profile !== 'production') {
         throw new Error(`--profile must be local or production, got "${String(options.profile)}"`);
       }
-      const template = fs.readFileSync(
-        path.join(repoRoot, 'properties', `${profile}.properties.template`),
-        'utf8',
-      );
       const workerId = options.workerId ?? config.kcl.workerId ?? `${taskIdOfThisProcess()}-${kind}`;
-      const rendered = renderProperties(
-        template,
-        propertiesValues(
-          config,
-          kind,
-          {
-            node: process.execPath,
-            cli: path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'),
-            configFile: config.sourceFile,
-          },
-          workerId,
-          process.env,
-        ),
-      );
+      const rendered = renderDaemonProperties({ config, kind, profile, workerId, env: process.env });
       if (options.out === undefined) {
         process.stdout.write(rendered);
       } else {

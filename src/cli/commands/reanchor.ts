@@ -2,65 +2,20 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/config';
 import { Keys } from '../../state/keys';
 import { isRetryable } from '../../state/errors';
-import { createRedisClient, type RedisClient } from '../../state/redis';
+import { createRedisClient } from '../../state/redis';
 import { ensureRequestGroup, REANCHOR_GROUP, requestReanchor } from '../../reanchor/requests';
+import {
+  readOutcomeCounts,
+  readReanchorStatus,
+  readRequestHolder,
+  streamIdAtMost,
+  type ReanchorStatus,
+} from '../../reanchor/status';
 
 // `aggregator reanchor <SYMBOL>`: an operator's re-anchor request (queued on reanchor:requests; a sidecar's
 // listener runs it). --wait follows it to its end; --status only prints the symbol's re-anchor state.
 // Exit codes: 0 queued (or swapped with --wait), 1 failed or timed out with --wait, 2 bad arguments. The command
 // creates the listeners' consumer group when it is missing, so a request made before any sidecar waits for one.
-
-export interface ReanchorStatus {
-  readonly symbol: string;
-  /** The lock's attempt token while a re-anchor runs. */
-  readonly running: string | null;
-  readonly pending: Record<string, string>;
-  readonly stats: Record<string, string>;
-  /** Entries of the request stream not acknowledged yet by any listener (all symbols). */
-  readonly unacknowledged: number;
-  readonly listeners: number;
-  /** The newest request handed to a listener ("" when the group does not exist yet). */
-  readonly lastDeliveredId: string;
-}
-
-/** Whether stream entry id `a` is at or before `b` ("ms-seq"; "" is before every id). Pure. */
-export function streamIdAtMost(a: string, b: string): boolean {
-  if (b === '') return false;
-  const [am = 0, as = 0] = a.split('-').map(Number);
-  const [bm = 0, bs = 0] = b.split('-').map(Number);
-  return am < bm || (am === bm && as <= bs);
-}
-
-export async function readReanchorStatus(
-  client: RedisClient,
-  keys: Keys,
-  symbol: string,
-): Promise<ReanchorStatus> {
-  const [running, pending, stats] = await Promise.all([
-    client.get(keys.reanchorFlag(symbol)),
-    client.hgetall(keys.reanchorPending(symbol)),
-    client.hgetall(keys.reanchorStats(symbol)),
-  ]);
-  let unacknowledged = 0;
-  let listeners = 0;
-  let lastDeliveredId = '';
-  try {
-    const groups = (await client.xinfo('GROUPS', keys.reanchorRequests())) as unknown[][];
-    for (const group of groups) {
-      const info = new Map<string, unknown>();
-      for (let i = 0; i + 1 < group.length; i += 2) info.set(String(group[i]), group[i + 1]);
-      if (info.get('name') === REANCHOR_GROUP) {
-        unacknowledged = Number(info.get('pending') ?? 0);
-        listeners = Number(info.get('consumers') ?? 0);
-        const delivered = info.get('last-delivered-id');
-        lastDeliveredId = typeof delivered === 'string' ? delivered : '';
-      }
-    }
-  } catch (err) {
-    if (!(err instanceof Error) || !/no such key/i.test(err.message)) throw err;
-  }
-  return { symbol, running, pending, stats, unacknowledged, listeners, lastDeliveredId };
-}
 
 /** Where an operator's request stands, as `--wait` follows it. */
 export type RequestPhase =
@@ -142,7 +97,7 @@ export function registerReanchor(program: Command): void {
           // The group first: a request queued before any sidecar started waits in it for the first listener, and
           // --wait can read its place (XPENDING on a stream without the group is an error, NOGROUP).
           await ensureRequestGroup(redis, keys);
-          const before = await redis.hmget(keys.reanchorStats(symbol), 'swapped', 'failed');
+          const before = await readOutcomeCounts(redis, keys, symbol);
           const id = await requestReanchor(redis, keys, { symbol, reason: 'operator', source: 'operator' });
           process.stderr.write(`reanchor: request ${id} queued for ${symbol}\n`);
           if (!options.wait) {
@@ -157,16 +112,10 @@ export function registerReanchor(program: Command): void {
           let away = false;
           for (;;) {
             let status: ReanchorStatus;
-            let entry: unknown[][];
+            let consumer: string | undefined;
             try {
               status = await readReanchorStatus(redis, keys, symbol);
-              entry = (await redis.xpending(
-                keys.reanchorRequests(),
-                REANCHOR_GROUP,
-                id,
-                id,
-                1,
-              )) as unknown[][];
+              consumer = await readRequestHolder(redis, keys, id);
             } catch (err) {
               // An outage or a failover: the request is kept in Redis; wait for it (said once) until --timeout.
               if (!isRetryable(err)) throw err;
@@ -186,7 +135,6 @@ export function registerReanchor(program: Command): void {
             const { running } = status;
             const counted =
               (status.stats.swapped ?? null) !== before[0] || (status.stats.failed ?? null) !== before[1];
-            const consumer = entry[0] === undefined ? undefined : String(entry[0][1]);
             // Acknowledged: handed to a listener (at or before the group's last delivered id) and no longer pending.
             const acknowledged = consumer === undefined && streamIdAtMost(id, status.lastDeliveredId);
             const finished = acknowledged && running === null && counted;

@@ -9,7 +9,8 @@
                                   request time), reason (of the newest), book_count and book_latest_ms (the same
                                   for the requests that need the book rebuilt: every reason but "trade_gap", which
                                   a trade repair alone settles; scopeOf in src/reanchor/requests.ts)
-  KEYS[3]  reanchor:<S>:stats     hash of counters (started, takeovers, coalesced)
+  KEYS[3]  reanchor:<S>:stats     hash of counters: this script writes started, takeovers, coalesced only (the
+                                  rest is a run's, src/reanchor/stats.ts)
 
   ARGV[1]  attempt token "<listener id>|<request id>"
   ARGV[2]  lock TTL, seconds

@@ -5,13 +5,14 @@ import { RestClient, type RestGate } from '../rest/client';
 import type { Keys } from '../state/keys';
 import { logRedisFailure, type RedisOutage } from '../state/outage';
 import type { RedisClient } from '../state/redis';
-import { ReanchorListener } from './listener';
-import { ReanchorMonitor } from './monitor';
-import { Reanchorer, type SnapshotSource } from './reanchorer';
-import { RedisRestGate } from './rest-gate';
+import { ReanchorListener } from '../reanchor/listener';
+import { ReanchorMonitor } from '../reanchor/monitor';
+import { Reanchorer, type SnapshotSource } from '../reanchor/reanchorer';
+import { RedisRestGate } from '../reanchor/rest-gate';
 
-// The sidecar's re-anchor half, built from the config: the listener (consumer of reanchor:requests) and the
-// monitor that requests re-anchors for the symbols this sidecar serves (checked every monitorEveryMs).
+// The sidecar's re-anchor half (src/app/sidecar.ts), built from the config: the listener (consumer of
+// reanchor:requests) and the monitor that requests re-anchors for the symbols this sidecar serves (checked every
+// monitorEveryMs).
 
 export interface ReanchorService {
   readonly listener: ReanchorListener;
