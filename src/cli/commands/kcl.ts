@@ -5,7 +5,7 @@ import { renderDaemonProperties } from '../../app/kcl';
 import { loadConfig, STREAM_KINDS } from '../../config/config';
 import { taskIdOfThisProcess } from '../../config/task';
 import { defaultProfile, type PropertiesProfile } from '../../kcl/properties';
-import { parseStreamKind } from '../options';
+import { parseStreamKind } from './options';
 
 // `aggregator kcl properties`: renders the daemon's .properties for one stream from the service config
 // (src/app/kcl.ts). scripts/kcl-daemon.sh calls it and then execs the Java daemon with the result.

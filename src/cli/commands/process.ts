@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { runRecordProcessor } from '../../app/processor';
 import { loadConfig, STREAM_KINDS } from '../../config/config';
 import { taskIdOfThisProcess } from '../../config/task';
-import { parseStreamKind } from '../options';
+import { parseStreamKind } from './options';
 
 // `aggregator process --stream <kind>`: the child the KCL MultiLangDaemon starts for each shard lease
 // (src/app/processor.ts). Speaks the MultiLang protocol on stdin/stdout and nothing else on stdout: an invalid

@@ -7,7 +7,7 @@ import { FEATURE_NAMES } from '../../features/compute';
 import { Keys } from '../../state/keys';
 import { createRedisClient } from '../../state/redis';
 import { readServedFeatures, type ServedFeatures } from '../../sidecar/store';
-import { positiveInteger } from '../options';
+import { positiveInteger } from './options';
 
 // `aggregator sidecar`: the feature sidecar (src/app/sidecar.ts; one per ECS task, the tasks share the symbols
 // through per-symbol leases in Redis). Runs until SIGTERM/SIGINT, then finishes its in-flight tick and releases

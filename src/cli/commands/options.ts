@@ -1,4 +1,4 @@
-import { STREAM_KINDS, type StreamKind } from '../config/config';
+import { STREAM_KINDS, type StreamKind } from '../../config/config';
 
 // Option values the commands share, validated with their exact messages.
 
