@@ -279,7 +279,9 @@ async function main(): Promise<void> {
   const load = (l: readonly number[]) => l.map((x) => x.toFixed(2)).join(' ');
   const generatedAt = new Date();
   out(`bench report ${generatedAt.toISOString()} (${seconds.toFixed(0)} s${quick ? ', --quick' : ''})`);
-  out(`command: npm run bench${quick ? ' -- --quick' : ''} (node dist/src/bench/report.js)`);
+  out(
+    `command: npm run bench${quick ? ' -- --quick' : ''} (node ${path.relative(process.cwd(), __filename)})`,
+  );
   out(
     `machine: ${end.cores} cores (${end.cpuModel}), ${end.memoryGiB.toFixed(1)} GiB, node ${end.node}; ` +
       `load average (1/5/15 min) at start ${load(end.loadAverageStart)}, at end ${load(end.loadAverageEnd)}`,
