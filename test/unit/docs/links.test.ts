@@ -222,6 +222,18 @@ describe('README and docs', function () {
     expect(pages.filter((p) => !linked.has(p))).to.deep.equal([]);
   });
 
+  it('the runbook has a section for every alert of deploy/prometheus/alerts.yml', function () {
+    const alerts = [...read('deploy/prometheus/alerts.yml').matchAll(/^\s*-\s*alert:\s*(\S+)/gm)].map(
+      (m) => m[1]!,
+    );
+    expect(alerts.length).to.be.greaterThan(5);
+    const headings = split(read('docs/runbook.md'))
+      .prose.split('\n')
+      .filter((l) => l.startsWith('#'))
+      .join('\n');
+    expect(alerts.filter((a) => !new RegExp(`\\b${a}\\b`).test(headings))).to.deep.equal([]);
+  });
+
   it('name no path outside the repository', function () {
     const problems: string[] = [];
     for (const file of files) {
