@@ -264,7 +264,7 @@ function evaluateRedis(redis: RedisInputs, policy: HealthPolicy, nowMs: number) 
       j,
       'degraded',
       `maxmemory-policy is ${evictionPolicy}, not noeviction: Redis may evict one key of a symbol's state alone ` +
-        '(README, Container and ECS)',
+        '(docs/deployment.md, Redis)',
     );
   }
   return withReason(j, {

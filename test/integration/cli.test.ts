@@ -87,7 +87,7 @@ describe('aggregator CLI', function () {
       expect(run(['process', '--help']).stdout).to.contain('--stream <kind>');
     });
 
-    it('checkpoints --help names the exit codes the README lists', function () {
+    it('checkpoints --help names the exit codes docs/operations.md lists', function () {
       const out = run(['checkpoints', '--help']);
       for (const code of ['0', '1', '2', '3', '4'])
         expect(out.stdout).to.match(new RegExp(`^ +${code} +\\S`, 'm'));
@@ -95,7 +95,7 @@ describe('aggregator CLI', function () {
   });
 
   describe('dlq exit codes', function () {
-    it('--help names the exit codes the README lists; usage errors exit 2; an unreachable Redis exits 3', async function () {
+    it('--help names the exit codes docs/dead-letters.md lists; usage errors exit 2; an unreachable Redis exits 3', async function () {
       for (const sub of ['list', 'show', 'redrive']) {
         const help = run(['dlq', sub, '--help']);
         expect(help.code).to.equal(0);
