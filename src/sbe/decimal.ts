@@ -39,6 +39,19 @@ const PLAIN_DECIMAL = /^(-?)(\d+)(?:\.(\d+))?$/;
 const EXPONENT_NOTATION = /^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$/;
 
 /**
+ * A plain decimal at its own scale, exactly and of any size: "60000.010" -> { mantissa: 60000010n, scale: 3 },
+ * "-1.5" -> { -15n, 1 }, "100" -> { 100n, 0 }. The syntax is parseDecimal's (PLAIN_DECIMAL); unlike it there is no
+ * exponent to fit and no int64 bound (the book's exact spread and mid of any two prices). RangeError otherwise.
+ */
+export function parseScaledDecimal(text: string): { mantissa: bigint; scale: number } {
+  const m = PLAIN_DECIMAL.exec(text);
+  if (m === null) throw new RangeError(`not a plain decimal: ${JSON.stringify(text)}`);
+  const fraction = m[3] ?? '';
+  const magnitude = BigInt((m[2] ?? '') + fraction);
+  return { mantissa: m[1] === '-' ? -magnitude : magnitude, scale: fraction.length };
+}
+
+/**
  * Parses a plain decimal ("9682", "9682.19", "0.001", "-1.5") into the mantissa at `exponent`, exactly.
  * Rejects exponent notation, signs other than a leading '-', surrounding spaces, values needing more precision than
  * the exponent allows ("1.234" at -2) and values outside int64.
