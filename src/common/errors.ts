@@ -21,7 +21,7 @@ export interface AggregatorErrorOptions {
   readonly cause?: unknown;
 }
 
-/** The base of every error class of the service. `name` and `message` stay each subclass's own. */
+/** The base of every error class of the service. `name` and `message` stay each subclass's own (default 'Error'). */
 export class AggregatorError extends Error {
   readonly code: string;
   readonly retryable: boolean;
@@ -29,7 +29,6 @@ export class AggregatorError extends Error {
 
   constructor(message: string, options: AggregatorErrorOptions) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'AggregatorError';
     this.code = options.code;
     this.retryable = options.retryable ?? false;
     this.context = options.context ?? {};

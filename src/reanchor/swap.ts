@@ -1,3 +1,4 @@
+import { AggregatorError } from '../common/errors';
 import type { Result } from 'ioredis';
 import { anchorKeys } from '../state/book';
 import { isRetryable } from '../state/errors';
@@ -66,13 +67,13 @@ export interface SwapOptions {
 }
 
 /** The swap script failed for another reason than an outage (a Lua error, a reply of an unexpected shape). */
-export class ReanchorSwapError extends Error {
+export class ReanchorSwapError extends AggregatorError {
   constructor(
     readonly symbol: string,
     message: string,
     override readonly cause?: unknown,
   ) {
-    super(`reanchorSwap ${symbol}: ${message}`);
+    super(`reanchorSwap ${symbol}: ${message}`, { code: 'REANCHOR_SWAP', context: { symbol }, cause });
     this.name = 'ReanchorSwapError';
   }
 }

@@ -1,3 +1,5 @@
+import { AggregatorError } from '../common/errors';
+
 // Exact decimal text <-> (int64 mantissa, exponent). value = mantissa x 10^exponent. No binary floats anywhere:
 // prices are book keys and must compare exactly.
 
@@ -5,13 +7,16 @@ const INT64_MIN = -(1n << 63n);
 const INT64_MAX = (1n << 63n) - 1n;
 
 /** Text that is not a plain decimal, or not exactly representable as an int64 mantissa at the exponent. */
-export class DecimalParseError extends Error {
+export class DecimalParseError extends AggregatorError {
   constructor(
     readonly text: string,
     readonly exponent: number,
     readonly reason: string,
   ) {
-    super(`cannot parse decimal ${JSON.stringify(text)} at exponent ${exponent}: ${reason}`);
+    super(`cannot parse decimal ${JSON.stringify(text)} at exponent ${exponent}: ${reason}`, {
+      code: 'DECIMAL_PARSE',
+      context: { exponent },
+    });
     this.name = 'DecimalParseError';
   }
 }

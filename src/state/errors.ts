@@ -82,7 +82,7 @@ export class BookArgumentError extends AggregatorError implements HasDeadLetterC
     readonly symbol: string,
     message: string,
   ) {
-    super(`order book ${symbol}: ${message}`, { code: 'BOOK_ARGS', context: { symbol } });
+    super(`order book ${symbol}: ${message}`, { code: 'SCRIPT_ARGS', context: { symbol } });
     this.name = 'BookArgumentError';
   }
 }
