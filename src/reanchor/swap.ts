@@ -1,7 +1,6 @@
-import { AggregatorError } from '../common/errors';
 import type { Result } from 'ioredis';
+import { AggregatorError, isRetryable } from '../common/errors';
 import { anchorKeys } from '../state/book';
-import { isRetryable } from '../state/errors';
 import type { Keys } from '../state/keys';
 import { temporaryKeyList } from './build';
 import type { RedisClient } from '../state/redis';

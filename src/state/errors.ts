@@ -4,8 +4,6 @@ import { AggregatorError, errorContext, isRetryable, type ErrorContext } from '.
 // failed write: can trying again help, does the failure belong to one symbol's call (contain it: dead-letter that
 // call's events, the batch goes on), or is the whole process unable to write (stop, nothing acknowledged)?
 
-export { isRetryable } from '../common/errors';
-
 /** The dead-letter codes of a contained failure: arguments not built or refused, another error reply, a bad reply. */
 export type ContainedCode = 'SCRIPT_ARGS' | 'SCRIPT_ERROR' | 'SCRIPT_REPLY';
 

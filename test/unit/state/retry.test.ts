@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
-import { isRetryable, StateWriteError } from '../../../src/state/errors';
+import { isRetryable } from '../../../src/common/errors';
+import { StateWriteError } from '../../../src/state/errors';
 import { backoffDelay, jittered } from '../../../src/common/retry';
 import { withRetry } from '../../../src/state/retry';
 import type { RetryOptions } from '../../../src/state/retry';
