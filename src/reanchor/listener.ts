@@ -99,7 +99,7 @@ export function followUpScope(
   return released.pendingCount > 0 && after(released.pendingLatestMs) ? 'trades' : undefined;
 }
 
-/** Between failed polls in a row: 200 ms, doubling, at most 5 s; not jittered (one listener per sidecar). */
+/** The wait after n failed polls in a row: 200 ms x 2^(n-1), at most 5 s, unjittered. */
 const POLL_BACKOFF: BackoffPolicy = { baseDelayMs: 200, maxDelayMs: 5000, jitter: false };
 
 export class ReanchorListener {
