@@ -70,6 +70,22 @@ export interface HasDeadLetterCode {
   readonly deadLetterCode: ContainedCode;
 }
 
+/**
+ * A script answered with a reply its caller cannot read: an unexpected shape or an unknown code (the script and its
+ * caller disagree about the contract). The message names the script and shows the reply.
+ */
+export class ScriptReplyError extends AggregatorError implements HasDeadLetterCode {
+  readonly deadLetterCode = 'SCRIPT_REPLY';
+  constructor(
+    readonly script: string,
+    message: string,
+    context: ErrorContext = {},
+  ) {
+    super(message, { code: 'SCRIPT_REPLY', context: { ...context, script } });
+    this.name = 'ScriptReplyError';
+  }
+}
+
 /** The order-book scripts (src/state/book.ts). */
 export type BookScript = 'applyDepthBatch' | 'applyBestBidAsk' | 'anchorBook';
 

@@ -14,11 +14,14 @@ import {
   BookScriptError,
   bookScriptError,
   SCRIPT_ERROR_CODES,
+  ScriptReplyError,
   scriptErrorCode,
   StateWriteError,
   toContained,
 } from '../../../src/state/errors';
 import { TradeBatchError } from '../../../src/state/trades';
+import { parseAcquireReply } from '../../../src/reanchor/lock';
+import { leaseOutcome } from '../../../src/sidecar/store';
 
 /** An error as ioredis reports an error reply. */
 function reply(message: string): Error {
@@ -136,5 +139,25 @@ describe('state/errors: the one table of the Lua scripts error codes', () => {
       code: 'SCRIPT',
       deadLetterCode: 'SCRIPT_ERROR',
     });
+  });
+
+  it('an unreadable reply of a coordination script is a ScriptReplyError naming the script (SCRIPT_REPLY)', () => {
+    let caught: unknown;
+    try {
+      parseAcquireReply([7, 'x']);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).to.be.instanceOf(ScriptReplyError);
+    expect(caught).to.include({
+      code: 'SCRIPT_REPLY',
+      deadLetterCode: 'SCRIPT_REPLY',
+      script: 'reanchorAcquire',
+    });
+    expect(() => leaseOutcome(9)).to.throw(
+      ScriptReplyError,
+      'renew-feature-lease returned an unknown code 9',
+    );
+    expect(toContained(new ScriptReplyError('writeFeatures', 'bad'), 'x').code).to.equal('SCRIPT_REPLY');
   });
 });
