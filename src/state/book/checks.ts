@@ -6,6 +6,7 @@ import { DEFAULT_BUFFER_MAX_LENGTH, type BookOptions } from './types';
 // The checks of the book scripts' arguments, before anything is sent: a value the scripts cannot take is a
 // BookArgumentError naming the symbol.
 
+/** Levels in 1..20 and a positive buffer bound; the bound to send. */
 export function checkOptions(symbol: string, options: BookOptions): number {
   if (!Number.isInteger(options.levels) || options.levels < 1 || options.levels > 20) {
     throw new BookArgumentError(symbol, `levels must be an integer in 1..20, got ${options.levels}`);
@@ -17,6 +18,7 @@ export function checkOptions(symbol: string, options: BookOptions): number {
   return bound;
 }
 
+/** Refuses a message of another symbol in a symbol's batch. */
 export function checkSymbol(symbol: string, message: SbeMessage): void {
   if (message.symbol !== symbol) {
     throw new BookArgumentError(symbol, `a ${message.message} of ${message.symbol} in its batch`);
@@ -35,8 +37,8 @@ export function canonicalLevelString(symbol: string, mantissa: bigint, exponent:
   }
 }
 
-export /** Refuses a level with a negative price or quantity (the scripts only parse unsigned decimals). */
-function checkLevel(symbol: string, level: PriceLevel): void {
+/** Refuses a level with a negative price or quantity (the scripts only parse unsigned decimals). */
+export function checkLevel(symbol: string, level: PriceLevel): void {
   if (level.priceMantissa < 0n || level.qtyMantissa < 0n) {
     throw new BookArgumentError(
       symbol,
@@ -45,6 +47,7 @@ function checkLevel(symbol: string, level: PriceLevel): void {
   }
 }
 
+/** An id or time as the scripts' decimal text; a negative one is refused. */
 export function checkId(symbol: string, what: string, value: bigint): string {
   if (value < 0n) throw new BookArgumentError(symbol, `negative ${what} ${value}`);
   return value.toString();
