@@ -1,3 +1,4 @@
+import { AggregatorError } from '../common/errors';
 import { validateMessage, type ValidationClock } from '../events/validate';
 import { walkFrames } from '../sbe';
 
@@ -25,8 +26,11 @@ export interface DeadLetterEntry {
 }
 
 /** A bad option value of `aggregator dlq` (exit 2), with a sentence naming the option and the value. */
-export class DlqUsageError extends Error {
+export class DlqUsageError extends AggregatorError {
   override readonly name = 'DlqUsageError';
+  constructor(message: string) {
+    super(message, { code: 'DLQ_USAGE' });
+  }
 }
 
 const STREAM_ID = /^(\d{1,15})-(\d{1,20})$/;

@@ -1,3 +1,4 @@
+import { backoffDelay } from '../common/retry';
 import { MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL, type PutRecordsFn } from '../kinesis/put-records';
 import type { DeadLetterEntry, RedriveCheck } from './letters';
 
@@ -103,7 +104,7 @@ async function putChunk(chunk: readonly Claimed[], options: RedriveOptions): Pro
   const results: PutResult[] = chunk.map(() => ({ ok: false, error: 'not sent' }));
   let pending = chunk.map((_, i) => i);
   for (let attempt = 1; attempt <= maxAttempts && pending.length > 0; attempt++) {
-    if (attempt > 1) await sleep(100 * 2 ** (attempt - 2));
+    if (attempt > 1) await sleep(backoffDelay(attempt - 1, 100, Infinity)); // 100, 200, 400 ms ...
     let reply;
     try {
       reply = await options.putRecords({

@@ -1,3 +1,5 @@
+import { AggregatorError } from '../common/errors';
+
 // The one string form of every price and quantity in Redis: the exact decimal with exactly CANONICAL_SCALE (8)
 // fraction digits, "59999.98000000", whatever exponent the message carried and whenever it changes. Binance's
 // spot precision is 8 decimals (its REST answers are written that way), so every value it can send has exactly
@@ -86,7 +88,7 @@ export function canonicalDecimal(mantissa: bigint, exponent: number): string | u
 }
 
 /** A value that has no canonical string (more than 8 fraction digits, or too large). */
-export class CanonicalDecimalError extends RangeError {
+export class CanonicalDecimalError extends AggregatorError {
   constructor(
     readonly mantissa: bigint,
     readonly exponent: number,
@@ -94,6 +96,7 @@ export class CanonicalDecimalError extends RangeError {
     super(
       `${mantissa} x 10^${exponent} has no canonical form: more than ${CANONICAL_SCALE} fraction digits ` +
         `or beyond int64 at that scale`,
+      { code: 'NO_CANONICAL_FORM', context: { exponent } },
     );
     this.name = 'CanonicalDecimalError';
   }

@@ -11,7 +11,7 @@ import {
 } from '../events/validate';
 import { groupEvents, type FrameOrigin, type SourcedEvent, type SymbolEvents } from '../state/batch';
 import { deadLetterOf, type ContainedFailure, type DeadLetter, type WriteResult } from '../state/writer';
-import { backoffDelay } from '../state/retry';
+import { backoffDelay } from '../common/retry';
 
 // The per-shard record processor, free of the MultiLang protocol so it can be tested directly. For each batch:
 //   1. walk every record's frames (src/sbe walkFrames): a frame that does not decode is dead-lettered, alone when

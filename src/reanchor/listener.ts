@@ -1,3 +1,4 @@
+import { backoff, type BackoffPolicy } from '../common/retry';
 import type { Logger } from '../logging/logger';
 import type { Keys } from '../state/keys';
 import { logRedisFailure, type RedisOutage } from '../state/outage';
@@ -98,6 +99,9 @@ export function followUpScope(
   return released.pendingCount > 0 && after(released.pendingLatestMs) ? 'trades' : undefined;
 }
 
+/** The wait after n failed polls in a row: 200 ms x 2^(n-1), at most 5 s, unjittered. */
+const POLL_BACKOFF: BackoffPolicy = { baseDelayMs: 200, maxDelayMs: 5000, jitter: false };
+
 export class ReanchorListener {
   private running = false;
   private groupReady = false;
@@ -175,7 +179,7 @@ export class ReanchorListener {
         this.counters.errors++;
         failures++;
         if ((err as Error).message.startsWith('NOGROUP')) this.groupReady = false; // the stream was deleted
-        const delay = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
+        const delay = backoff(failures, POLL_BACKOFF);
         logRedisFailure(
           this.options.outage,
           this.options.logger,

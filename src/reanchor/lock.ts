@@ -1,4 +1,5 @@
 import type { Result } from 'ioredis';
+import { ScriptReplyError } from '../state/errors';
 import type { Keys } from '../state/keys';
 import type { RedisClient } from '../state/redis';
 
@@ -45,7 +46,10 @@ export function attemptToken(listenerId: string, requestId: string): string {
 /** Pure. */
 export function parseAcquireReply(reply: unknown): AcquireResult {
   if (!Array.isArray(reply) || reply.length !== 2 || ![0, 1, 2].includes(reply[0] as number)) {
-    throw new Error(`reanchorAcquire: unexpected reply ${JSON.stringify(reply)}`);
+    throw new ScriptReplyError(
+      'reanchorAcquire',
+      `reanchorAcquire: unexpected reply ${JSON.stringify(reply)}`,
+    );
   }
   const outcome: AcquireOutcome = reply[0] === 1 ? 'acquired' : reply[0] === 2 ? 'taken-over' : 'coalesced';
   return { outcome, holder: String(reply[1]) };
@@ -59,7 +63,10 @@ export function parseReleaseReply(reply: unknown): ReleaseResult {
     typeof reply[1] !== 'number' ||
     typeof reply[4] !== 'number'
   ) {
-    throw new Error(`reanchorRelease: unexpected reply ${JSON.stringify(reply)}`);
+    throw new ScriptReplyError(
+      'reanchorRelease',
+      `reanchorRelease: unexpected reply ${JSON.stringify(reply)}`,
+    );
   }
   const latest = String(reply[2]);
   const bookLatest = String(reply[5]);

@@ -1,3 +1,4 @@
+import { backoff } from '../common/retry';
 import { banDuration, RestBannedError } from '../rest/client';
 import type { TradesStreamEvent } from '../sbe/messages';
 import type { Logger } from '../logging/logger';
@@ -115,11 +116,8 @@ export class Reanchorer {
 
   /** Backoff before attempt n + 1 (n >= 1 failed attempts): min(max, base x 2^(n-1)), jittered to [50 %, 100 %]. */
   backoffMs(failedAttempts: number): number {
-    const ceiling = Math.min(
-      this.options.backoffMaxMs,
-      this.options.backoffBaseMs * 2 ** (failedAttempts - 1),
-    );
-    return Math.round(ceiling * (0.5 + this.rng() * 0.5));
+    const { backoffBaseMs, backoffMaxMs } = this.options;
+    return backoff(failedAttempts, { baseDelayMs: backoffBaseMs, maxDelayMs: backoffMaxMs }, this.rng);
   }
 
   /**

@@ -1,3 +1,4 @@
+import { AggregatorError } from '../common/errors';
 import type { Keys } from '../state/keys';
 import type { RedisClient } from '../state/redis';
 
@@ -38,12 +39,12 @@ export interface ReceivedRequest extends ReanchorRequest {
   readonly requestedMs: number;
 }
 
-export class ReanchorRequestError extends Error {
+export class ReanchorRequestError extends AggregatorError {
   constructor(
     readonly entryId: string,
     message: string,
   ) {
-    super(`re-anchor request ${entryId}: ${message}`);
+    super(`re-anchor request ${entryId}: ${message}`, { code: 'REANCHOR_REQUEST', context: { entryId } });
     this.name = 'ReanchorRequestError';
   }
 }

@@ -1,6 +1,6 @@
 import type { Result } from 'ioredis';
+import { AggregatorError, isRetryable } from '../common/errors';
 import { anchorKeys } from '../state/book';
-import { isRetryable } from '../state/errors';
 import type { Keys } from '../state/keys';
 import { temporaryKeyList } from './build';
 import type { RedisClient } from '../state/redis';
@@ -66,13 +66,13 @@ export interface SwapOptions {
 }
 
 /** The swap script failed for another reason than an outage (a Lua error, a reply of an unexpected shape). */
-export class ReanchorSwapError extends Error {
+export class ReanchorSwapError extends AggregatorError {
   constructor(
     readonly symbol: string,
     message: string,
     override readonly cause?: unknown,
   ) {
-    super(`reanchorSwap ${symbol}: ${message}`);
+    super(`reanchorSwap ${symbol}: ${message}`, { code: 'REANCHOR_SWAP', context: { symbol }, cause });
     this.name = 'ReanchorSwapError';
   }
 }

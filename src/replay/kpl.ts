@@ -1,3 +1,4 @@
+import { AggregatorError } from '../common/errors';
 import { createHash } from 'node:crypto';
 
 // The KPL aggregated-record format, the one the KCL de-aggregates (the daemon then hands each user record to the
@@ -33,12 +34,15 @@ export interface UserRecord {
 }
 
 /** Raised for bytes that claim to be an aggregated record (magic present) but are not a valid one. */
-export class KplFormatError extends Error {
+export class KplFormatError extends AggregatorError {
   constructor(
     readonly offset: number,
     problem: string,
   ) {
-    super(`invalid KPL aggregated record at byte ${offset}: ${problem}`);
+    super(`invalid KPL aggregated record at byte ${offset}: ${problem}`, {
+      code: 'KPL_FORMAT',
+      context: { offset },
+    });
     this.name = 'KplFormatError';
   }
 }

@@ -1,3 +1,5 @@
+import { AggregatorError } from '../common/errors';
+import { backoffDelay } from '../common/retry';
 import { MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL, type PutRecordsFn } from '../kinesis/put-records';
 import { encodeMessage } from '../sbe/encoder';
 import type { SbeMessage } from '../sbe/messages';
@@ -104,25 +106,25 @@ export interface PublishSummary {
 }
 
 /** A PutRecords batch that kept failing, or a call that failed outright. */
-export class PutRecordsError extends Error {
+export class PutRecordsError extends AggregatorError {
   constructor(
     readonly streamName: string,
     readonly failedRecords: number,
     readonly attempts: number,
     message: string,
   ) {
-    super(message);
+    super(message, { code: 'PUT_RECORDS', context: { streamName, failedRecords, attempts } });
     this.name = 'PutRecordsError';
   }
 }
 
 /** Publishing stopped on an error; `summary` tells what had been sent (everything before the failing event). */
-export class PublishAbortedError extends Error {
+export class PublishAbortedError extends AggregatorError {
   constructor(
     override readonly cause: unknown,
     readonly summary: PublishSummary,
   ) {
-    super(cause instanceof Error ? cause.message : String(cause));
+    super(cause instanceof Error ? cause.message : String(cause), { code: 'PUBLISH_ABORTED', cause });
     this.name = 'PublishAbortedError';
   }
 }
@@ -354,7 +356,7 @@ class StreamSender {
         );
       }
       this.retried += failed.length;
-      await this.sleep(Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1)));
+      await this.sleep(backoffDelay(attempt, this.retry.baseDelayMs, this.retry.maxDelayMs));
       todo = failed;
     }
   }

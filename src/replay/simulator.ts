@@ -1,3 +1,4 @@
+import { AggregatorError } from '../common/errors';
 import type {
   BestBidAskStreamEvent,
   DepthDiffStreamEvent,
@@ -65,12 +66,12 @@ export interface BookSnapshot {
 }
 
 /** Raised for options the simulator cannot honour; names the option. */
-export class SimulatorOptionsError extends Error {
+export class SimulatorOptionsError extends AggregatorError {
   constructor(
     readonly option: string,
     problem: string,
   ) {
-    super(`simulator option ${option}: ${problem}`);
+    super(`simulator option ${option}: ${problem}`, { code: 'SIMULATOR_OPTIONS', context: { option } });
     this.name = 'SimulatorOptionsError';
   }
 }

@@ -1,3 +1,5 @@
+import { AggregatorError, isRetryable } from '../common/errors';
+import { backoff, retry } from '../common/retry';
 import { DecimalParseError, parseDecimal } from '../sbe/decimal';
 import type { PriceLevel, TradeEntry, TradesStreamEvent } from '../sbe/messages';
 import type { RestDepthSnapshot } from '../state/book';
@@ -17,7 +19,7 @@ import type { RestDepthSnapshot } from '../state/book';
 // Errors
 
 /** The exchange answered with a non-2xx status. `retryAfterMs` is the parsed Retry-After header, if any. */
-export class RestHttpError extends Error {
+export class RestHttpError extends AggregatorError {
   constructor(
     readonly status: number,
     readonly bodyExcerpt: string,
@@ -28,47 +30,62 @@ export class RestHttpError extends Error {
     super(
       `GET ${path}: HTTP ${status}${retryAfterMs !== undefined ? ` (Retry-After ${retryAfterMs / 1000} s)` : ''}` +
         `${detail !== '' ? `, ${detail}` : ''}: ${bodyExcerpt}`,
+      // 5xx and 429 can pass; 418 (an IP ban) and other 4xx cannot.
+      { code: 'REST_HTTP', retryable: status >= 500 || status === 429, context: { path, status } },
     );
     this.name = 'RestHttpError';
   }
 }
 
 /** No complete response within the per-request deadline. */
-export class RestTimeoutError extends Error {
+export class RestTimeoutError extends AggregatorError {
   constructor(
     readonly path: string,
     readonly timeoutMs: number,
   ) {
-    super(`GET ${path}: no complete response within ${timeoutMs} ms`);
+    super(`GET ${path}: no complete response within ${timeoutMs} ms`, {
+      code: 'REST_TIMEOUT',
+      retryable: true,
+      context: { path },
+    });
     this.name = 'RestTimeoutError';
   }
 }
 
 /** The connection failed before any response (refused, reset, DNS). */
-export class RestNetworkError extends Error {
+export class RestNetworkError extends AggregatorError {
   constructor(
     readonly path: string,
     override readonly cause: unknown,
   ) {
-    super(`GET ${path}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    super(`GET ${path}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      code: 'REST_NETWORK',
+      retryable: true,
+      context: { path },
+      cause,
+    });
     this.name = 'RestNetworkError';
   }
 }
 
 /** A response that is malformed or inconsistent. `field` is e.g. 'body', 'lastUpdateId', 'bids[3].price', 'book'. */
-export class RestValidationError extends Error {
+export class RestValidationError extends AggregatorError {
   constructor(
     readonly path: string,
     readonly field: string,
     readonly problem: string,
   ) {
-    super(`GET ${path}: invalid response, ${field}: ${problem}`);
+    // Not retryable here: the caller decides whether to fetch again.
+    super(`GET ${path}: invalid response, ${field}: ${problem}`, {
+      code: 'REST_VALIDATION',
+      context: { path, field },
+    });
     this.name = 'RestValidationError';
   }
 }
 
 /** The request-weight budget cannot take this request (fail-fast mode, or the wait would exceed the maximum). */
-export class RestBudgetError extends Error {
+export class RestBudgetError extends AggregatorError {
   constructor(
     readonly weight: number,
     /** Weight used in the last minute; undefined for the fleet's budget (a RestGate: it tells only the wait). */
@@ -82,6 +99,7 @@ export class RestBudgetError extends Error {
           ? `the fleet's ${limit} per minute are spent`
           : `${used}/${limit} used in the last minute`) +
         (Number.isFinite(waitMs) ? `, room in ${waitMs} ms` : ', never fits'),
+      { code: 'REST_BUDGET', context: { weight, limit, waitMs } },
     );
     this.name = 'RestBudgetError';
   }
@@ -92,7 +110,7 @@ export class RestBudgetError extends Error {
  * Retry-After): nothing was sent. Binance answers requests during a ban with longer bans (418, 2 minutes to 3 days,
  * per IP), so every request fails fast here until then.
  */
-export class RestBannedError extends Error {
+export class RestBannedError extends AggregatorError {
   constructor(
     readonly path: string,
     readonly untilMs: number,
@@ -101,6 +119,7 @@ export class RestBannedError extends Error {
     super(
       `GET ${path}: not sent, the exchange asked to wait until ${new Date(untilMs).toISOString()}` +
         (status === undefined ? '' : ` (HTTP ${status})`),
+      { code: 'REST_BANNED', context: { path, untilMs, status } },
     );
     this.name = 'RestBannedError';
   }
@@ -135,16 +154,6 @@ export interface RestGate {
   ban(untilMs: number, status: number): Promise<void>;
   /** Charges `weight` when it fits `limit` per sliding minute: 0; else the ms until it may fit (Infinity: never). */
   reserve(weight: number, limit: number): Promise<number>;
-}
-
-/**
- * True when trying the same request again later can help: timeouts, network errors, HTTP 5xx and 429. False for
- * 418 (an IP ban), other 4xx, validation errors (the caller decides whether to fetch again), budget errors and bans.
- */
-export function isRetryable(err: unknown): boolean {
-  if (err instanceof RestTimeoutError || err instanceof RestNetworkError) return true;
-  if (err instanceof RestHttpError) return err.status >= 500 || err.status === 429;
-  return false;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -600,8 +609,7 @@ export class RestClient {
 
   /** Backoff before retry `n` (0-based): min(max, base x 2^n) scaled by a jitter in [0.5, 1). */
   backoffMs(n: number): number {
-    const ceiling = Math.min(this.backoffMaxMs, this.backoffBaseMs * 2 ** n);
-    return Math.round(ceiling * (0.5 + this.rng() * 0.5));
+    return backoff(n + 1, { baseDelayMs: this.backoffBaseMs, maxDelayMs: this.backoffMaxMs }, this.rng);
   }
 
   /** The ban in force now, from this client's memory or the gate, if any. */
@@ -614,44 +622,56 @@ export class RestClient {
     return ban !== undefined && ban.untilMs > this.now() ? ban : undefined;
   }
 
-  private async request<T>(path: string, weight: number, parse: (text: string) => T): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      const ban = await this.bannedUntil();
-      if (ban !== undefined) throw new RestBannedError(path, ban.untilMs, ban.status);
-      await this.reserve(weight);
-      let err: unknown;
-      try {
-        const text = await this.attempt(path);
-        return parse(text);
-      } catch (e) {
-        err = e;
-      }
-      if (!isRetryable(err) && !(err instanceof RestHttpError && err.status === 418)) throw err;
-      let waitMs: number;
-      if (err instanceof RestHttpError && (err.status === 429 || err.status === 418)) {
-        // Remembered (and shared) before anything else: no request of this fleet goes out until then.
-        const banMs = banDuration(err);
-        if (banMs !== undefined) await this.recordBan(this.now() + banMs, err.status);
-        if (err.retryAfterMs === undefined) {
-          if (err.status === 418) throw err;
-          waitMs = this.backoffMs(attempt);
-        } else if (err.retryAfterMs > this.maxRetryAfterMs) {
-          throw new RestHttpError(
-            err.status,
-            err.bodyExcerpt,
-            err.retryAfterMs,
-            path,
-            `Retry-After exceeds the maximum wait of ${this.maxRetryAfterMs} ms`,
-          );
-        } else {
-          waitMs = err.retryAfterMs;
-        }
-      } else {
-        waitMs = this.backoffMs(attempt);
-      }
-      if (attempt >= this.maxRetries) throw err;
-      await this.sleep(waitMs);
-    }
+  /**
+   * One request under the retry policy (src/common/retry.ts): every attempt first checks the ban and reserves its
+   * weight (a ban or a budget that does not fit ends the request, unretried); a timeout, a network error, a 5xx or a
+   * 429 is retried up to maxRetries times after the backoff, or after Retry-After when the exchange sent one.
+   */
+  private request<T>(path: string, weight: number, parse: (text: string) => T): Promise<T> {
+    return retry(
+      async () => {
+        const ban = await this.bannedUntil();
+        if (ban !== undefined) throw new RestBannedError(path, ban.untilMs, ban.status);
+        await this.reserve(weight);
+        return parse(await this.attempt(path));
+      },
+      {
+        baseDelayMs: this.backoffBaseMs,
+        maxDelayMs: this.backoffMaxMs,
+        retries: this.maxRetries,
+        sleep: this.sleep,
+        random: this.rng,
+        // A failure of the request itself that another attempt may pass; a 418 too, for its ban to be recorded
+        // (delayFor then ends the request).
+        isRetryable: (err) =>
+          (err instanceof RestHttpError && err.status === 418) ||
+          ((err instanceof RestHttpError ||
+            err instanceof RestTimeoutError ||
+            err instanceof RestNetworkError) &&
+            isRetryable(err)),
+        delayFor: async (err, backoffMs) => {
+          if (!(err instanceof RestHttpError) || (err.status !== 429 && err.status !== 418))
+            return backoffMs();
+          // Remembered (and shared) before anything else: no request of this fleet goes out until then.
+          const banMs = banDuration(err);
+          if (banMs !== undefined) await this.recordBan(this.now() + banMs, err.status);
+          if (err.retryAfterMs === undefined) {
+            if (err.status === 418) throw err;
+            return backoffMs();
+          }
+          if (err.retryAfterMs > this.maxRetryAfterMs) {
+            throw new RestHttpError(
+              err.status,
+              err.bodyExcerpt,
+              err.retryAfterMs,
+              path,
+              `Retry-After exceeds the maximum wait of ${this.maxRetryAfterMs} ms`,
+            );
+          }
+          return err.retryAfterMs;
+        },
+      },
+    );
   }
 
   private async recordBan(untilMs: number, status: number): Promise<void> {

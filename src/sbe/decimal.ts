@@ -1,3 +1,5 @@
+import { AggregatorError } from '../common/errors';
+
 // Exact decimal text <-> (int64 mantissa, exponent). value = mantissa x 10^exponent. No binary floats anywhere:
 // prices are book keys and must compare exactly.
 
@@ -5,13 +7,16 @@ const INT64_MIN = -(1n << 63n);
 const INT64_MAX = (1n << 63n) - 1n;
 
 /** Text that is not a plain decimal, or not exactly representable as an int64 mantissa at the exponent. */
-export class DecimalParseError extends Error {
+export class DecimalParseError extends AggregatorError {
   constructor(
     readonly text: string,
     readonly exponent: number,
     readonly reason: string,
   ) {
-    super(`cannot parse decimal ${JSON.stringify(text)} at exponent ${exponent}: ${reason}`);
+    super(`cannot parse decimal ${JSON.stringify(text)} at exponent ${exponent}: ${reason}`, {
+      code: 'DECIMAL_PARSE',
+      context: { exponent },
+    });
     this.name = 'DecimalParseError';
   }
 }
@@ -37,6 +42,19 @@ export function formatDecimal(mantissa: bigint, exponent: number): string {
 
 const PLAIN_DECIMAL = /^(-?)(\d+)(?:\.(\d+))?$/;
 const EXPONENT_NOTATION = /^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$/;
+
+/**
+ * A plain decimal at its own scale, exactly and of any size: "60000.010" -> { mantissa: 60000010n, scale: 3 },
+ * "-1.5" -> { -15n, 1 }, "100" -> { 100n, 0 }. The syntax is parseDecimal's (PLAIN_DECIMAL); unlike it there is no
+ * exponent to fit and no int64 bound (the book's exact spread and mid of any two prices). RangeError otherwise.
+ */
+export function parseScaledDecimal(text: string): { mantissa: bigint; scale: number } {
+  const m = PLAIN_DECIMAL.exec(text);
+  if (m === null) throw new RangeError(`not a plain decimal: ${JSON.stringify(text)}`);
+  const fraction = m[3] ?? '';
+  const magnitude = BigInt((m[2] ?? '') + fraction);
+  return { mantissa: m[1] === '-' ? -magnitude : magnitude, scale: fraction.length };
+}
 
 /**
  * Parses a plain decimal ("9682", "9682.19", "0.001", "-1.5") into the mantissa at `exponent`, exactly.

@@ -1,3 +1,4 @@
+import { AggregatorError } from '../common/errors';
 // Typed errors of the SBE codec. A decode error names what failed (code), where (byte offset from the start of the
 // buffer handed to the decoder) and which field, so a dead-lettered record can be diagnosed from the log line alone.
 
@@ -15,7 +16,7 @@ export type SbeDecodeErrorCode =
   /** Not a fault of the bytes: the reader itself failed (a bug); the record is kept whole. */
   | 'UNEXPECTED';
 
-export class SbeDecodeError extends Error {
+export class SbeDecodeError extends AggregatorError {
   /**
    * @param offset byte offset (in the buffer given to the decoder) where the problem is
    * @param field  e.g. 'header', 'root', 'trades.groupHeader', 'trades[3].isBuyerMaker', 'symbol'
@@ -24,13 +25,13 @@ export class SbeDecodeError extends Error {
    *                 that is not UTF-8): the frames after it can then be decoded
    */
   constructor(
-    readonly code: SbeDecodeErrorCode,
+    override readonly code: SbeDecodeErrorCode,
     readonly offset: number,
     readonly field: string,
     message: string,
     readonly frameEnd?: number,
   ) {
-    super(message);
+    super(message, { code, context: { offset, field } });
     this.name = 'SbeDecodeError';
   }
 }
@@ -45,13 +46,13 @@ export type SbeEncodeErrorCode =
   | 'GROUP_TOO_LARGE';
 
 /** A message value that has no encoding in schema 1:0 (or that our decoder would refuse). */
-export class SbeEncodeError extends Error {
+export class SbeEncodeError extends AggregatorError {
   constructor(
-    readonly code: SbeEncodeErrorCode,
+    override readonly code: SbeEncodeErrorCode,
     readonly field: string,
     readonly problem: string,
   ) {
-    super(`cannot encode ${field}: ${problem}`);
+    super(`cannot encode ${field}: ${problem}`, { code, context: { field } });
     this.name = 'SbeEncodeError';
   }
 }

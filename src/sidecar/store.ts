@@ -1,5 +1,6 @@
 import type { Result } from 'ioredis';
 import type { FeatureVector } from '../features/types';
+import { ScriptReplyError } from '../state/errors';
 import type { Keys } from '../state/keys';
 import type { RedisClient } from '../state/redis';
 
@@ -52,14 +53,14 @@ export function leaseOutcome(code: number): LeaseOutcome {
   if (code === 2) return 'renewed';
   if (code === 1) return 'acquired';
   if (code === 0) return 'held-by-other';
-  throw new Error(`renew-feature-lease returned an unknown code ${code}`);
+  throw new ScriptReplyError('renewFeatureLease', `renew-feature-lease returned an unknown code ${code}`);
 }
 
 export function writeOutcome(code: number): WriteOutcome {
   if (code === 1) return 'written';
   if (code === -1) return 'not-holder';
   if (code === -2) return 'stale-tick';
-  throw new Error(`write-features returned an unknown code ${code}`);
+  throw new ScriptReplyError('writeFeatures', `write-features returned an unknown code ${code}`);
 }
 
 export class RedisFeatureStore implements FeatureStore {

@@ -1,5 +1,5 @@
 import type { Logger } from '../logging/logger';
-import { isRetryable } from './errors';
+import { isRetryable } from '../common/errors';
 import type { RedisClient } from './redis';
 
 // One Redis outage as one process sees it: from the first failure of the connection (an error event, a reconnect,

@@ -9,7 +9,6 @@ import type { RedisConfig } from '../config/config';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    applyMarketBatch(obKey: string, ...args: string[]): Result<[number, number, number], Context>;
     deadLetter(
       streamKey: string,
       seenKey: string,
@@ -25,7 +24,7 @@ export type RedisClient = Redis | Cluster;
  * Every `lua/<name>-<numberOfKeys>.lua` becomes the command `<camelCaseName>` on each connection (bullmq's
  * convention). A line `--@include <file>` is replaced by `lua/includes/<file>.lua`, so helpers shared by several
  * scripts live once. Each module that calls a script declares its typed signature by merging into
- * ioredis' RedisCommander, as the two commands above do.
+ * ioredis' RedisCommander, as the command above does.
  */
 export interface ScriptSource {
   readonly command: string;

@@ -1,5 +1,8 @@
-import { isRetryable } from './errors';
+import { retry } from '../common/retry';
 import { StateWriteError } from './errors';
+
+// The retry policy of Redis writes (the processors' batches, the sidecar's ticks): the backoff loop of
+// src/common/retry.ts with a deadline, jittered delays and the failure wrapped in a StateWriteError.
 
 export interface RetryOptions {
   /** Absolute time (ms since epoch) after which no new attempt starts. */
@@ -15,46 +18,28 @@ export interface RetryOptions {
   readonly onRetry?: (attempt: number, err: unknown, delayMs: number) => void;
 }
 
-const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Exponential backoff delay for an attempt (1-based), capped. Pure. */
-export function backoffDelay(attempt: number, baseDelayMs: number, maxDelayMs: number): number {
-  return Math.min(maxDelayMs, baseDelayMs * 2 ** Math.max(0, attempt - 1));
-}
-
-/** A backoff delay jittered to [50 %, 100 %] of itself, so that the processes of a fleet do not retry in step. Pure. */
-export function jittered(delayMs: number, random: number): number {
-  return Math.round(delayMs * (0.5 + random * 0.5));
-}
-
 /**
- * Runs an idempotent operation until it succeeds, a non-retryable error occurs, the retries are used up or
- * the deadline passes (capped, jittered exponential backoff between attempts). Only idempotent operations may be
- * passed: a timed-out attempt may have been applied.
+ * Runs an idempotent Redis operation until it succeeds, a non-retryable error occurs, the retries are used up or
+ * the deadline passes (capped, jittered exponential backoff between attempts); a failure is a StateWriteError
+ * wrapping the last error. Only idempotent operations may be passed: a timed-out attempt may have been applied.
  */
-export async function withRetry<T>(operation: () => Promise<T>, options: RetryOptions): Promise<T> {
-  const now = options.now ?? Date.now;
-  const sleep = options.sleep ?? defaultSleep;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await operation();
-    } catch (err) {
-      if (!isRetryable(err)) {
-        throw new StateWriteError(`Redis rejected the update: ${(err as Error).message}`, attempt, err);
-      }
-      const delay = jittered(
-        backoffDelay(attempt, options.baseDelayMs, options.maxDelayMs),
-        (options.rng ?? Math.random)(),
-      );
-      if (attempt > (options.retries ?? Infinity) || now() + delay > options.deadline) {
-        throw new StateWriteError(
-          `Redis update failed after ${attempt} attempt(s): ${(err as Error).message}`,
-          attempt,
-          err,
-        );
-      }
-      options.onRetry?.(attempt, err, delay);
-      await sleep(delay);
-    }
-  }
+export function withRetry<T>(operation: () => Promise<T>, options: RetryOptions): Promise<T> {
+  return retry(() => operation(), {
+    deadline: options.deadline,
+    retries: options.retries,
+    baseDelayMs: options.baseDelayMs,
+    maxDelayMs: options.maxDelayMs,
+    now: options.now,
+    sleep: options.sleep,
+    random: options.rng,
+    onRetry: options.onRetry,
+    giveUp: (err, attempts, reason) =>
+      new StateWriteError(
+        reason === 'not-retryable'
+          ? `Redis rejected the update: ${(err as Error).message}`
+          : `Redis update failed after ${attempts} attempt(s): ${(err as Error).message}`,
+        attempts,
+        err,
+      ),
+  });
 }

@@ -1,3 +1,4 @@
+import { AggregatorError } from '../common/errors';
 import type { Result } from 'ioredis';
 import { toCanonical } from '../events/canonical';
 import type { TradesStreamEvent } from '../sbe/messages';
@@ -144,13 +145,13 @@ export interface ApplyTradeBatchOptions {
 
 /** Messages the script cannot take (another symbol's, a value without a canonical form), or a reply of the wrong
  * shape (deadLetterCode SCRIPT_REPLY). */
-export class TradeBatchError extends Error implements HasDeadLetterCode {
+export class TradeBatchError extends AggregatorError implements HasDeadLetterCode {
   constructor(
     message: string,
     readonly symbol: string,
     readonly deadLetterCode: ContainedCode = 'SCRIPT_ARGS',
   ) {
-    super(message);
+    super(message, { code: deadLetterCode, context: { symbol } });
     this.name = 'TradeBatchError';
   }
 }

@@ -116,7 +116,11 @@ export class StateWriter {
       return { value: await run() };
     } catch (err) {
       if (classifyFailure(err) !== 'contained') throw err;
-      const contained = toContained(err, `${kind} of ${group.symbol}`);
+      const contained = toContained(err, `${kind} of ${group.symbol}`, {
+        symbol: group.symbol,
+        kind,
+        shard: group.origins[kind][0]?.shardId,
+      });
       return {
         failure: {
           symbol: group.symbol,

@@ -1,12 +1,7 @@
 import { expect } from 'chai';
+import { isRetryable } from '../../src/common/errors';
 import { findFreePort } from '../../src/dev/localstack/ports';
-import {
-  RestClient,
-  RestHttpError,
-  RestTimeoutError,
-  RestValidationError,
-  isRetryable,
-} from '../../src/rest/client';
+import { RestClient, RestHttpError, RestTimeoutError, RestValidationError } from '../../src/rest/client';
 import type { RestClientOptions } from '../../src/rest/client';
 import { SimFaults, SimulatedExchange, startSimExchangeServer } from '../../src/dev/rest/sim-server';
 import type { SimExchangeServer } from '../../src/dev/rest/sim-server';

@@ -1,3 +1,4 @@
+import { AggregatorError } from '../../common/errors';
 import type { Command } from 'commander';
 import {
   applicationName,
@@ -63,9 +64,9 @@ Exit codes:
   4  any other error (bad option, config error, unexpected DynamoDB error)
 `;
 
-class FatalRead extends Error {
+class FatalRead extends AggregatorError {
   constructor(readonly failure: DynamoFailure) {
-    super(failure.message);
+    super(failure.message, { code: 'CHECKPOINTS_READ' });
   }
 }
 

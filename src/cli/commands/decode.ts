@@ -1,13 +1,17 @@
 // `aggregator decode`: SBE frames in (one per line, hex or base64), one JSON object per line out. A bad line is
 // reported in place and the rest still decode, so a captured batch can be triaged in one pass.
+import { AggregatorError } from '../../common/errors';
 import { once } from 'node:events';
 import readline from 'node:readline';
 import type { Command } from 'commander';
 import { SbeDecodeError, decodeErrorToJson, decodeFrame, frameToJson } from '../../sbe';
 
 /** A line that is neither hex nor base64. */
-class InputFormatError extends Error {
-  readonly code = 'BAD_INPUT';
+class InputFormatError extends AggregatorError {
+  override readonly code = 'BAD_INPUT';
+  constructor(message: string) {
+    super(message, { code: 'BAD_INPUT' });
+  }
 }
 
 const HEX = /^(?:0[xX])?((?:[0-9a-fA-F]{2})*)$/;

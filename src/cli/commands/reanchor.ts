@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/config';
 import { Keys } from '../../state/keys';
-import { isRetryable } from '../../state/errors';
+import { isRetryable } from '../../common/errors';
 import { createRedisClient } from '../../state/redis';
 import { ensureRequestGroup, REANCHOR_GROUP, requestReanchor } from '../../reanchor/requests';
 import {

@@ -1,3 +1,4 @@
+import { AggregatorError } from '../../common/errors';
 import fs from 'node:fs';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -36,9 +37,9 @@ import type { SimExchangeServer } from '../../dev/rest/sim-server';
 // (startOnWallClock in src/replay/wall-clock.ts places the start and scales the activity to --rate), and no event
 // is published before its time.
 
-export class ReplayUsageError extends Error {
+export class ReplayUsageError extends AggregatorError {
   constructor(message: string) {
-    super(message);
+    super(message, { code: 'REPLAY_USAGE' });
     this.name = 'ReplayUsageError';
   }
 }

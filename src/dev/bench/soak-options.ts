@@ -1,4 +1,5 @@
 import { RECORD_MODES, type RecordMode } from '../../replay/producer';
+import { AggregatorError } from '../../common/errors';
 
 // Options of the load and soak run (`npm run soak`, src/dev/bench/soak.ts): flags win over environment variables,
 // which win over the defaults. Pure, so the parsing is unit-tested (the simulator calibration is in
@@ -37,9 +38,9 @@ export interface SoakOptions {
   readonly sampleSeconds: number;
 }
 
-export class SoakUsageError extends Error {
+export class SoakUsageError extends AggregatorError {
   constructor(message: string) {
-    super(message);
+    super(message, { code: 'USAGE' });
     this.name = 'SoakUsageError';
   }
 }

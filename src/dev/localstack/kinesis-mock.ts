@@ -11,6 +11,7 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { findFreePort } from './ports';
+import { AggregatorError } from '../../common/errors';
 
 // Starts and stops kinesis-mock (npm `kinesis-local`, a Scala.js build run by node) for local runs and tests, and
 // creates streams on an emulator that is already running. Only the plain-HTTP port is meant to be used: the
@@ -54,12 +55,12 @@ export interface KinesisMockHandle {
   kill(): Promise<void>;
 }
 
-export class KinesisMockError extends Error {
+export class KinesisMockError extends AggregatorError {
   constructor(
     message: string,
     readonly logFile: string | undefined,
   ) {
-    super(message);
+    super(message, { code: 'KINESIS_MOCK', context: logFile === undefined ? {} : { logFile } });
     this.name = 'KinesisMockError';
   }
 }

@@ -5,6 +5,7 @@ import { startKinesisMock } from './kinesis-mock';
 import { startRedisServer } from './redis-server';
 import { isAlive, stopPid } from './service';
 import { waitForPort } from './ports';
+import { AggregatorError } from '../../common/errors';
 
 // The whole local stack: kinesis-mock (streams created), dynalite (lease tables), redis-server.
 // Used by `aggregator stack up/down` (detached, with a state file) and by the tests (attached, free ports).
@@ -59,12 +60,12 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export class StackRestartError extends Error {
+export class StackRestartError extends AggregatorError {
   constructor(
     message: string,
     readonly service: StackServiceName,
   ) {
-    super(message);
+    super(message, { code: 'STACK_RESTART', context: { service } });
     this.name = 'StackRestartError';
   }
 }

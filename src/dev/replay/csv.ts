@@ -1,3 +1,4 @@
+import { AggregatorError } from '../../common/errors';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -28,7 +29,7 @@ export interface TradesCsvOptions {
 }
 
 /** A row (or the header) that cannot be turned into a trade; the message names file, line, column and value. */
-export class CsvParseError extends Error {
+export class CsvParseError extends AggregatorError {
   constructor(
     readonly file: string,
     readonly line: number,
@@ -40,6 +41,7 @@ export class CsvParseError extends Error {
       column === ''
         ? `${file} line ${line}: ${problem}`
         : `${file} line ${line}, column ${column}: ${JSON.stringify(value)} ${problem}`,
+      { code: 'CSV_PARSE', context: { file, line, column } },
     );
     this.name = 'CsvParseError';
   }

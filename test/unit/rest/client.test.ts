@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { isRetryable } from '../../../src/common/errors';
 import {
   DEFAULT_BAN_MS,
   RestBannedError,
@@ -10,7 +11,6 @@ import {
   RestValidationError,
   WeightBudget,
   depthWeight,
-  isRetryable,
   parseRetryAfter,
 } from '../../../src/rest/client';
 import type { FetchLike, RestClientOptions, RestGate } from '../../../src/rest/client';

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { DecimalParseError, formatDecimal, parseDecimal } from '../../../src/sbe';
+import { parseScaledDecimal } from '../../../src/sbe/decimal';
 import { INT64_MAX, INT64_MIN, Rng } from './fixtures';
 
 describe('sbe decimal', () => {
@@ -110,6 +111,24 @@ describe('sbe decimal', () => {
         const m = BigInt(rng.int(-1_000_000, 1_000_000));
         const e = rng.int(1, 5);
         expect(parseDecimal(formatDecimal(m, e), e)).to.equal(m);
+      }
+    });
+  });
+
+  describe('parseScaledDecimal', () => {
+    it('reads a plain decimal at its own scale, exactly and beyond int64', () => {
+      expect(parseScaledDecimal('60000.010')).to.deep.equal({ mantissa: 60000010n, scale: 3 });
+      expect(parseScaledDecimal('-1.5')).to.deep.equal({ mantissa: -15n, scale: 1 });
+      expect(parseScaledDecimal('100')).to.deep.equal({ mantissa: 100n, scale: 0 });
+      expect(parseScaledDecimal('123456789012345678901234567890.5')).to.deep.equal({
+        mantissa: 1234567890123456789012345678905n,
+        scale: 1,
+      });
+    });
+
+    it('refuses what parseDecimal refuses as syntax', () => {
+      for (const bad of ['', '1e5', '+1', ' 1', '1.', '.5', '1,5']) {
+        expect(() => parseScaledDecimal(bad), bad).to.throw(RangeError, 'not a plain decimal');
       }
     });
   });

@@ -1,7 +1,9 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
-import { isRetryable, StateWriteError } from '../../../src/state/errors';
-import { backoffDelay, jittered, withRetry } from '../../../src/state/retry';
+import { isRetryable } from '../../../src/common/errors';
+import { StateWriteError } from '../../../src/state/errors';
+import { backoffDelay, jittered } from '../../../src/common/retry';
+import { withRetry } from '../../../src/state/retry';
 import type { RetryOptions } from '../../../src/state/retry';
 
 /** A fake clock advanced only by the injected sleep, so deadlines are deterministic. */
