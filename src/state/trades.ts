@@ -37,25 +37,23 @@ import type { RedisClient } from './redis';
 // Trade time is the message's transactTime; price and qty are canonical decimal strings (exactly 8 fraction
 // digits, src/events/canonical.ts), whatever exponent the message carried.
 
+/** KEYS of apply-trade-batch and repair-trades. */
+type TradeScriptKeys = [
+  obKey: string,
+  tr1Key: string,
+  tr5Key: string,
+  bucketsKey: string,
+  stateKey: string,
+  pxKey: string,
+];
+
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     applyTradeBatch(
-      obKey: string,
-      tr1Key: string,
-      tr5Key: string,
-      bucketsKey: string,
-      stateKey: string,
-      pxKey: string,
-      ...args: string[]
+      ...keysAndArgs: [...TradeScriptKeys, ...args: string[]]
     ): Result<Array<string | number>, Context>;
     repairTrades(
-      obKey: string,
-      tr1Key: string,
-      tr5Key: string,
-      bucketsKey: string,
-      stateKey: string,
-      pxKey: string,
-      ...args: string[]
+      ...keysAndArgs: [...TradeScriptKeys, ...args: string[]]
     ): Result<Array<string | number>, Context>;
   }
 }

@@ -221,6 +221,15 @@ export function rowParser(firstLine: string, opts: TradesCsvOptions & { fileLabe
   const forced = opts.format === undefined || opts.format === 'auto' ? undefined : opts.format;
   const layout = detectLayout(firstLine, file, forced);
   const width = layout.format === 'binance' ? BINANCE_COLUMNS.length : layout.columns.size;
+  /** A data line's cells (undefined for a blank line); a line of another width is refused. */
+  const rowOf = (text: string, line: number): RowContext | undefined => {
+    if (text.trim() === '') return undefined;
+    const ctx: RowContext = { file, line, cells: text.split(','), columns: layout.columns };
+    if (ctx.cells.length !== width) {
+      throw new CsvParseError(file, line, '', text, `expected ${width} columns, got ${ctx.cells.length}`);
+    }
+    return ctx;
+  };
 
   if (layout.format === 'binance') {
     const symbol = opts.symbol;
@@ -236,11 +245,8 @@ export function rowParser(firstLine: string, opts: TradesCsvOptions & { fileLabe
     return {
       layout,
       parse(text, line) {
-        if (text.trim() === '') return undefined;
-        const ctx: RowContext = { file, line, cells: text.split(','), columns: layout.columns };
-        if (ctx.cells.length !== width) {
-          throw new CsvParseError(file, line, '', text, `expected ${width} columns, got ${ctx.cells.length}`);
-        }
+        const ctx = rowOf(text, line);
+        if (ctx === undefined) return undefined;
         return tradeEvent(
           symbol.toUpperCase(),
           binanceTimeUs(ctx),
@@ -258,11 +264,8 @@ export function rowParser(firstLine: string, opts: TradesCsvOptions & { fileLabe
   return {
     layout,
     parse(text, line) {
-      if (text.trim() === '') return undefined;
-      const ctx: RowContext = { file, line, cells: text.split(','), columns: layout.columns };
-      if (ctx.cells.length !== width) {
-        throw new CsvParseError(file, line, '', text, `expected ${width} columns, got ${ctx.cells.length}`);
-      }
+      const ctx = rowOf(text, line);
+      if (ctx === undefined) return undefined;
       const symbol = cell(ctx, 'symbol');
       if (!SYMBOL.test(symbol)) throw new CsvParseError(file, line, 'symbol', symbol, 'is not a symbol');
       const side = cell(ctx, 'side').toLowerCase();

@@ -7,22 +7,25 @@ import type { Keys } from '../keys';
 //   lua/apply-best-bid-ask-5.lua   a bestBidAsk-stream batch
 //   lua/anchor-book-11.lua         anchoring on a REST depth snapshot plus the diffs buffered while out of sync
 
+/** KEYS of apply-depth-batch and anchor-book up to the trade windows (the depth batch adds the re-anchor flag). */
+type DepthScriptKeys = [
+  obKey: string,
+  bidsKey: string,
+  asksKey: string,
+  bidsIndexKey: string,
+  asksIndexKey: string,
+  stateKey: string,
+  bufferKey: string,
+  tradeWindow1sKey: string,
+  tradeWindow5sKey: string,
+  tradeBucketsKey: string,
+  tradeStateKey: string,
+];
+
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     applyDepthBatch(
-      obKey: string,
-      bidsKey: string,
-      asksKey: string,
-      bidsIndexKey: string,
-      asksIndexKey: string,
-      stateKey: string,
-      bufferKey: string,
-      tradeWindow1sKey: string,
-      tradeWindow5sKey: string,
-      tradeBucketsKey: string,
-      tradeStateKey: string,
-      reanchorFlagKey: string,
-      ...args: string[]
+      ...keysAndArgs: [...DepthScriptKeys, reanchorFlagKey: string, ...args: string[]]
     ): Result<unknown[], Context>;
     applyBestBidAsk(
       obKey: string,
@@ -32,20 +35,7 @@ declare module 'ioredis' {
       tradeStateKey: string,
       ...args: string[]
     ): Result<unknown[], Context>;
-    anchorBook(
-      obKey: string,
-      bidsKey: string,
-      asksKey: string,
-      bidsIndexKey: string,
-      asksIndexKey: string,
-      stateKey: string,
-      bufferKey: string,
-      tradeWindow1sKey: string,
-      tradeWindow5sKey: string,
-      tradeBucketsKey: string,
-      tradeStateKey: string,
-      ...args: string[]
-    ): Result<unknown[], Context>;
+    anchorBook(...keysAndArgs: [...DepthScriptKeys, ...args: string[]]): Result<unknown[], Context>;
   }
 }
 
