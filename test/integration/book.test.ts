@@ -1,11 +1,6 @@
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { expect } from 'chai';
 import { parseConfig } from '../../src/config/config';
-import { findFreePort } from '../../src/localstack/ports';
-import { startRedisServer } from '../../src/localstack/redis-server';
 import { buildTemporaryState } from '../../src/reanchor/build';
 import { swapReanchor } from '../../src/reanchor/swap';
 import { MarketSimulator, Prng } from '../../src/replay/simulator';
@@ -34,6 +29,7 @@ import { createRedisClient, loadScriptSources } from '../../src/state/redis';
 import type { RedisClient } from '../../src/state/redis';
 import { ReferenceBook, referenceMid, referenceSpread } from '../helpers/book-reference';
 import { messagesBySymbol } from '../helpers/messages';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // The order-book scripts (apply-depth-batch-12, apply-best-bid-ask-5, anchor-book-11) against a real redis-server,
 // compared with an independent in-memory reference (test/helpers/book-reference.ts), and, where the simulator
@@ -258,15 +254,12 @@ function expectBatchResult(
 
 describe('order book against a real Redis', function () {
   this.timeout(120000);
-
-  let tmpDir: string;
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: TestRedis;
   let redis: RedisClient;
 
   before(async () => {
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'book-it-'));
-    const port = await findFreePort();
-    server = await startRedisServer({ port, logFile: path.join(tmpDir, 'redis.log') });
+    server = await startTestRedis('book-it');
+    const port = server.port;
     redis = createRedisClient(parseConfig({ redis: { port } }).redis, {
       connectionName: 'book-integration-test',
     });
@@ -275,7 +268,6 @@ describe('order book against a real Redis', function () {
   after(async () => {
     redis?.disconnect();
     await server?.stop();
-    fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
   beforeEach(async () => {
