@@ -424,10 +424,13 @@ describe('re-anchor: temporary state and the atomic swap (real redis-server)', f
     let running = true;
     let reads = 0;
     let bad = 0;
+    let swapping = false;
+    let readsDuringSwaps = 0;
     const loop = (async () => {
       while (running) {
         const h = await reader.hgetall(keys.orderBook(S));
         reads++;
+        if (swapping) readsDuringSwaps++;
         if (Object.keys(h).length === 0 || !h.best_bid || !h.bid1_p) bad++;
       }
     })();
@@ -441,13 +444,21 @@ describe('re-anchor: temporary state and the atomic swap (real redis-server)', f
         timeUs: sc.sim.currentTimeUs,
       };
       await buildTemporaryState(redis, keys, S, { depth: snapshot, trades: [] });
+      swapping = true;
       const r = await swapReanchor(redis, keys, S, { levels: LEVELS });
+      swapping = false;
       if (r.outcome === 'swapped') swapped++;
     }
     running = false;
     await loop;
-    process.stdout.write(`      reader: ${reads} HGETALL during ${swapped} swaps, ${bad} missing/empty\n`);
+    process.stdout.write(
+      `      reader: ${reads} HGETALL during the run, ${readsDuringSwaps} while a swap was in flight, ` +
+        `${swapped} swaps, ${bad} missing/empty\n`,
+    );
     expect(swapped).to.be.greaterThan(40);
+    // bad = 0 says something only if the reader really read, and while the swaps ran.
+    expect(reads, 'HGETALL during the run').to.be.at.least(100);
+    expect(readsDuringSwaps, 'HGETALL while a swap was in flight').to.be.greaterThan(0);
     expect(bad).to.equal(0);
   });
 });
