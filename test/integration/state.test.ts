@@ -12,7 +12,7 @@ import { snapshotKeys } from '../helpers/redis-snapshot';
 import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // StateWriter (every state script of a batch, plus dead letters) against a real redis-server on a free port.
-// The scripts' semantics are proven against independent references in book.test.ts and trades.test.ts; here
+// The scripts' semantics are proven against independent references in the book-*.test.ts files and trades.test.ts; here
 // the composition: every kind reaches its script, redelivery and re-batching change nothing, dead letters once.
 
 const SYMBOLS = ['BTCUSDT', 'ETHUSDT'];
