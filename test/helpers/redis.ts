@@ -51,7 +51,13 @@ export async function startTestRedis(name: string, options: TestRedisOptions = {
   let port: number;
   try {
     port = await findFreePort();
-    server = await startRedisServer({ port, logFile, extraArgs: options.extraArgs?.(dir) });
+    // --dir: whatever the server writes (a replica's full-sync RDB, a SAVE) lands in the scratch directory, not in
+    // the working directory (the repository).
+    server = await startRedisServer({
+      port,
+      logFile,
+      extraArgs: ['--dir', dir, ...(options.extraArgs?.(dir) ?? [])],
+    });
   } catch (err) {
     removeDir();
     throw err;
