@@ -34,7 +34,7 @@ export interface ReferenceOptions {
 /**
  * The state the given events leave when written once, in order, by StateWriter. The pipeline (daemons,
  * batching, KPL, redelivery, restarts) must not change what the state scripts compute; the scripts
- * themselves are proven against independent references in book.test.ts and trades.test.ts.
+ * themselves are proven against independent references in the book-*.test.ts files and trades.test.ts.
  */
 export async function referenceState(
   port: number,

@@ -1,10 +1,5 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { expect } from 'chai';
 import { parseConfig } from '../../src/config/config';
-import { findFreePort } from '../../src/dev/localstack/ports';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { buildTemporaryState } from '../../src/reanchor/build';
 import { swapReanchor } from '../../src/reanchor/swap';
 import { MarketSimulator, type BookSnapshot } from '../../src/replay/simulator';
@@ -27,6 +22,7 @@ import {
 import { Keys } from '../../src/state/keys';
 import { createRedisClient, type RedisClient } from '../../src/state/redis';
 import { ReferenceBook } from '../helpers/book-reference';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // One price, one spelling, whatever exponent carried it: books anchored on a REST snapshot (exponent -8, as
 // src/rest/client.ts parses it) through the re-anchor build + swap, then fed diffs at -2/-5, at -8/-8, and switching
@@ -106,21 +102,18 @@ function simulatorBook(snapshot: BookSnapshot): ValueBook {
 
 describe('books built from a REST snapshot plus diffs at exponents -2/-5, -8/-8 and a change mid-stream equal the reference by value, one field per price', function () {
   this.timeout(120_000);
-  let tmpDir: string;
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: TestRedis;
   let redis: RedisClient;
 
   before(async () => {
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'book-exponents-'));
-    const port = await findFreePort();
-    server = await startRedisServer({ port, logFile: path.join(tmpDir, 'redis.log') });
+    server = await startTestRedis('book-exponents');
+    const port = server.port;
     redis = createRedisClient(parseConfig({ redis: { port } }).redis, { connectionName: 'book-exponents' });
   });
 
   after(async () => {
     redis?.disconnect();
     await server?.stop();
-    fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
   beforeEach(async () => {

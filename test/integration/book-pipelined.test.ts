@@ -1,11 +1,6 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { expect } from 'chai';
 import Redis from 'ioredis';
 import { parseConfig } from '../../src/config/config';
-import { findFreePort } from '../../src/dev/localstack/ports';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { MarketSimulator } from '../../src/replay/simulator';
 import type { DepthDiffStreamEvent, SbeMessage } from '../../src/sbe/messages';
 import {
@@ -18,6 +13,7 @@ import {
 import { Keys } from '../../src/state/keys';
 import { createRedisClient, type RedisClient } from '../../src/state/redis';
 import { snapshotStateKeys, type KeySnapshot } from '../helpers/redis-snapshot';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // applyBookBatch sends a symbol's bounded calls together (src/state/book.ts). Against a real redis-server, each
 // scenario runs twice from the same anchored book: split into calls of 3 diffs sent at once, and as one unsplit
@@ -33,8 +29,7 @@ const UNSPLIT: DepthCallLimits = { maxDiffs: 1_000_000, maxLevels: 1_000_000 };
 
 describe('depth calls of one batch sent together: the same state as one call', function () {
   this.timeout(60_000);
-  let tmpDir: string;
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: TestRedis;
   let redis: RedisClient;
   /** A plain client for the state snapshots. */
   let reader: Redis;
@@ -42,9 +37,8 @@ describe('depth calls of one batch sent together: the same state as one call', f
   let diffs: DepthDiffStreamEvent[];
 
   before(async () => {
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'book-pipelined-'));
-    const port = await findFreePort();
-    server = await startRedisServer({ port, logFile: path.join(tmpDir, 'redis.log') });
+    server = await startTestRedis('book-pipelined');
+    const port = server.port;
     redis = createRedisClient(parseConfig({ redis: { port } }).redis, { connectionName: 'book-pipelined' });
     reader = new Redis({ port, host: '127.0.0.1' });
     const sim = new MarketSimulator({ seed: 11, symbols: [S], startTimeUs: START_US });
@@ -60,7 +54,6 @@ describe('depth calls of one batch sent together: the same state as one call', f
     redis.disconnect();
     reader.disconnect();
     await server.stop();
-    fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
   /** From an anchored book (and `setup`), each batch with `limits`: the state keys after them and the results. */

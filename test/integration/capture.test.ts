@@ -1,10 +1,7 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { parseConfig } from '../../src/config/config';
-import { findFreePort } from '../../src/dev/localstack/ports';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { formatDecimal, parseDecimal } from '../../src/sbe/decimal';
 import { decodeFrames } from '../../src/sbe/decoder';
 import { encodeFrames } from '../../src/sbe/encoder';
@@ -24,6 +21,7 @@ import { Keys } from '../../src/state/keys';
 import { createRedisClient } from '../../src/state/redis';
 import type { RedisClient } from '../../src/state/redis';
 import { sharedDir } from '../helpers/paths';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // The real Binance capture (../shared/data/binance-spot-capture, from cryptofeed's sample data): REST depth
 // snapshots (limit=1000) and the combined ws stream of 4 symbols (@depth@100ms diffs, @bookTicker). The JSON is
@@ -218,17 +216,14 @@ function byPrice(descending: boolean) {
 
 describe('order book on the real Binance capture', function () {
   this.timeout(120000);
-
-  let tmpDir: string;
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: TestRedis;
   let redis: RedisClient;
   let snapshots: Snapshot[];
   let events: WsEvent[];
 
   before(async () => {
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'capture-it-'));
-    const port = await findFreePort();
-    server = await startRedisServer({ port, logFile: path.join(tmpDir, 'redis.log') });
+    server = await startTestRedis('capture-it');
+    const port = server.port;
     redis = createRedisClient(parseConfig({ redis: { port } }).redis, { connectionName: 'capture-test' });
     snapshots = readSnapshots();
     events = readWs();
@@ -237,7 +232,6 @@ describe('order book on the real Binance capture', function () {
   after(async () => {
     redis?.disconnect();
     await server?.stop();
-    fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
   beforeEach(async () => {

@@ -6,10 +6,10 @@ import { expect } from 'chai';
 import Redis from 'ioredis';
 import { findFreePort } from '../../src/dev/localstack/ports';
 import { startKinesisMock, type KinesisMockHandle } from '../../src/dev/localstack/kinesis-mock';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { REANCHOR_GROUP } from '../../src/reanchor/requests';
 import { Keys } from '../../src/state/keys';
 import { repoRoot, sharedDir } from '../helpers/paths';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // The built CLI as users and scripts run it: exit codes, stdout/stderr split, messages.
 
@@ -223,14 +223,14 @@ describe('aggregator CLI', function () {
     const S = 'BTCUSDT';
     const keys = new Keys({ clusterMode: false });
     let dir: string;
-    let server: Awaited<ReturnType<typeof startRedisServer>>;
+    let server: TestRedis;
     let redis: Redis;
     let configFile: string;
 
     before(async function () {
-      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-reanchor-'));
-      const port = await findFreePort();
-      server = await startRedisServer({ port, logFile: path.join(dir, 'redis.log') });
+      server = await startTestRedis('cli-reanchor');
+      dir = server.dir;
+      const port = server.port;
       redis = new Redis({ port, host: '127.0.0.1' });
       configFile = path.join(dir, 'config.yaml');
       fs.writeFileSync(
@@ -241,8 +241,7 @@ describe('aggregator CLI', function () {
 
     after(async function () {
       redis.disconnect();
-      await server.stop();
-      fs.rmSync(dir, { recursive: true, force: true });
+      await server?.stop();
     });
 
     beforeEach(() => redis.flushall());

@@ -6,7 +6,6 @@ import { Cluster, Redis } from 'ioredis';
 import { parseConfig } from '../../src/config/config';
 import { findFreePort } from '../../src/dev/localstack/ports';
 import { startRedisCluster, type RedisCluster } from '../../src/dev/localstack/redis-cluster';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { simulate } from '../../src/replay/simulator';
 import { groupBySymbol } from '../../src/state/batch';
 import { Keys } from '../../src/state/keys';
@@ -14,6 +13,7 @@ import { createRedisClient, type RedisClient } from '../../src/state/redis';
 import { withRetry } from '../../src/state/retry';
 import { StateWriter } from '../../src/state/writer';
 import { waitUntil } from '../helpers/pipeline';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // cluster_mode: true against a real three-master Redis Cluster on loopback.
 
@@ -109,7 +109,7 @@ describe('Redis Cluster failover (three masters, one replica each)', function ()
   let cluster: RedisCluster;
   let client: RedisClient;
   let reader: Cluster;
-  let reference: Awaited<ReturnType<typeof startRedisServer>>;
+  let reference: TestRedis;
   let referencePort: number;
   const keys = new Keys({ clusterMode: true });
 
@@ -121,8 +121,8 @@ describe('Redis Cluster failover (three masters, one replica each)', function ()
     const config = parseConfig({ redis: { host: '127.0.0.1', port: ports[0], cluster_mode: true } });
     client = createRedisClient(config.redis, { connectionName: 'cluster-failover-test' });
     reader = new Cluster([{ host: '127.0.0.1', port: ports[0]! }]);
-    referencePort = await findFreePort();
-    reference = await startRedisServer({ port: referencePort, logFile: path.join(dir, 'reference.log') });
+    reference = await startTestRedis('cluster-reference', { dir, logName: 'reference.log' });
+    referencePort = reference.port;
   });
 
   after(async function () {

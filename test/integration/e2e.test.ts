@@ -73,7 +73,59 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
     events = [...simulate({ seed: 42, symbols: SYMBOLS, startTimeUs: 1_760_000_000_000_000n }, 6000)];
   });
 
+  /**
+   * A measurement, not a test: events/s through the processors once the daemons are warm, printed after the tests
+   * (when they all passed) and before the stack stops. E2E_MEASURE=0 skips it. A failure here is printed, not
+   * reported as a test failure: it is a figure for the closing note, with nothing to assert.
+   */
+  async function measureThroughput(): Promise<void> {
+    const logOffset = processorLogSize(pipeline);
+    const burst = [...simulate({ seed: 7, symbols: SYMBOLS, startTimeUs: 1_770_000_000_000_000n }, 40_000)];
+    const started = Date.now();
+    const summary = await publish(burst, 'kpl');
+    const published = Date.now();
+    await waitForCheckpoints(summary, 180_000);
+    const seconds = (Date.now() - started) / 1000;
+    process.stderr.write(
+      `      e2e throughput: ${summary.events} events (${summary.records} Kinesis records) published in ` +
+        `${((published - started) / 1000).toFixed(1)} s, all checkpointed after ${seconds.toFixed(1)} s ` +
+        `(${Math.round(burst.length / seconds)} events/s end to end, bounded by kinesis-mock's PutRecords)\n`,
+    );
+    // The processors' own rate: frames per second of time spent handling batches (decode + Redis write).
+    const log = await waitForProcessorLog(
+      pipeline,
+      logOffset,
+      (entries) => framesStored(entries) >= burst.length,
+      10_000,
+    );
+    const perStream = new Map<string, { frames: number; handleMs: number; batches: number }>();
+    for (const entry of log) {
+      if (entry.message !== 'batch stored' || entry.stream === undefined) continue;
+      const acc = perStream.get(entry.stream) ?? { frames: 0, handleMs: 0, batches: 0 };
+      acc.frames += entry.frames ?? 0;
+      acc.handleMs += entry.handleMs ?? 0;
+      acc.batches += 1;
+      perStream.set(entry.stream, acc);
+    }
+    for (const [stream, acc] of perStream) {
+      process.stderr.write(
+        `      processor ${stream}: ${acc.frames} events in ${acc.batches} batches, ` +
+          `${Math.round(acc.frames / (acc.handleMs / 1000))} events/s while handling batches\n`,
+      );
+    }
+  }
+
+  let allPassed = true;
+  afterEach(function () {
+    if (this.currentTest?.state !== 'passed') allPassed = false;
+  });
+
   after(async function () {
+    if (pipeline && allPassed && process.env.E2E_MEASURE !== '0') {
+      await measureThroughput().catch((err: unknown) =>
+        process.stderr.write(`      e2e throughput not measured: ${(err as Error).message}\n`),
+      );
+    }
     if (pipeline) await pipeline.stop();
   });
 
@@ -169,44 +221,5 @@ describe('end to end: replay -> kinesis-mock -> real KCL daemon -> processor -> 
     expect(await pipeline.redis.xlen(`dlq:{${pipeline.config.aws.kinesis.streams.trade}}`)).to.equal(
       deadLetters,
     );
-  });
-
-  it('measures events/s through the processors once the daemons are warm (figure, not an assertion)', async function () {
-    const logOffset = processorLogSize(pipeline);
-    const burst = [...simulate({ seed: 7, symbols: SYMBOLS, startTimeUs: 1_770_000_000_000_000n }, 40_000)];
-    const started = Date.now();
-    const summary = await publish(burst, 'kpl');
-    const published = Date.now();
-    await waitForCheckpoints(summary, 180_000);
-    const seconds = (Date.now() - started) / 1000;
-    expect(summary.events).to.equal(burst.length);
-    process.stderr.write(
-      `      e2e throughput: ${burst.length} events (${summary.records} Kinesis records) published in ` +
-        `${((published - started) / 1000).toFixed(1)} s, all checkpointed after ${seconds.toFixed(1)} s ` +
-        `(${Math.round(burst.length / seconds)} events/s end to end, bounded by kinesis-mock's PutRecords)\n`,
-    );
-    // The processors' own rate: frames per second of time spent handling batches (decode + Redis write).
-    const log = await waitForProcessorLog(
-      pipeline,
-      logOffset,
-      (entries) => framesStored(entries) >= burst.length,
-      10_000,
-    );
-    const perStream = new Map<string, { frames: number; handleMs: number; batches: number }>();
-    for (const entry of log) {
-      if (entry.message !== 'batch stored' || entry.stream === undefined) continue;
-      const acc = perStream.get(entry.stream) ?? { frames: 0, handleMs: 0, batches: 0 };
-      acc.frames += entry.frames ?? 0;
-      acc.handleMs += entry.handleMs ?? 0;
-      acc.batches += 1;
-      perStream.set(entry.stream, acc);
-    }
-    for (const [stream, acc] of perStream) {
-      process.stderr.write(
-        `      processor ${stream}: ${acc.frames} events in ${acc.batches} batches, ` +
-          `${Math.round(acc.frames / (acc.handleMs / 1000))} events/s while handling batches\n`,
-      );
-    }
-    expect(perStream.size).to.be.greaterThan(0);
   });
 });

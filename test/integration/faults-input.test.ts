@@ -1,10 +1,7 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import Redis from 'ioredis';
-import { findFreePort } from '../../src/dev/localstack/ports';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { parseReport, type ProcessorReport } from '../../src/ops/telemetry';
 import { deaggregate, encodeAggregatedRecord } from '../../src/replay/kpl';
 import { publishEvents, type RecordMode } from '../../src/replay/producer';
@@ -19,6 +16,7 @@ import {
 } from '../helpers/frame-mutations';
 import { MultiLangDriver, kinesisRecord, type Json } from '../helpers/multilang-driver';
 import { snapshotStateKeys, type KeySnapshot } from '../helpers/redis-snapshot';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // Issue 7, input faults: 100,000 mutated or random records fed to the real record-processor children
 // (`node dist/src/cli/main.js --config <yaml> process --stream <kind>`) over the MultiLang protocol, interleaved
@@ -263,7 +261,7 @@ describe('input faults: 100,000 poison records through the record-processor chil
   this.timeout(600_000);
 
   let tmpDir: string;
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: TestRedis;
   let redisPort: number;
   let redis: Redis;
   const children: MultiLangDriver[] = [];
@@ -350,9 +348,9 @@ describe('input faults: 100,000 poison records through the record-processor chil
 
   before(async () => {
     const started = Date.now();
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'faults-input-'));
-    redisPort = await findFreePort();
-    server = await startRedisServer({ port: redisPort, logFile: path.join(tmpDir, 'redis.log') });
+    server = await startTestRedis('faults-input');
+    tmpDir = server.dir;
+    redisPort = server.port;
     redis = new Redis({ host: '127.0.0.1', port: redisPort, lazyConnect: false });
 
     const rng = new Prng(SEED);
@@ -387,7 +385,6 @@ describe('input faults: 100,000 poison records through the record-processor chil
     for (const child of children.splice(0)) child.kill();
     redis?.disconnect();
     await server?.stop();
-    if (tmpDir !== undefined) fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
   it('dead-letters each bad frame once, under its code, skips the valid frames beside it and applies the valid records exactly', async () => {

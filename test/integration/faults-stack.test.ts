@@ -38,6 +38,7 @@ import {
 // id, as the container runtime would; the Redis cases assert that none did.
 
 const SYMBOLS = ['BTCUSDT', 'ETHUSDT'];
+const SHARDS = { trade: 2, bestbidask: 1, depth: 1 };
 /** Redis hung (SIGSTOP) this long: within the ride-through bound below, so every process waits it out. */
 const OUTAGE_MS = 45_000;
 /** processing.batch_deadline_ms of this pipeline (the ride-through bound), and the daemon's timeout above it. */
@@ -164,7 +165,7 @@ describe('stack faults: Redis, kinesis-mock and dynalite outages under the real 
     const healthPort = await findFreePort();
     healthUrl = `http://127.0.0.1:${healthPort}`;
     pipeline = await startPipeline({
-      shards: { trade: 2, bestbidask: 1, depth: 1 },
+      shards: SHARDS,
       symbols: SYMBOLS,
       label: 'faults-stack',
       // No re-anchoring: it would rewrite books from REST snapshots (and call the real exchange).
@@ -426,7 +427,14 @@ describe('stack faults: Redis, kinesis-mock and dynalite outages under the real 
     const crashedAt = Date.now();
     await pipeline.stack.restart('dynalite', { crash: true });
     const downMs = Date.now() - crashedAt;
-    // The table came back with the checkpoints it had (none reset to TRIM_HORIZON or lost).
+    // The table came back with the checkpoints it had (none reset to TRIM_HORIZON or lost). The loop below says
+    // nothing without leases or without a sequence-number checkpoint among them: one lease per shard is required
+    // first, and checkpoints to compare.
+    const numeric = [...before.values()].filter((c) => c !== undefined && /^\d+$/.test(c));
+    expect(before.size, 'leases read before the crash').to.equal(
+      Object.values(SHARDS).reduce((n, k) => n + k, 0),
+    );
+    expect(numeric.length, 'leases with a sequence-number checkpoint before the crash').to.be.greaterThan(0);
     const after = await leaseCheckpoints(pipeline);
     for (const [lease, checkpoint] of before) {
       expect(after.has(lease), `lease ${lease} lost by the restart`).to.equal(true);

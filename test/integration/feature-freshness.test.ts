@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { parseConfig } from '../../src/config/config';
@@ -7,7 +6,6 @@ import { COMPLETENESS_INPUTS, STALE_AFTER_MS } from '../../src/features/compute'
 import { readServedVectors } from '../../src/app/features-verify';
 import type { ServedVector } from '../../src/features/verify';
 import { findFreePort } from '../../src/dev/localstack/ports';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { MarketSimulator } from '../../src/replay/simulator';
 import type { SbeMessage } from '../../src/sbe/messages';
 import { DEFAULT_DEGRADED_POLICY } from '../../src/sidecar/degraded';
@@ -17,6 +15,7 @@ import { createRedisClient, type RedisClient } from '../../src/state/redis';
 import { StateWriter } from '../../src/state/writer';
 import { waitUntil } from '../helpers/pipeline';
 import { spawnSidecar, type SidecarProcess } from '../helpers/sidecar-process';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // A real `aggregator sidecar` process and a real redis-server, the state written through StateWriter from the
 // simulator at wall-clock pace (each event once the clock passes its time plus a feed latency). Two losses the
@@ -66,7 +65,7 @@ describe('feature freshness with a real sidecar: stream outages and clock errors
   this.timeout(120_000);
 
   let tmpDir: string;
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: TestRedis;
   let port: number;
   let client: RedisClient;
   let configFile: string;
@@ -74,9 +73,9 @@ describe('feature freshness with a real sidecar: stream outages and clock errors
   let stopFeed: (() => Promise<void>) | undefined;
 
   before(async () => {
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'feature-freshness-it-'));
-    port = await findFreePort();
-    server = await startRedisServer({ port, logFile: path.join(tmpDir, 'redis.log') });
+    server = await startTestRedis('feature-freshness-it');
+    tmpDir = server.dir;
+    port = server.port;
     client = createRedisClient(parseConfig({ redis: { port } }).redis, { connectionName: 'freshness-it' });
     configFile = path.join(tmpDir, 'sidecar.yaml');
     fs.writeFileSync(
@@ -91,7 +90,6 @@ describe('feature freshness with a real sidecar: stream outages and clock errors
   after(async () => {
     client?.disconnect();
     await server?.stop();
-    fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
   afterEach(async () => {

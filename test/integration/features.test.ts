@@ -1,6 +1,3 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { expect } from 'chai';
 import Redis from 'ioredis';
 import { parseConfig } from '../../src/config/config';
@@ -8,14 +5,13 @@ import { computeFeatures } from '../../src/features/compute';
 import { readSnapshot } from '../../src/features/snapshot';
 import { verifyServedVectors } from '../../src/app/features-verify';
 import type { ServedVector } from '../../src/features/verify';
-import { findFreePort } from '../../src/dev/localstack/ports';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { simulate } from '../../src/replay/simulator';
 import type { SbeMessage } from '../../src/sbe/messages';
 import { groupBySymbol } from '../../src/state/batch';
 import { Keys } from '../../src/state/keys';
 import { createRedisClient, type RedisClient } from '../../src/state/redis';
 import { StateWriter } from '../../src/state/writer';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // readSnapshot + computeFeatures against a real redis-server fed by the simulator through StateWriter, and the
 // verify core (replay to watermarks in a scratch database).
@@ -25,8 +21,7 @@ const WRITER = { orderBookLevels: 10, diffBufferMaxLength: 1000, deadLetterMaxLe
 
 describe('features against a real Redis', function () {
   this.timeout(60000);
-  let tmpDir: string;
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: TestRedis;
   let client: RedisClient;
   let scratch: RedisClient;
   let redis: Redis;
@@ -35,9 +30,8 @@ describe('features against a real Redis', function () {
   let events: SbeMessage[];
 
   before(async () => {
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'features-it-'));
-    const port = await findFreePort();
-    server = await startRedisServer({ port, logFile: path.join(tmpDir, 'redis.log') });
+    server = await startTestRedis('features-it');
+    const port = server.port;
     client = createRedisClient(parseConfig({ redis: { port } }).redis, { connectionName: 'features-it' });
     scratch = createRedisClient(parseConfig({ redis: { port, db: 5 } }).redis, {
       connectionName: 'features-it-scratch',
@@ -54,7 +48,6 @@ describe('features against a real Redis', function () {
     scratch?.disconnect();
     redis?.disconnect();
     await server?.stop();
-    fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
   beforeEach(async () => {

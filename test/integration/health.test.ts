@@ -1,17 +1,16 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { parseConfig, type AppConfig } from '../../src/config/config';
 import { findFreePort } from '../../src/dev/localstack/ports';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { healthHandler, type HealthBody } from '../../src/ops/health';
 import { startHealthServer, type HealthServer } from '../../src/ops/health-server';
 import { publishReport, type ProcessorReport } from '../../src/ops/telemetry';
 import { Keys } from '../../src/state/keys';
 import { createRedisClient, type RedisClient } from '../../src/state/redis';
 import { repoRoot } from '../helpers/paths';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // GET /health against a real redis-server: processor reports published as the processors do, feature vectors and
 // re-anchor state written directly, the inputs collected and served over HTTP; then the real `aggregator sidecar`.
@@ -58,7 +57,7 @@ describe('GET /health (real redis-server)', function () {
   this.timeout(60_000);
   let tmpDir: string;
   let redisPort: number;
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: TestRedis;
   let config: AppConfig;
   let redis: RedisClient;
   let healthClient: RedisClient;
@@ -103,9 +102,9 @@ describe('GET /health (real redis-server)', function () {
   }
 
   before(async () => {
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'health-it-'));
-    redisPort = await findFreePort();
-    server = await startRedisServer({ port: redisPort, logFile: path.join(tmpDir, 'redis.log') });
+    server = await startTestRedis('health-it');
+    tmpDir = server.dir;
+    redisPort = server.port;
     config = parseConfig({
       service_name: 'health-it',
       redis: { port: redisPort },
@@ -134,7 +133,6 @@ describe('GET /health (real redis-server)', function () {
     redis?.disconnect();
     healthClient?.disconnect();
     await server?.stop();
-    fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
   beforeEach(async () => {
@@ -331,7 +329,7 @@ describe('GET /health (real redis-server)', function () {
 
   it('redis-server stopped -> 503 redis unhealthy, answered quickly', async () => {
     await get(`${health.url}/health`); // connected and healthy first
-    await server.stop();
+    await server.stopServer();
     for (let i = 0; i < 3; i++) {
       const { status, body, ms } = await get(`${health.url}/health`);
       expect(status).to.equal(503);

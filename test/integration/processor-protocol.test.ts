@@ -1,10 +1,8 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import Redis from 'ioredis';
 import { findFreePort } from '../../src/dev/localstack/ports';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { simulate } from '../../src/replay/simulator';
 import { encodeFrames } from '../../src/sbe/encoder';
 import type { SbeMessage } from '../../src/sbe/messages';
@@ -15,6 +13,7 @@ import { createRedisClient } from '../../src/state/redis';
 import { StateWriter } from '../../src/state/writer';
 import { snapshotKeys, snapshotStateKeys } from '../helpers/redis-snapshot';
 import { MultiLangDriver, kinesisRecord } from '../helpers/multilang-driver';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // The real record-processor child (`node dist/src/cli/main.js --config <yaml> process --stream trade`) driven over
 // stdin/stdout exactly as the KCL MultiLangDaemon drives it (see ../shared/docs/kcl-multilang.md; the daemon's side
@@ -29,7 +28,7 @@ describe('record processor child over the MultiLang protocol', function () {
   this.timeout(30000);
 
   let tmpDir: string;
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: TestRedis;
   let redisPort: number;
   let redis: Redis;
   const children: MultiLangDriver[] = [];
@@ -64,9 +63,9 @@ describe('record processor child over the MultiLang protocol', function () {
   }
 
   before(async () => {
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'processor-protocol-'));
-    redisPort = await findFreePort();
-    server = await startRedisServer({ port: redisPort, logFile: path.join(tmpDir, 'redis.log') });
+    server = await startTestRedis('processor-protocol');
+    tmpDir = server.dir;
+    redisPort = server.port;
     redis = new Redis({ host: '127.0.0.1', port: redisPort, lazyConnect: false });
   });
 
@@ -77,7 +76,6 @@ describe('record processor child over the MultiLang protocol', function () {
   after(async () => {
     redis?.disconnect();
     await server?.stop();
-    fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
   it('initialize, processRecords (frames + a poison record), redelivery, shardEnded, EOF: the full exchange', async () => {

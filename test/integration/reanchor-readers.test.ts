@@ -1,11 +1,7 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { expect } from 'chai';
 import { parseConfig } from '../../src/config/config';
 import { computeFeatures } from '../../src/features/compute';
 import { readSnapshot } from '../../src/features/snapshot';
-import { findFreePort } from '../../src/dev/localstack/ports';
 import { silentLogger } from '../../src/logging/logger';
 import { Reanchorer, describeFailure, type SnapshotSource } from '../../src/reanchor/reanchorer';
 import { RestClient } from '../../src/rest/client';
@@ -14,7 +10,6 @@ import {
   startSimExchangeServer,
   type SimExchangeServer,
 } from '../../src/dev/rest/sim-server';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { formatDecimal } from '../../src/sbe/decimal';
 import type { PriceLevel, SbeMessage, TradesStreamEvent } from '../../src/sbe/messages';
 import { FeatureSidecar } from '../../src/sidecar/sidecar';
@@ -25,6 +20,7 @@ import { createRedisClient, type RedisClient } from '../../src/state/redis';
 import { TRADE_WINDOW_5S_FIELDS, TRADE_WINDOW_FIELDS } from '../../src/state/trades';
 import { StateWriter } from '../../src/state/writer';
 import { compareDecimal, referenceMid, referenceSpread } from '../helpers/book-reference';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // Readers in tight loops (HGETALL ob:, tr:1s, tr:5s, feat:, and the same keys in one MULTI) while >= 200
 // re-anchors run one after the other (lock, REST from the simulated exchange over HTTP, build, atomic swap), live
@@ -67,15 +63,13 @@ function close(a: number, b: number): boolean {
 
 describe('re-anchor: readers never see a missing key or a mixed state during 200 re-anchors with live writes', function () {
   this.timeout(180_000);
-  let tmpDir: string;
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: TestRedis;
   let rest: SimExchangeServer | undefined;
   const clients: RedisClient[] = [];
 
   before(async () => {
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'reanchor-readers-'));
-    const port = await findFreePort();
-    server = await startRedisServer({ port, logFile: path.join(tmpDir, 'redis.log') });
+    server = await startTestRedis('reanchor-readers');
+    const port = server.port;
     const config = parseConfig({ redis: { port } }).redis;
     for (const name of ['writer', 'reanchor', 'sidecar', 'reader-a', 'reader-b', 'reader-multi']) {
       clients.push(createRedisClient(config, { connectionName: `reanchor-readers-${name}` }));
@@ -86,7 +80,6 @@ describe('re-anchor: readers never see a missing key or a mixed state during 200
     for (const c of clients) c.disconnect();
     await rest?.stop();
     await server?.stop();
-    fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
   it('ob:, tr: and feat: are always present and each read is one true state', async () => {

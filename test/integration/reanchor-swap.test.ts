@@ -1,11 +1,6 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { expect } from 'chai';
 import type { Redis } from 'ioredis';
 import { parseConfig } from '../../src/config/config';
-import { findFreePort } from '../../src/dev/localstack/ports';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { buildTemporaryState, temporaryKeyList, TEMPORARY_TTL_SECONDS } from '../../src/reanchor/build';
 import { swapReanchor } from '../../src/reanchor/swap';
 import { MarketSimulator } from '../../src/replay/simulator';
@@ -18,6 +13,7 @@ import { applyTradeBatch, flattenTrades, type FlatTrade } from '../../src/state/
 import { StateWriter } from '../../src/state/writer';
 import { ReferenceBook } from '../helpers/book-reference';
 import { snapshotKeys } from '../helpers/redis-snapshot';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // Re-anchoring against a real redis-server: the temporary state built from a simulated REST snapshot, the ONE
 // atomic swap (lua/reanchor-swap-26.lua) compared with an independent in-memory reference book, every failed check
@@ -30,15 +26,13 @@ const START_US = 1_700_000_000_000_000n;
 const keys = new Keys({ clusterMode: false });
 
 describe('re-anchor: temporary state and the atomic swap (real redis-server)', function () {
-  let tmpDir: string;
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: TestRedis;
   let redis: RedisClient;
   let reader: RedisClient;
 
   before(async () => {
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'reanchor-it-'));
-    const port = await findFreePort();
-    server = await startRedisServer({ port, logFile: path.join(tmpDir, 'redis.log') });
+    server = await startTestRedis('reanchor-it');
+    const port = server.port;
     const config = parseConfig({ redis: { port } }).redis;
     redis = createRedisClient(config, { connectionName: 'reanchor-test' });
     reader = createRedisClient(config, { connectionName: 'reanchor-reader' });
@@ -48,7 +42,6 @@ describe('re-anchor: temporary state and the atomic swap (real redis-server)', f
     redis?.disconnect();
     reader?.disconnect();
     await server?.stop();
-    fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
   beforeEach(async () => {
@@ -431,10 +424,13 @@ describe('re-anchor: temporary state and the atomic swap (real redis-server)', f
     let running = true;
     let reads = 0;
     let bad = 0;
+    let swapping = false;
+    let readsDuringSwaps = 0;
     const loop = (async () => {
       while (running) {
         const h = await reader.hgetall(keys.orderBook(S));
         reads++;
+        if (swapping) readsDuringSwaps++;
         if (Object.keys(h).length === 0 || !h.best_bid || !h.bid1_p) bad++;
       }
     })();
@@ -448,13 +444,21 @@ describe('re-anchor: temporary state and the atomic swap (real redis-server)', f
         timeUs: sc.sim.currentTimeUs,
       };
       await buildTemporaryState(redis, keys, S, { depth: snapshot, trades: [] });
+      swapping = true;
       const r = await swapReanchor(redis, keys, S, { levels: LEVELS });
+      swapping = false;
       if (r.outcome === 'swapped') swapped++;
     }
     running = false;
     await loop;
-    process.stdout.write(`      reader: ${reads} HGETALL during ${swapped} swaps, ${bad} missing/empty\n`);
+    process.stdout.write(
+      `      reader: ${reads} HGETALL during the run, ${readsDuringSwaps} while a swap was in flight, ` +
+        `${swapped} swaps, ${bad} missing/empty\n`,
+    );
     expect(swapped).to.be.greaterThan(40);
+    // bad = 0 says something only if the reader really read, and while the swaps ran.
+    expect(reads, 'HGETALL during the run').to.be.at.least(100);
+    expect(readsDuringSwaps, 'HGETALL while a swap was in flight').to.be.greaterThan(0);
     expect(bad).to.equal(0);
   });
 });

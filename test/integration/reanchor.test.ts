@@ -1,12 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import type { Redis } from 'ioredis';
 import { parseConfig } from '../../src/config/config';
-import { findFreePort } from '../../src/dev/localstack/ports';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { silentLogger } from '../../src/logging/logger';
 import { ReanchorListener, type HandledOutcome } from '../../src/reanchor/listener';
 import { ReanchorMonitor } from '../../src/reanchor/monitor';
@@ -29,6 +26,7 @@ import { ReferenceBook } from '../helpers/book-reference';
 import { repoRoot } from '../helpers/paths';
 import { snapshotKeys } from '../helpers/redis-snapshot';
 import { withoutRepairBookkeeping } from '../helpers/trade-view';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // Re-anchoring end to end against a real redis-server and the simulated exchange's REST API over HTTP: requests on
 // the durable stream, listeners in a consumer group, the fleet lock and coalescing, the orchestration with its
@@ -64,7 +62,7 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
   this.timeout(120_000);
   let tmpDir: string;
   let redisPort: number;
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: TestRedis;
   let redis: RedisClient;
   let exchange: SimulatedExchange;
   let rest: SimExchangeServer;
@@ -72,16 +70,15 @@ describe('re-anchor: requests, listeners, lock and orchestration (real redis-ser
   const clients: RedisClient[] = [];
 
   before(async () => {
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'reanchor-flow-'));
-    redisPort = await findFreePort();
-    server = await startRedisServer({ port: redisPort, logFile: path.join(tmpDir, 'redis.log') });
+    server = await startTestRedis('reanchor-flow');
+    tmpDir = server.dir;
+    redisPort = server.port;
     redis = client('reanchor-flow');
   });
 
   after(async () => {
     for (const c of clients) c.disconnect();
     await server?.stop();
-    fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
   beforeEach(async () => {

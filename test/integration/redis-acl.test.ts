@@ -1,14 +1,11 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import { expect } from 'chai';
 import { parseConfig, type AppConfig } from '../../src/config/config';
 import { readLetters, readLetterTotals, redisRedriveStore } from '../../src/dlq/store';
 import { readSnapshot } from '../../src/features/snapshot';
-import { findFreePort } from '../../src/dev/localstack/ports';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { silentLogger } from '../../src/logging/logger';
 import { collectHealthInputs, LatencyWindow } from '../../src/ops/health';
 import { publishReport, readReports, type ProcessorReport } from '../../src/ops/telemetry';
@@ -28,6 +25,7 @@ import { Keys } from '../../src/state/keys';
 import { createRedisClient, type RedisClient } from '../../src/state/redis';
 import { StateWriter } from '../../src/state/writer';
 import { repoRoot } from '../helpers/paths';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // The ACL user of deploy/redis/aggregator.acl against a real redis-server: installed through an aclfile (and the
 // same rules through ACL SETUSER), then the service's real write and read paths run as that user (state writes,
@@ -61,9 +59,8 @@ async function refusal(p: Promise<unknown>): Promise<string> {
 
 describe('redis ACL user "aggregator" (deploy/redis/aggregator.acl, real redis-server)', function () {
   this.timeout(30_000);
-  let tmpDir: string;
   let port: number;
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: TestRedis;
   let admin: RedisClient;
   let config: AppConfig;
   const clients: RedisClient[] = [];
@@ -84,18 +81,17 @@ describe('redis ACL user "aggregator" (deploy/redis/aggregator.acl, real redis-s
   }
 
   before(async () => {
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'redis-acl-'));
-    port = await findFreePort();
     // The aclfile route: the file's line plus the password's SHA-256. The default user stays open here only so
     // that the harness' readiness PING and this test's admin connection work (production: `user default off`).
     const hash = createHash('sha256').update(PASSWORD).digest('hex');
-    const aclFile = path.join(tmpDir, 'users.acl');
-    fs.writeFileSync(aclFile, `user default on nopass ~* &* +@all\n${aclLine()} #${hash}\n`);
-    server = await startRedisServer({
-      port,
-      logFile: path.join(tmpDir, 'redis.log'),
-      extraArgs: ['--aclfile', aclFile],
+    server = await startTestRedis('redis-acl', {
+      extraArgs: (dir) => {
+        const aclFile = path.join(dir, 'users.acl');
+        fs.writeFileSync(aclFile, `user default on nopass ~* &* +@all\n${aclLine()} #${hash}\n`);
+        return ['--aclfile', aclFile];
+      },
     });
+    port = server.port;
     admin = createRedisClient(parseConfig({ redis: { port } }).redis, { connectionName: 'acl-admin' });
     clients.push(admin);
     config = parseConfig({ redis: { port, username: 'aggregator', password: PASSWORD } });
@@ -104,7 +100,6 @@ describe('redis ACL user "aggregator" (deploy/redis/aggregator.acl, real redis-s
   after(async () => {
     for (const c of clients) c.disconnect();
     await server?.stop();
-    fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
   beforeEach(async () => {

@@ -1,15 +1,14 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { STREAM_KINDS } from '../../src/config/config';
 import { findFreePort } from '../../src/dev/localstack/ports';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import type { HealthBody } from '../../src/ops/health';
 import { simulate, type SimulatedEvent } from '../../src/replay/simulator';
 import { PipelinePublisher, referenceState, waitForCheckpoints } from '../helpers/exactness';
 import { startPipeline, waitUntil, type Pipeline } from '../helpers/pipeline';
 import { processorLog, processorLogSize } from '../helpers/processor-log';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 import { snapshotStateKeys } from '../helpers/redis-snapshot';
 import { spawnSidecar, type SidecarProcess } from '../helpers/sidecar-process';
 import { DaemonSupervisor, sleep, withoutSidecarKeys } from '../helpers/stack-faults';
@@ -40,8 +39,8 @@ describe('Redis failover and an outage past the ride-through bound, under the re
 
   describe('failover to a promoted replica behind the same endpoint', () => {
     let pipeline: Pipeline | undefined;
-    let replica: Awaited<ReturnType<typeof startRedisServer>> | undefined;
-    let scratch: Awaited<ReturnType<typeof startRedisServer>> | undefined;
+    let replica: TestRedis | undefined;
+    let scratch: TestRedis | undefined;
     let proxy: TcpProxy | undefined;
     let sidecar: SidecarProcess | undefined;
     let publisher: PipelinePublisher | undefined;
@@ -68,8 +67,8 @@ describe('Redis failover and an outage past the ride-through bound, under the re
       const p = pipeline;
       const primaryPort = p.stack.redisPort;
       // The replica, in sync with the primary before anything is written.
-      const replicaPort = await findFreePort();
-      replica = await startRedisServer({ port: replicaPort, logFile: path.join(p.dir, 'redis-replica.log') });
+      replica = await startTestRedis('redis-replica', { dir: p.dir, logName: 'redis-replica.log' });
+      const replicaPort = replica.port;
       const toReplica = new Redis({ port: replicaPort, lazyConnect: false });
       const toPrimary = new Redis({ port: primaryPort, lazyConnect: false });
       try {
@@ -129,11 +128,8 @@ describe('Redis failover and an outage past the ride-through bound, under the re
 
         // Everything published is stored on the new primary, exactly.
         await waitForCheckpoints(p, pub.latest, 150_000);
-        const scratchPort = await findFreePort();
-        scratch = await startRedisServer({
-          port: scratchPort,
-          logFile: path.join(p.dir, 'redis-scratch.log'),
-        });
+        scratch = await startTestRedis('redis-scratch', { dir: p.dir, logName: 'redis-scratch.log' });
+        const scratchPort = scratch.port;
         const reference = withoutSidecarKeys(await referenceState(scratchPort, pub.events, { db: 1 }));
         const actual = withoutSidecarKeys(await snapshotStateKeys(toReplica));
         expect(actual, 'the state on the new primary differs from the reference').to.deep.equal(reference);

@@ -5,7 +5,13 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { expect } from 'chai';
-import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from '@aws-sdk/client-kinesis';
+import {
+  DescribeStreamSummaryCommand,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  ListShardsCommand,
+  PutRecordCommand,
+} from '@aws-sdk/client-kinesis';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { KinesisMockError, createStreams, startKinesisMock } from '../../src/dev/localstack/kinesis-mock';
 import type { KinesisMockHandle } from '../../src/dev/localstack/kinesis-mock';
@@ -122,6 +128,30 @@ async function readStream(client: KinesisClient, stream: string): Promise<ShardC
   return out;
 }
 
+/** The data of every record of a stream, as UTF-8 text, shard by shard from TRIM_HORIZON. */
+async function readRawRecords(client: KinesisClient, stream: string): Promise<string[]> {
+  const out: string[] = [];
+  const shards = (await client.send(new ListShardsCommand({ StreamName: stream }))).Shards ?? [];
+  for (const shard of shards) {
+    let iterator = (
+      await client.send(
+        new GetShardIteratorCommand({
+          StreamName: stream,
+          ShardId: shard.ShardId!,
+          ShardIteratorType: 'TRIM_HORIZON',
+        }),
+      )
+    ).ShardIterator;
+    while (iterator !== undefined) {
+      const page = await client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }));
+      for (const r of page.Records ?? []) out.push(Buffer.from(r.Data!).toString('utf8'));
+      if ((page.Records ?? []).length === 0 && (page.MillisBehindLatest ?? 0) === 0) break;
+      iterator = page.NextShardIterator;
+    }
+  }
+  return out;
+}
+
 /** A config file for the built CLI: the emulator's endpoint and these stream names. */
 function writeReplayConfig(dir: string, endpoint: string, names: Record<SimulatedStream, string>): string {
   const configFile = path.join(dir, 'config.yaml');
@@ -184,9 +214,29 @@ describe('replay into kinesis-mock (integration)', function () {
   });
 
   it('createStreams is idempotent on a running emulator', async function () {
+    // Streams that exist already (made by startKinesisMock) and a stream holding a record: created again, each
+    // keeps its shards and its records, and the call succeeds.
+    const stream = 'replay-idempotent';
+    await createStreams(mock!.endpoint, REGION, { [stream]: 2 });
+    await client!.send(
+      new PutRecordCommand({ StreamName: stream, PartitionKey: 'BTCUSDT', Data: Buffer.from('kept') }),
+    );
     await createStreams(mock!.endpoint, REGION, shardMap('kpl'));
-    await createStreams(mock!.endpoint, REGION, { ...shardMap('concat'), ...shardMap('single') });
+    await createStreams(mock!.endpoint, REGION, {
+      ...shardMap('concat'),
+      ...shardMap('single'),
+      [stream]: 2,
+    });
     await createStreams(mock!.endpoint, REGION, shardMap('single'));
+    const expected = { ...shardMap('kpl'), ...shardMap('concat'), ...shardMap('single'), [stream]: 2 };
+    for (const [name, shards] of Object.entries(expected)) {
+      const summary = (await client!.send(new DescribeStreamSummaryCommand({ StreamName: name })))
+        .StreamDescriptionSummary!;
+      expect(summary.StreamStatus, name).to.equal('ACTIVE');
+      expect(summary.OpenShardCount, `${name} shards`).to.equal(shards);
+    }
+    const kept = await readRawRecords(client!, stream);
+    expect(kept, 'the record put before the second createStreams').to.deep.equal(['kept']);
   });
 
   for (const mode of ['kpl', 'concat', 'single'] as RecordMode[]) {

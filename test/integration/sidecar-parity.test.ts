@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import Redis from 'ioredis';
@@ -8,8 +7,6 @@ import { parseConfig } from '../../src/config/config';
 import { computeFeatures } from '../../src/features/compute';
 import { readSnapshot } from '../../src/features/snapshot';
 import { readServedVectors, verifyServedVectors } from '../../src/app/features-verify';
-import { findFreePort } from '../../src/dev/localstack/ports';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { silentLogger } from '../../src/logging/logger';
 import { simulate } from '../../src/replay/simulator';
 import { FeatureSidecar } from '../../src/sidecar/sidecar';
@@ -19,6 +16,7 @@ import { createRedisClient, type RedisClient } from '../../src/state/redis';
 import { StateWriter } from '../../src/state/writer';
 import { encodeMessage } from '../../src/sbe/encoder';
 import { repoRoot } from '../helpers/paths';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // Training/serving parity: known events replayed into Redis, the sidecar ticking between chunks, and every
 // served vector (feat:<S>:history) recomputed offline from the event log by the verifier: they agree.
@@ -36,7 +34,7 @@ function makeEvents() {
 describe('feature parity: sidecar vectors = offline recomputation from the event log', function () {
   this.timeout(60_000);
   let dir: string;
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: TestRedis;
   let live: RedisClient;
   let scratch: RedisClient;
   let reader: Redis;
@@ -44,9 +42,9 @@ describe('feature parity: sidecar vectors = offline recomputation from the event
   let events: ReturnType<typeof makeEvents>;
 
   before(async function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-parity-'));
-    port = await findFreePort();
-    server = await startRedisServer({ port, logFile: path.join(dir, 'redis.log') });
+    server = await startTestRedis('agg-parity');
+    dir = server.dir;
+    port = server.port;
     live = createRedisClient(parseConfig({ redis: { port } }).redis, { connectionName: 'live' });
     scratch = createRedisClient(parseConfig({ redis: { port, db: 1 } }).redis, { connectionName: 'scratch' });
     reader = new Redis({ port });
@@ -57,7 +55,6 @@ describe('feature parity: sidecar vectors = offline recomputation from the event
     scratch?.disconnect();
     reader?.disconnect();
     await server?.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('every served vector is reproduced field by field', async function () {

@@ -1,14 +1,10 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { expect } from 'chai';
 import type { Redis } from 'ioredis';
 import { parseConfig } from '../../src/config/config';
-import { findFreePort } from '../../src/dev/localstack/ports';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { MarketSimulator, type BookSnapshot } from '../../src/replay/simulator';
 import type { DepthDiffStreamEvent, SbeMessage, TradesStreamEvent } from '../../src/sbe/messages';
 import { groupBySymbol } from '../../src/state/batch';
@@ -19,6 +15,7 @@ import { Keys } from '../../src/state/keys';
 import { createRedisClient, loadScriptSources, type RedisClient } from '../../src/state/redis';
 import { StateWriter } from '../../src/state/writer';
 import { snapshotKeys, type KeySnapshot } from '../helpers/redis-snapshot';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // No script call holds Redis for long, whatever the batch: ONE StateWriter.write() of 10,000 depth diffs (in sync,
 // out of sync, with a gap in the middle) or of 20,000 trades is split into bounded calls (src/state/book.ts
@@ -73,8 +70,7 @@ function percentile(sorted: readonly number[], p: number): number {
 
 describe('the Redis SLOWLOG shows no script call over 5 ms while a 10,000-diff batch and a 20,000-trade batch are applied', function () {
   this.timeout(300_000);
-  let tmpDir: string;
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: TestRedis;
   let port: number;
   let serverPid: number;
   let redis: RedisClient;
@@ -82,9 +78,8 @@ describe('the Redis SLOWLOG shows no script call over 5 ms while a 10,000-diff b
   let small: RedisClient;
 
   before(async () => {
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'slowlog-'));
-    port = await findFreePort();
-    server = await startRedisServer({ port, logFile: path.join(tmpDir, 'redis.log') });
+    server = await startTestRedis('slowlog');
+    port = server.port;
     redis = createRedisClient(parseConfig({ redis: { port } }).redis, { connectionName: 'slowlog-test' });
     small = createRedisClient(parseConfig({ redis: { port, db: 1 } }).redis, {
       connectionName: 'slowlog-small-batches',
@@ -135,7 +130,6 @@ describe('the Redis SLOWLOG shows no script call over 5 ms while a 10,000-diff b
     redis?.disconnect();
     small?.disconnect();
     await server?.stop();
-    fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
   beforeEach(async () => {

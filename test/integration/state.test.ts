@@ -1,12 +1,7 @@
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { expect } from 'chai';
 import Redis from 'ioredis';
 import { parseConfig } from '../../src/config/config';
-import { findFreePort } from '../../src/dev/localstack/ports';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { simulate } from '../../src/replay/simulator';
 import type { SbeMessage } from '../../src/sbe/messages';
 import { groupBySymbol } from '../../src/state/batch';
@@ -14,9 +9,10 @@ import { Keys } from '../../src/state/keys';
 import { createRedisClient, loadScriptSources, type RedisClient } from '../../src/state/redis';
 import { StateWriter, type DeadLetter } from '../../src/state/writer';
 import { snapshotKeys } from '../helpers/redis-snapshot';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // StateWriter (every state script of a batch, plus dead letters) against a real redis-server on a free port.
-// The scripts' semantics are proven against independent references in book.test.ts and trades.test.ts; here
+// The scripts' semantics are proven against independent references in the book-*.test.ts files and trades.test.ts; here
 // the composition: every kind reaches its script, redelivery and re-batching change nothing, dead letters once.
 
 const SYMBOLS = ['BTCUSDT', 'ETHUSDT'];
@@ -38,9 +34,7 @@ function letter(sequenceNumber: string): DeadLetter {
 
 describe('state writer against a real Redis', function () {
   this.timeout(60000);
-
-  let tmpDir: string;
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: TestRedis;
   let client: RedisClient;
   let redis: Redis;
   let writer: StateWriter;
@@ -48,9 +42,8 @@ describe('state writer against a real Redis', function () {
   let events: SbeMessage[];
 
   before(async () => {
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'state-it-'));
-    const port = await findFreePort();
-    server = await startRedisServer({ port, logFile: path.join(tmpDir, 'redis.log') });
+    server = await startTestRedis('state-it');
+    const port = server.port;
     const config = parseConfig({ redis: { port } });
     client = createRedisClient(config.redis, { connectionName: 'state-integration-test' });
     redis = new Redis({ port });
@@ -68,7 +61,6 @@ describe('state writer against a real Redis', function () {
     client?.disconnect();
     redis?.disconnect();
     await server?.stop();
-    fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
   beforeEach(async () => {

@@ -1,10 +1,5 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { expect } from 'chai';
 import { parseConfig } from '../../src/config/config';
-import { findFreePort } from '../../src/dev/localstack/ports';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { MarketSimulator } from '../../src/replay/simulator';
 import type { TradesStreamEvent } from '../../src/sbe/messages';
 import { Keys } from '../../src/state/keys';
@@ -18,6 +13,7 @@ import {
   type FlatTrade,
 } from '../../src/state/trades';
 import { withoutRepairBookkeeping } from '../helpers/trade-view';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // Trade-gap repair (lua/repair-trades-6.lua) against a real redis-server. Each test runs the stream twice: once
 // with some trade messages lost and a repair from the exchange's recent trades, once as a control applying every
@@ -51,14 +47,12 @@ function sorted(record: Record<string, string>): Record<string, string> {
 
 describe('trade-gap repair from REST trades (real redis-server)', function () {
   this.timeout(60_000);
-  let tmpDir: string;
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: TestRedis;
   let redis: RedisClient;
 
   before(async () => {
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trade-repair-it-'));
-    const port = await findFreePort();
-    server = await startRedisServer({ port, logFile: path.join(tmpDir, 'redis.log') });
+    server = await startTestRedis('trade-repair-it');
+    const port = server.port;
     redis = createRedisClient(parseConfig({ redis: { port } }).redis, {
       connectionName: 'trade-repair-test',
     });
@@ -67,7 +61,6 @@ describe('trade-gap repair from REST trades (real redis-server)', function () {
   after(async () => {
     redis?.disconnect();
     await server?.stop();
-    fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
   beforeEach(async () => {

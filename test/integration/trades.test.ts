@@ -1,11 +1,8 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import type { Result } from 'ioredis';
 import { parseConfig } from '../../src/config/config';
-import { findFreePort } from '../../src/dev/localstack/ports';
-import { startRedisServer } from '../../src/dev/localstack/redis-server';
 import { readTradesCsv } from '../../src/dev/replay/csv';
 import { Prng, simulate } from '../../src/replay/simulator';
 import { formatDecimal } from '../../src/sbe/decimal';
@@ -17,6 +14,7 @@ import { applyTradeBatch, tradeBatchKeys, tradeWindowKeys } from '../../src/stat
 import type { TradeBatchResult } from '../../src/state/trades';
 import { repoRoot, sharedDir } from '../helpers/paths';
 import { TradeReference, expectWindow } from '../helpers/trade-reference';
+import { startTestRedis, type TestRedis } from '../helpers/redis';
 
 // Rolling trade statistics (apply-trade-batch-6.lua + includes/trade-windows.lua) against a real redis-server,
 // compared with an independent in-memory reference (test/helpers/trade-reference.ts) over many random seeds.
@@ -50,7 +48,7 @@ describe('rolling trade statistics against a real Redis', function () {
   this.timeout(120000);
 
   let tmpDir: string;
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: TestRedis;
   let port: number;
   let redis: RedisClient;
   const keys = new Keys({ clusterMode: false });
@@ -77,16 +75,15 @@ describe('rolling trade statistics against a real Redis', function () {
   }
 
   before(async () => {
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trades-it-'));
-    port = await findFreePort();
-    server = await startRedisServer({ port, logFile: path.join(tmpDir, 'redis.log') });
+    server = await startTestRedis('trades-it');
+    tmpDir = server.dir;
+    port = server.port;
     redis = connect('trades-integration-test');
   });
 
   after(async () => {
     redis?.disconnect();
     await server?.stop();
-    fs.rmSync(tmpDir, { recursive: true, force: true });
   });
 
   beforeEach(async () => {

@@ -78,6 +78,14 @@ function expected(events: readonly SimulatedEvent[]): Map<string, SbeMessage[]> 
   return out;
 }
 
+/** Each stream/symbol's messages as one JSON text (bigints as strings). */
+function asJson(bySymbol: Map<string, SbeMessage[]>): Array<[string, string]> {
+  return [...bySymbol].map(([key, messages]) => [
+    key,
+    JSON.stringify(messages, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)),
+  ]);
+}
+
 /** A fake clock whose sleep advances time at once; its wall clock reads EPOCH_MS + the monotonic time. */
 const EPOCH_MS = 1_700_000_000_000;
 function fakeClock(): {
@@ -131,30 +139,46 @@ describe('replay/producer', () => {
     });
   }
 
-  it('keeps each PutRecords call within 500 records and 5 MiB', async () => {
+  it('keeps each PutRecords call within 500 records', async () => {
     const events = [...simulate(SIM, 3000)];
     const kinesis = fakeKinesis();
     await publishEvents(events, { streams: STREAMS, putRecords: kinesis.put, recordMode: 'single' });
     expect(kinesis.calls.some((c) => c.Records!.length === MAX_RECORDS_PER_CALL)).to.equal(true);
     for (const c of kinesis.calls) expect(c.Records!.length).to.be.at.most(MAX_RECORDS_PER_CALL);
+    expect(arrived(kinesis.stored)).to.deep.equal(expected(events));
+  });
 
-    // Big records: 1 MiB budget aggregates, so the 5 MiB bound is the one that binds.
+  it('keeps each PutRecords call within 5 MiB: the byte bound splits a publication of more than 5 MiB', async function () {
+    this.timeout(30000);
+    // Big records: 1 MiB aggregates of 60-level depth snapshots, about 10 MB in all and a few records per call, so
+    // the 5 MiB bound (not the 500-record one) is the one that binds.
     const big = fakeKinesis();
-    const bigEvents = [...simulate({ ...SIM, symbols: ['BTCUSDT'] }, 60000)].filter(
+    const maxRecordBytes = 1024 * 1024;
+    const bigEvents = [...simulate({ ...SIM, symbols: ['BTCUSDT'], snapshotLevels: 60 }, 60000)].filter(
       (e) => e.stream === 'depth',
     );
     await publishEvents(bigEvents, {
       streams: STREAMS,
       putRecords: big.put,
       recordMode: 'concat',
-      maxRecordBytes: 1024 * 1024,
+      maxRecordBytes,
       lingerMs: 1e9,
     });
-    for (const c of big.calls) {
-      const bytes = c.Records!.reduce((n, r) => n + r.Data!.length + r.PartitionKey!.length, 0);
-      expect(bytes).to.be.at.most(MAX_BYTES_PER_CALL);
+    const bytesOf = (c: PutRecordsCommandInput) =>
+      c.Records!.reduce((n, r) => n + r.Data!.length + r.PartitionKey!.length, 0);
+    const total = big.calls.reduce((n, c) => n + bytesOf(c), 0);
+    expect(total, 'bytes published').to.be.greaterThan(MAX_BYTES_PER_CALL);
+    expect(big.calls.length, 'PutRecords calls').to.be.at.least(2);
+    for (const [i, c] of big.calls.entries()) {
+      expect(bytesOf(c), `call ${i}`).to.be.at.most(MAX_BYTES_PER_CALL);
+      expect(c.Records!.length, `call ${i}: records`).to.be.below(MAX_RECORDS_PER_CALL);
+      // Every call but the last was cut by the byte bound: one more record would have crossed it.
+      if (i < big.calls.length - 1) {
+        expect(bytesOf(c) + maxRecordBytes, `call ${i} cut early`).to.be.greaterThan(MAX_BYTES_PER_CALL);
+      }
     }
-    expect(arrived(big.stored)).to.deep.equal(expected(bigEvents));
+    // Compared as JSON per stream and symbol: chai's deep equality takes seconds on 13,000 big messages.
+    expect(asJson(arrived(big.stored))).to.deep.equal(asJson(expected(bigEvents)));
   });
 
   it('retries only the failed entries of a partial failure, with exponential backoff', async () => {

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -7,6 +8,8 @@ import winston from 'winston';
 import { loadConfig, parseConfig, parseRedisUrl } from '../../../src/config/config';
 import { ConfigError } from '../../../src/config/errors';
 import { createLogger } from '../../../src/logging/logger';
+import { logRedisFailure, RedisOutage } from '../../../src/state/outage';
+import { createRedisClient } from '../../../src/state/redis';
 import { repoRoot } from '../../helpers/paths';
 
 // The Redis password (redis.password, or inside redis.url) never appears in an error message or a log line:
@@ -144,25 +147,52 @@ describe('security: no secrets in errors or logs', () => {
       return { logger, lines: () => text };
     }
 
-    it('the kinds of lines the service writes carry no password', async () => {
+    it('the lines the service writes carry no password: a real Redis client refused by the server, the config', async () => {
+      // A fake Redis on loopback that refuses every command as a server with another password would: the client
+      // built from the config (src/state/redis.ts) sends AUTH with the password, the refusal comes back as an
+      // ioredis ReplyError, and it is logged the way src logs Redis failures (RedisOutage, logRedisFailure in
+      // src/state/outage.ts). The lines are checked for the password, not typed here.
+      const sockets = new Set<net.Socket>();
+      const server = net.createServer((socket) => {
+        sockets.add(socket);
+        socket.on('close', () => sockets.delete(socket));
+        socket.on('error', () => undefined);
+        socket.on('data', () =>
+          socket.write('-WRONGPASS invalid username-password pair or user is disabled.\r\n'),
+        );
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const port = (server.address() as net.AddressInfo).port;
       const config = parseConfig({
-        redis: { url: `rediss://aggregator:${SECRET}@redis.internal:6380/1` },
-        health: { host: '127.0.0.1' },
+        redis: { url: `redis://aggregator:${SECRET}@127.0.0.1:${port}/0` },
       });
       expect(config.redis.password).to.equal(SECRET);
       const { logger, lines } = capture();
-      // As src logs them (see the scan below): ioredis' own errors by message, retries, listen URLs, config errors.
-      logger.warn('redis connection error', {
-        error: 'WRONGPASS invalid username-password pair or user is disabled.',
-      });
-      logger.warn('redis write failed; retrying', { attempt: 1, delayMs: 50, error: 'Command timed out' });
+      const client = createRedisClient(config.redis, { connectionName: 'no-secrets-test' });
+      // As the processes follow their connection (src/state/outage.ts): the outage line carries the error.
+      const outage = new RedisOutage({ logger });
+      outage.watch(client);
+      try {
+        await client.ping().then(
+          () => expect.fail('the fake server accepted a command'),
+          (err: unknown) => logRedisFailure(undefined, logger, 'error', 'redis write failed', err),
+        );
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      } finally {
+        client.disconnect();
+        for (const socket of sockets) socket.destroy();
+        await new Promise((resolve) => server.close(resolve));
+      }
+      // The other lines src writes from the config or about it: the listen URL, a bad URL, a config error.
       logger.info('health endpoint listening', {
         url: `http://${config.health.host}:${config.health.port}/health`,
       });
       logger.error('start-up failed', { error: messageOf(() => parseRedisUrl(`redis://u:${SECRET}@h:x`)) });
       logger.error('config', new ConfigError('redis.url', 'is not a URL'));
       await new Promise((resolve) => setImmediate(resolve));
-      expect(lines().split('\n').filter(Boolean)).to.have.length(5);
+      expect(lines(), 'the refusal was logged').to.include('WRONGPASS');
+      expect(lines(), 'the outage line').to.include('redis unavailable: waiting for it');
+      expect(lines().split('\n').filter(Boolean).length).to.be.at.least(5);
       expectNoSecret(lines());
     });
 
