@@ -83,7 +83,7 @@ export const UNLISTED_SYMBOL_POLICIES: readonly UnlistedSymbolPolicy[] = ['skip'
 
 /**
  * The most diffs a symbol's buffer may keep: the re-anchor swap replays the whole buffer in one script call, which
- * must stay short (README: the swap's measured cost per buffered diff).
+ * must stay short (docs/architecture.md, "Bounded script calls": the measured cost per buffered diff).
  */
 export const MAX_DIFF_BUFFER_LENGTH = 5000;
 
@@ -143,7 +143,7 @@ export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
 
 /**
- * The environment variables that override the file (README, Configuration): what a deployment injects, secrets
+ * The environment variables that override the file (docs/configuration.md): what a deployment injects, secrets
  * included (ECS `secrets` from Secrets Manager or SSM). REDIS_URL replaces the file's redis.url and its parts win
  * over the file's keys; each single variable wins over both. No value of REDIS_URL or REDIS_PASSWORD is ever shown
  * in an error.

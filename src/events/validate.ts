@@ -13,7 +13,7 @@ import { canonicalMantissa, exactCanonicalAt as exactCanonical, CANONICAL_SCALE 
 // Every event passes here before it is grouped and written; one that fails is dead-lettered under its code and
 // never reaches a script, so it can neither stop a shard nor move the symbol's clock.
 //
-// Rules (the README repeats them in its table under "No record can stop a shard"):
+// Rules (docs/architecture.md repeats them in its table under "No record can stop a shard"):
 //   INVALID_SYMBOL  the symbol is empty, longer than 32 characters, or has a character that is neither a letter
 //                   nor a digit (any script: Binance lists non-ASCII symbols)
 //   BAD_EXPONENT    priceExponent or qtyExponent outside -18..18

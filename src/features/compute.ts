@@ -51,7 +51,7 @@ export interface FeatureDefinition {
   readonly whenMissing: string;
 }
 
-/** Every numeric feature, in the served order, with its definition (quoted by docs/features.md and the README). */
+/** Every numeric feature, in the served order, with its definition (quoted by docs/features.md). */
 export const FEATURE_DEFINITIONS: readonly FeatureDefinition[] = [
   {
     name: 'price',

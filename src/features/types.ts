@@ -30,5 +30,5 @@ export interface StateSnapshot {
   readonly bookState: Readonly<Record<string, string>>;
 }
 
-/** The served vector: numbers are finite (never NaN/Infinity); see the README for every definition. */
+/** The served vector: numbers are finite (never NaN/Infinity); see docs/features.md for every definition. */
 export type FeatureVector = Readonly<Record<string, number | string>>;

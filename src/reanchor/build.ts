@@ -41,7 +41,7 @@ import { parseTradeBatchReply, tradeBatchArgs, type FlatTrade } from '../state/t
 
 /**
  * Levels per replay call: fewer than a processor's depth call, because the replay parses every level of every diff
- * in Lua (the processors' net form does not): ~1 ms per call on the development machine (README, re-anchoring).
+ * in Lua (the processors' net form does not): ~1 ms per call on the development machine (docs/reanchoring.md).
  */
 export const REPLAY_LEVELS_PER_CALL = 500;
 

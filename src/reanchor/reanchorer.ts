@@ -14,7 +14,7 @@ import { swapReanchor, type SwapOutcome, type SwapResult } from './swap';
 // The caller holds reanchor:<S> (lock.ts) for the whole run, so the depth script keeps the diffs the swap needs.
 // Two scopes: 'book' (the full re-anchor: it also repairs the open trade-id gaps from the REST trades it fetches,
 // on the live trade state before the build copies it) and 'trades' (a trade gap alone: only GET /api/v3/trades and
-// the repair, lua/repair-trades-6.lua, one atomic call on the live keys; the book is not rebuilt, see README).
+// the repair, lua/repair-trades-6.lua, one atomic call on the live keys; the book is not rebuilt, see docs/reanchoring.md).
 // Every attempt and the final outcome are counted in reanchor:<S>:stats and logged; a failed attempt leaves the
 // live state untouched (the swap checks everything before its first write and removes the temporary keys).
 

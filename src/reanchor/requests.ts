@@ -25,7 +25,7 @@ export interface ReanchorRequest {
 
 /**
  * What a request needs: a trade gap alone is settled by a trade repair ('trades': REST trades merged into the live
- * trade state, no book rebuild; README, re-anchoring); every other reason rebuilds the whole state ('book', which
+ * trade state, no book rebuild; docs/reanchoring.md); every other reason rebuilds the whole state ('book', which
  * repairs trade gaps too). lua/reanchor-acquire-3.lua applies the same rule to coalesced requests. Pure.
  */
 export function scopeOf(reason: string): 'book' | 'trades' {

@@ -27,7 +27,7 @@ import { createRedisClient, type RedisClient } from '../../state/redis';
 // listed and filtered, one shown decoded as far as it decodes, and re-driven to their Kinesis stream once the cause
 // is fixed (src/dlq/). Results go to stdout, diagnostics and summaries to stderr.
 
-/** Exit codes (also in --help and the README). */
+/** Exit codes (also in --help and docs/dead-letters.md). */
 export const DLQ_EXIT = {
   ok: 0,
   notAll: 1,

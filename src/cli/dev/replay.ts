@@ -427,7 +427,7 @@ export function registerReplay(program: Command): void {
     .option('--endpoint <url>', 'Kinesis endpoint (overrides aws.kinesis.endpoint)')
     .option(
       '--start-time-us <n>',
-      'simulated start time, us since the epoch (default: on the clock, see the README)',
+      'simulated start time, us since the epoch (default: on the clock, see docs/development.md)',
     )
     .option(
       '--rest-port <port>',

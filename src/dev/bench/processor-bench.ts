@@ -113,7 +113,7 @@ export interface ProcessorBenchResult {
   readonly streams: ProcessorStreamFigures[];
 }
 
-/** The seed's per-event writes (seed README: process_trade_event, process_bestbidask_event, process_depth_event). */
+/** The seed's per-event writes (the original design: process_trade_event, process_bestbidask_event, process_depth_event). */
 async function seedWay(redis: Redis, message: SbeMessage): Promise<void> {
   const key = `ob:${message.symbol}`;
   switch (message.message) {

@@ -46,7 +46,7 @@ export class SoakUsageError extends AggregatorError {
 }
 
 /**
- * Default rate: Binance-like BTCUSDT on the SBE streams (see README "Load and soak"): depth diffs every 20 ms
+ * Default rate: Binance-like BTCUSDT on the SBE streams (see docs/development.md, "Load and soak"): depth diffs every 20 ms
  * (50/s) and depth20 every 50 ms (20/s) as the SBE streams publish them, ~80 trade events/s (~100 trades/s, a
  * busy hour) and ~150 bestBidAsk/s (real-time best bid/ask).
  */

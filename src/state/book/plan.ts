@@ -10,7 +10,7 @@ function compareDiffs(a: DepthDiffStreamEvent, b: DepthDiffStreamEvent): number 
   return 0;
 }
 
-/** Most diffs one apply-depth-batch call carries (measured: README, "Bounded script calls"). */
+/** Most diffs one apply-depth-batch call carries (measured: docs/architecture.md, "Bounded script calls"). */
 export const MAX_DIFFS_PER_CALL = 200;
 /** Most levels (summed over a call's diffs and its depth20 snapshot) one call carries. */
 export const MAX_LEVELS_PER_CALL = 1200;
