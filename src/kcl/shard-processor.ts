@@ -313,6 +313,8 @@ export class ShardProcessor {
         errorCode: f.code,
         error: f.error,
         events: f.events,
+        firstSequenceNumber: f.context?.sequenceNumber,
+        lastSequenceNumber: f.context?.lastSequenceNumber,
         occurrences: line.occurrences,
       });
     }

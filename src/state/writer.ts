@@ -3,6 +3,7 @@ import type { RedisClient } from './redis';
 import type { EventKind, FrameOrigin, SymbolEvents } from './batch';
 import { applyBestBidAskBatch, applyBookBatch, type BestBidAskResult, type DepthBatchResult } from './book';
 import { classifyFailure, toContained, type ContainedCode } from './errors';
+import type { ErrorContext } from '../common/errors';
 import { applyTradeBatch, type TradeBatchResult } from './trades';
 
 // Writes one processRecords batch: per symbol the bounded script calls of each kind of event (trades, best
@@ -61,6 +62,8 @@ export interface ContainedFailure {
   readonly error: string;
   /** Events of the batch of that symbol and kind. */
   readonly events: number;
+  /** Where: symbol, kind, shard and the sequence numbers of the first and last record whose events the call had. */
+  readonly context?: ErrorContext;
 }
 
 export interface SymbolWriteResult {
@@ -116,10 +119,14 @@ export class StateWriter {
       return { value: await run() };
     } catch (err) {
       if (classifyFailure(err) !== 'contained') throw err;
+      // The call carried the events of several records: the first and last sequence numbers bound them.
+      const origins = group.origins[kind];
       const contained = toContained(err, `${kind} of ${group.symbol}`, {
         symbol: group.symbol,
         kind,
-        shard: group.origins[kind][0]?.shardId,
+        shard: origins[0]?.shardId,
+        sequenceNumber: origins[0]?.sequenceNumber,
+        lastSequenceNumber: origins.at(-1)?.sequenceNumber,
       });
       return {
         failure: {
@@ -128,6 +135,7 @@ export class StateWriter {
           code: contained.code,
           error: contained.message,
           events: group[kind].length,
+          context: contained.context,
         },
       };
     }

@@ -4,7 +4,7 @@ import Redis from 'ioredis';
 import { parseConfig } from '../../src/config/config';
 import { simulate } from '../../src/replay/simulator';
 import type { SbeMessage } from '../../src/sbe/messages';
-import { groupBySymbol } from '../../src/state/batch';
+import { groupBySymbol, groupEvents, type FrameOrigin } from '../../src/state/batch';
 import { Keys } from '../../src/state/keys';
 import { createRedisClient, loadScriptSources, type RedisClient } from '../../src/state/redis';
 import { StateWriter, type DeadLetter } from '../../src/state/writer';
@@ -203,5 +203,37 @@ describe('state writer against a real Redis', function () {
     expect(result.symbols.every((r) => (r.trades?.applied ?? 0) > 0)).to.equal(true);
     const reloaded = (await redis.script('EXISTS', ...shas)) as number[];
     expect(reloaded.filter((x) => x === 1).length).to.be.greaterThan(3);
+  });
+
+  it('a contained failure names its symbol, kind, shard and the first and last record of its events', async () => {
+    const trades = events
+      .filter((m) => m.message === 'TradesStreamEvent' && m.symbol === 'BTCUSDT')
+      .slice(0, 3);
+    const origin = (i: number): FrameOrigin => ({
+      stream: 'market-sbe-trade',
+      shardId: 'shardId-000000000007',
+      sequenceNumber: `4968000000000000000000000000000000000000000000000000000${i}`,
+      subSequenceNumber: 0,
+      partitionKey: 'BTCUSDT',
+      approximateArrivalTimestamp: undefined,
+      frameIndex: 0,
+      frameBase64: () => '',
+    });
+    // A key of the wrong type makes the trade script fail for this symbol only (WRONGTYPE: contained).
+    await redis.set('tr:BTCUSDT:1s', 'not a hash');
+    const result = await writer.write(
+      groupEvents(trades.map((message, i) => ({ message, origin: origin(i + 1) }))).values(),
+      [],
+    );
+    expect(result.contained).to.have.length(1);
+    expect(result.contained[0]!.code).to.equal('SCRIPT_ERROR');
+    expect(result.contained[0]!.context).to.deep.equal({
+      symbol: 'BTCUSDT',
+      kind: 'trades',
+      shard: 'shardId-000000000007',
+      sequenceNumber: origin(1).sequenceNumber,
+      lastSequenceNumber: origin(3).sequenceNumber,
+    });
+    expect(result.containedDeadLetters).to.have.length(3);
   });
 });
