@@ -3,6 +3,7 @@
 #   set-up (packages, npm, build, KCL jars) -> local stack (kinesis-mock, dynalite, redis-server)
 #   -> one real KCL MultiLangDaemon per stream -> replay of the built-in market simulator
 #   -> the feature sidecar -> a live view of Redis, the feature vectors and the shard checkpoints. Ctrl-C stops everything it started.
+#   The replay also archives what Kinesis acknowledged under .local/archive, in the layout Firehose leaves in S3.
 #
 # Environment: LOCAL_DURATION (seconds; default: run until Ctrl-C), LOCAL_RATE (events/s, default 2000),
 # STACK_SHARDS (e.g. trade:2,depth:1), CONFIG_FILE (default config/local.yaml), LOCAL_REST_PORT (the replay's simulated
@@ -57,13 +58,14 @@ echo "local: sidecar health http://127.0.0.1:8082/health, metrics http://127.0.0
 
 # The replay also serves the simulated exchange's REST API (snapshots consistent with what it published); a bounded
 # run keeps it up a few seconds after the last event so that late re-anchors still get an answer.
-replay_args=(replay --source simulator --rate "$rate" --rest-port "$rest_port")
+replay_args=(replay --source simulator --rate "$rate" --rest-port "$rest_port" --archive "$root/.local/archive")
 [[ -n "$duration" ]] && replay_args+=(--duration "$duration" --rest-linger 5)
 : > "$logs/replay.log" # emptied before the start, so that the URL read below is this run's
 "${cli[@]}" "${replay_args[@]}" > "$logs/replay-summary.json" 2> "$logs/replay.log" &
 replay_pid=$!
 pids+=("$replay_pid")
 echo "local: replaying the market simulator at $rate events/s (log .local/logs/replay.log)"
+echo "local: the replay archives what it published under .local/archive (<stream>/YYYY/MM/DD/HH/, objects every 60 s)"
 rest_url=""
 for _ in $(seq 1 100); do
   rest_url=$(sed -n 's/^replay: serving the simulated exchange REST API at //p' "$logs/replay.log" 2>/dev/null | head -1)

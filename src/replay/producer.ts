@@ -73,6 +73,11 @@ export interface ProducerOptions {
   readonly now?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly encode?: (message: SbeMessage) => Buffer;
+  /**
+   * Called with the SBE frames of each record PutRecords acknowledged (in the order the acknowledgements come), per
+   * Kinesis stream name: what a Firehose delivery stream reading that stream would deliver (the archive).
+   */
+  readonly onAcknowledged?: (streamName: string, frames: readonly Buffer[]) => void;
 }
 
 export interface ShardReport {
@@ -133,42 +138,72 @@ export class PublishAbortedError extends AggregatorError {
 
 interface Entry {
   readonly data: Buffer;
+  /** The SBE frames the record carries, in order. */
+  readonly frames: readonly Buffer[];
   readonly partitionKey: string;
   /** data + partition key bytes: what counts toward the 5 MiB per call. */
   readonly size: number;
 }
 
-function entry(data: Buffer, partitionKey: string): Entry {
-  return { data, partitionKey, size: data.length + Buffer.byteLength(partitionKey, 'utf8') };
+function entry(payload: Payload, partitionKey: string): Entry {
+  return {
+    data: payload.data,
+    frames: payload.frames,
+    partitionKey,
+    size: payload.data.length + Buffer.byteLength(partitionKey, 'utf8'),
+  };
+}
+
+/** A Kinesis record's data and the frames in it. */
+interface Payload {
+  readonly data: Buffer;
+  readonly frames: readonly Buffer[];
 }
 
 /** Turns frames of one (stream, symbol) into Kinesis record payloads according to the mode. */
 interface Packer {
   /** Returns a payload that had to be closed (kpl/concat) or the frame's own record (single). */
-  add(frame: Buffer): Buffer | undefined;
-  flush(): Buffer | undefined;
+  add(frame: Buffer): Payload | undefined;
+  flush(): Payload | undefined;
 }
 
 function makePacker(mode: RecordMode, partitionKey: string, maxBytes: number): Packer {
   switch (mode) {
     case 'single':
-      return { add: (frame) => frame, flush: () => undefined };
+      return { add: (frame) => ({ data: frame, frames: [frame] }), flush: () => undefined };
     case 'kpl': {
       const agg = new Aggregator({ maxBytes });
+      // The frames in the aggregate being built (the Aggregator closes it before adding the frame that overflows).
+      let inAggregate: Buffer[] = [];
       return {
-        add: (frame) => agg.add({ partitionKey, data: frame })?.data,
-        flush: () => agg.flush()?.data,
+        add: (frame) => {
+          const closed = agg.add({ partitionKey, data: frame });
+          let out: Payload | undefined;
+          if (closed !== undefined) {
+            out = { data: closed.data, frames: inAggregate };
+            inAggregate = [];
+          }
+          inAggregate.push(frame);
+          return out;
+        },
+        flush: () => {
+          const closed = agg.flush();
+          const frames = inAggregate;
+          inAggregate = [];
+          return closed === undefined ? undefined : { data: closed.data, frames };
+        },
       };
     }
     case 'concat': {
       let frames: Buffer[] = [];
       let size = 0;
-      const flush = (): Buffer | undefined => {
+      const flush = (): Payload | undefined => {
         if (frames.length === 0) return undefined;
         const out = frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames, size);
+        const payload = { data: out, frames };
         frames = [];
         size = 0;
-        return out;
+        return payload;
       };
       return {
         add: (frame) => {
@@ -203,6 +238,7 @@ class StreamSender {
     private readonly put: PutRecordsFn,
     private readonly retry: Required<RetryOptions>,
     private readonly sleep: (ms: number) => Promise<void>,
+    private readonly onAcknowledged?: (streamName: string, frames: readonly Buffer[]) => void,
   ) {}
 
   get backlog(): number {
@@ -334,6 +370,7 @@ class StreamSender {
         }
         this.records++;
         this.recordBytes += e.data.length;
+        this.onAcknowledged?.(this.streamName, e.frames);
         const shardId = r.ShardId ?? 'unknown';
         const seq = r.SequenceNumber ?? '';
         const shard = this.shards[shardId];
@@ -416,9 +453,9 @@ export async function publishEvents(
     maxDelayMs: opts.retry?.maxDelayMs ?? 5000,
   };
   const senders = {
-    trade: new StreamSender(opts.streams.trade, opts.putRecords, retry, sleep),
-    bestbidask: new StreamSender(opts.streams.bestbidask, opts.putRecords, retry, sleep),
-    depth: new StreamSender(opts.streams.depth, opts.putRecords, retry, sleep),
+    trade: new StreamSender(opts.streams.trade, opts.putRecords, retry, sleep, opts.onAcknowledged),
+    bestbidask: new StreamSender(opts.streams.bestbidask, opts.putRecords, retry, sleep, opts.onAcknowledged),
+    depth: new StreamSender(opts.streams.depth, opts.putRecords, retry, sleep, opts.onAcknowledged),
   };
   const packers = new Map<string, { packer: Packer; sender: StreamSender; partitionKey: string }>();
   const eventsPerStream: Record<SimulatedStream, number> = { trade: 0, bestbidask: 0, depth: 0 };

@@ -1,5 +1,6 @@
 import { AggregatorError } from '../../common/errors';
 import fs from 'node:fs';
+import { ArchiveWriter } from '../../archive/writer';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
@@ -61,6 +62,14 @@ export interface RawReplayOptions {
   restPort?: string;
   restHost?: string;
   restLinger?: string;
+  archive?: string;
+  archiveGzip?: boolean;
+}
+
+/** Where the replay archives what Kinesis acknowledged (--archive), in the Firehose layout. */
+export interface ArchiveTarget {
+  readonly dir: string;
+  readonly gzip: boolean;
 }
 
 /** Where the simulated exchange's REST API is served (--rest-port). */
@@ -101,6 +110,8 @@ export interface ReplayPlan {
   readonly endpoint: string | undefined;
   readonly region: string;
   readonly streams: AppConfig['aws']['kinesis']['streams'];
+  /** Archive the published frames there; undefined = no archive. */
+  readonly archive: ArchiveTarget | undefined;
 }
 
 const SYMBOL_PATTERN = /^[A-Z0-9]{2,20}$/;
@@ -230,6 +241,14 @@ export function planReplay(raw: RawReplayOptions, config: AppConfig, nowUs: () =
     endpoint = endpoint.replace(/\/+$/, '');
   }
   const maxEvents = raw.events === undefined ? undefined : positiveInteger('--events', raw.events);
+  if (raw.archiveGzip === true && raw.archive === undefined)
+    throw new ReplayUsageError('--archive-gzip needs --archive <dir>');
+  if (raw.archive !== undefined && raw.archive.startsWith('s3://'))
+    throw new ReplayUsageError(
+      `--archive writes a local directory, got "${raw.archive}" (in AWS a Firehose delivery stream archives)`,
+    );
+  if (raw.archive !== undefined && raw.archive.trim() === '')
+    throw new ReplayUsageError('--archive expects a directory');
   const eventsPerSecond = raw.rate === undefined ? 0 : nonNegativeNumber('--rate', raw.rate);
 
   // An explicit start time replays exactly that sequence, published as it comes; the default keeps event time on
@@ -254,6 +273,7 @@ export function planReplay(raw: RawReplayOptions, config: AppConfig, nowUs: () =
     endpoint,
     region: config.aws.region,
     streams: config.aws.kinesis.streams,
+    archive: raw.archive === undefined ? undefined : { dir: raw.archive, gzip: raw.archiveGzip === true },
   };
 }
 
@@ -355,8 +375,32 @@ export async function runReplay(plan: ReplayPlan, env: NodeJS.ProcessEnv): Promi
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  // One writer per Kinesis stream, fed the frames of each record PutRecords acknowledged.
+  const writers = new Map<string, ArchiveWriter>();
+  if (plan.archive !== undefined) {
+    for (const stream of new Set(Object.values(plan.streams)))
+      writers.set(stream, new ArchiveWriter({ dir: plan.archive.dir, stream, gzip: plan.archive.gzip }));
+    process.stderr.write(`replay: archiving what Kinesis acknowledged under ${plan.archive.dir}\n`);
+  }
+  const closeArchive = (): void => {
+    if (plan.archive === undefined || writers.size === 0) return;
+    let objects = 0;
+    let frames = 0;
+    for (const w of writers.values()) {
+      w.close();
+      objects += w.stats.objects;
+      frames += w.stats.frames;
+    }
+    writers.clear();
+    process.stderr.write(`replay: archive ${plan.archive.dir}: ${objects} objects, ${frames} frames\n`);
+  };
   try {
-    let summary: PublishSummary & { startTimeUs?: string; actionsPerSecond?: number; restUrl?: string };
+    let summary: PublishSummary & {
+      startTimeUs?: string;
+      actionsPerSecond?: number;
+      restUrl?: string;
+      archive?: { dir: string; objects: number; frames: number };
+    };
     try {
       summary = await publishEvents(source, {
         streams: plan.streams,
@@ -368,9 +412,27 @@ export async function runReplay(plan: ReplayPlan, env: NodeJS.ProcessEnv): Promi
         durationMs: plan.durationMs,
         progress: process.stderr,
         signal: abort.signal,
+        ...(writers.size === 0
+          ? {}
+          : {
+              onAcknowledged: (stream: string, frames: readonly Buffer[]): void => {
+                const writer = writers.get(stream);
+                if (writer !== undefined) for (const frame of frames) writer.append(frame);
+              },
+            }),
       });
     } finally {
       client.destroy();
+    }
+    if (plan.archive !== undefined) {
+      let objects = 0;
+      let frames = 0;
+      for (const w of writers.values()) {
+        w.flush();
+        objects += w.stats.objects;
+        frames += w.stats.frames;
+      }
+      summary = { ...summary, archive: { dir: plan.archive.dir, objects, frames } };
     }
     published = true;
     if (src.kind === 'simulator') {
@@ -403,6 +465,7 @@ export async function runReplay(plan: ReplayPlan, env: NodeJS.ProcessEnv): Promi
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
+    closeArchive();
     if (server !== undefined) {
       await server.stop();
       process.stderr.write('replay: REST API closed\n');
@@ -438,6 +501,11 @@ export function registerReplay(program: Command): void {
       '--rest-linger <seconds>',
       'keep serving the REST API this long after the last event (default: 0)',
     )
+    .option(
+      '--archive <dir>',
+      'also write what Kinesis acknowledged to this directory in the layout Firehose leaves in S3',
+    )
+    .option('--archive-gzip', 'gzip the archive objects (.gz)')
     .exitOverride((err) => {
       // commander's usage errors exit 1; ours are 2 like every bad option. Help/version stay 0.
       process.exit(err.exitCode === 0 ? 0 : 2);

@@ -61,6 +61,7 @@ describe('replay/cli options', () => {
       endpoint: 'http://127.0.0.1:4568',
       region: 'eu-west-1',
       streams: CONFIG.aws.kinesis.streams,
+      archive: undefined,
     });
   });
 
@@ -78,6 +79,8 @@ describe('replay/cli options', () => {
         restPort: '8091',
         restHost: 'localhost',
         restLinger: '2.5',
+        archive: '/tmp/archive',
+        archiveGzip: true,
       },
       CONFIG,
       NOW,
@@ -98,6 +101,8 @@ describe('replay/cli options', () => {
       recordMode: 'single',
       endpoint: 'http://localhost:9999',
     });
+    expect(plan.archive).to.deep.equal({ dir: '/tmp/archive', gzip: true });
+    expect(planReplay({ archive: 'arch' }, CONFIG, NOW).archive).to.deep.equal({ dir: 'arch', gzip: false });
     const csv = planReplay({ source: 'csv', file: CSV, format: 'tardis' }, CONFIG, NOW);
     expect(csv.source).to.deep.equal({ kind: 'csv', file: CSV, format: 'tardis', symbol: undefined });
     expect(csv.notBeforeEventTime).to.equal(false);
@@ -181,6 +186,11 @@ describe('replay/cli options', () => {
     expect(usageError({ source: 'csv', file: CSV, seed: '1' })).to.equal(
       '--seed does not apply to --source csv',
     );
+    expect(usageError({ archiveGzip: true })).to.equal('--archive-gzip needs --archive <dir>');
+    expect(usageError({ archive: 's3://bucket/x' })).to.equal(
+      '--archive writes a local directory, got "s3://bucket/x" (in AWS a Firehose delivery stream archives)',
+    );
+    expect(usageError({ archive: ' ' })).to.equal('--archive expects a directory');
   });
 
   it('registers the replay command with its options', () => {
@@ -205,6 +215,8 @@ describe('replay/cli options', () => {
       '--rest-port',
       '--rest-host',
       '--rest-linger',
+      '--archive',
+      '--archive-gzip',
     ]);
   });
 

@@ -181,6 +181,41 @@ describe('replay/producer', () => {
     expect(asJson(arrived(big.stored))).to.deep.equal(asJson(expected(bigEvents)));
   });
 
+  for (const mode of ['kpl', 'concat', 'single'] as RecordMode[]) {
+    it(`onAcknowledged: the frames of every acknowledged record, per stream, in the order stored (${mode}, retries)`, async () => {
+      const events = [...simulate(SIM, 3000)];
+      // Some entries of the first calls fail: they are acknowledged (and handed over) only when their retry is.
+      const kinesis = fakeKinesis((call, i) => (call < 4 && i % 3 === 1 ? 'InternalFailure' : undefined));
+      const clock = fakeClock();
+      const acked = new Map<string, Buffer[]>();
+      await publishEvents(events, {
+        streams: STREAMS,
+        putRecords: kinesis.put,
+        recordMode: mode,
+        maxRecordBytes: 4096,
+        now: clock.now,
+        sleep: clock.sleep,
+        onAcknowledged: (stream, frames) => acked.set(stream, [...(acked.get(stream) ?? []), ...frames]),
+      });
+      // What a Firehose delivery stream would deliver: the stored records' user records, frame by frame.
+      const stored = new Map<string, Buffer[]>();
+      for (const r of kinesis.stored) {
+        const frames = stored.get(r.stream) ?? [];
+        for (const user of deaggregate(r.data, r.partitionKey)) {
+          let pos = 0;
+          for (const f of decodeFrames(user.data)) {
+            frames.push(user.data.subarray(pos, pos + f.frameLength));
+            pos += f.frameLength;
+          }
+        }
+        stored.set(r.stream, frames);
+      }
+      expect([...acked.keys()].sort()).to.deep.equal(Object.values(STREAMS).sort());
+      for (const [stream, frames] of stored) expect(acked.get(stream), stream).to.deep.equal(frames);
+      expect([...acked.values()].flat()).to.have.length(3000);
+    });
+  }
+
   it('retries only the failed entries of a partial failure, with exponential backoff', async () => {
     const events = [...simulate(SIM, 2000)];
     // Every other entry of the first three calls fails.
