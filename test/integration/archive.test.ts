@@ -240,4 +240,50 @@ describe('archive: writer, directory and S3 readers, damage (integration)', func
       );
     }
   });
+
+  it('s3://: an hour of more than 1,000 objects is read across listing pages, in key order', async function () {
+    // 1,100 one-frame objects of one stream in one hour: ListObjectsV2 answers 1,000 keys a page.
+    const all = [...written.get('sim-trade')!, ...written.get('sim-depth')!];
+    expect(all.length).to.be.greaterThan(1100);
+    const frames = all.slice(0, 1100);
+    const client = new S3Client({
+      region: REGION,
+      endpoint: s3!.endpoint,
+      forcePathStyle: true,
+      credentials: S3RVER_CREDENTIALS,
+    });
+    const keys = frames.map(
+      (_, i) => `paged/2026/12/06/13/paged-archive-1-2026-12-06-13-20-00-${String(i).padStart(6, '0')}`,
+    );
+    try {
+      for (let i = 0; i < frames.length; i += 50) {
+        await Promise.all(
+          keys
+            .slice(i, i + 50)
+            .map((key, j) =>
+              client.send(
+                new PutObjectCommand({ Bucket: 'archive', Key: `pages/${key}`, Body: frames[i + j] }),
+              ),
+            ),
+        );
+      }
+    } finally {
+      client.destroy();
+    }
+    const reader = createArchiveReader('s3://archive/pages/', {
+      region: REGION,
+      endpoint: s3!.endpoint,
+      credentials: S3RVER_CREDENTIALS,
+    });
+    expect(await reader.streams()).to.deep.equal(['paged']);
+    const items = await readAll(
+      reader,
+      'paged',
+      Date.UTC(2026, 11, 6, 13, 20),
+      Date.UTC(2026, 11, 6, 13, 21),
+    );
+    expect(damageIn(items)).to.deep.equal([]);
+    expect(items.map((i) => (i.kind === 'frame' ? i.frame.key : ''))).to.deep.equal(keys);
+    expect(framesIn(items)).to.deep.equal(frames);
+  });
 });
