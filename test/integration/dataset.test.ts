@@ -1,0 +1,229 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { expect } from 'chai';
+import { runDatasetBuild } from '../../src/app/dataset';
+import type { DatasetRow } from '../../src/dataset/builder';
+import { buildDataset } from '../../src/dataset/builder';
+import { datasetColumns } from '../../src/dataset/output';
+import { startScratchRedis, type ScratchRedis } from '../../src/dataset/scratch-redis';
+import { parseConfig } from '../../src/config/config';
+import { computeFeatures, FEATURE_NAMES, WATERMARK_FIELDS } from '../../src/features/compute';
+import { readSnapshot } from '../../src/features/snapshot';
+import { FEATURE_SCHEMA_VERSION } from '../../src/features/types';
+import { compareVectors } from '../../src/features/verify';
+import type { SimulatedEvent } from '../../src/replay/simulator';
+import type { SbeMessage } from '../../src/sbe/messages';
+import { groupBySymbol } from '../../src/state/batch';
+import { Keys } from '../../src/state/keys';
+import { createRedisClient, type RedisClient } from '../../src/state/redis';
+import { StateWriter } from '../../src/state/writer';
+import { ReferenceBook } from '../helpers/book-reference';
+import { canonical8 } from '../helpers/canonical';
+import { memoryArchive, simulateUntil, STREAM_NAMES } from '../helpers/memory-archive';
+
+// Issue 16, the dataset builder against a real redis-server (its own scratch server, as the command starts it):
+// simulated events archived in memory, rows built at every tick, each vector recomputed from a state replayed
+// independently up to the tick's point-in-time cut, labels recomputed from the events by independent models
+// (ReferenceBook for the mid, the highest trade id for the last price), the Parquet file read back by DuckDB.
+
+const SYMBOL = 'BTCUSDT';
+const START_US = 1_760_000_000_000_000n; // aligned to 2 s
+const START_MS = Number(START_US / 1000n);
+const END_US = START_US + 30_000_000n; // 30 s of events
+const FROM_MS = START_MS + 12_000;
+const TO_MS = START_MS + 24_000;
+const INTERVAL_MS = 2000;
+const HORIZONS_MS = [2000, 10_000];
+const LATENCY_MS = 150;
+const WRITER = { orderBookLevels: 10, diffBufferMaxLength: 1000, deadLetterMaxLen: 1000 };
+const STREAMS = Object.values(STREAM_NAMES);
+
+/** The independent label model: the mid of ReferenceBook and the price of the highest trade id up to x. */
+function referenceMarks(events: readonly SimulatedEvent[], points: readonly number[]) {
+  const sorted = [...events].sort((a, b) => Number(a.message.eventTime - b.message.eventTime));
+  const book = new ReferenceBook({ levels: 10, bufferMax: 1000 });
+  let bestTrade: { id: bigint; price: string } | undefined;
+  const out = new Map<number, { mid: string; last: string }>();
+  let i = 0;
+  for (const p of [...points].sort((a, b) => a - b)) {
+    while (i < sorted.length && sorted[i]!.message.eventTime <= BigInt(p) * 1000n) {
+      const m: SbeMessage = sorted[i++]!.message;
+      if (m.message === 'TradesStreamEvent') {
+        for (const t of m.trades) {
+          if (bestTrade === undefined || t.id > bestTrade.id)
+            bestTrade = { id: t.id, price: canonical8(t.priceMantissa, m.priceExponent) };
+        }
+      } else if (m.message === 'BestBidAskStreamEvent') book.applyBestBidAskBatch([m]);
+      else book.applyDepthBatch([m]);
+    }
+    out.set(p, { mid: book.ob.get('mid_price') ?? '', last: bestTrade?.price ?? '' });
+  }
+  return out;
+}
+
+describe('dataset build (issue 16): replay of an archive into rows, point in time', function () {
+  this.timeout(180_000);
+  let events: SimulatedEvent[];
+  let scratch: ScratchRedis;
+  let client: RedisClient;
+  let dir: string;
+
+  before(async () => {
+    events = simulateUntil(5, [SYMBOL], START_US, END_US);
+    scratch = await startScratchRedis();
+    client = createRedisClient(parseConfig({ redis: { port: scratch.port } }).redis, {
+      connectionName: 'ref',
+    });
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dataset-it-'));
+  });
+
+  after(async () => {
+    client?.disconnect();
+    await scratch?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a row at every tick; vectors equal to the sidecar code on an independent replay to each cut; labels equal to independent models; Parquet read back by DuckDB', async () => {
+    const archive = memoryArchive(events, { framesPerObject: 300 });
+    const out = path.join(dir, 'ds.parquet');
+    const rows: DatasetRow[] = [];
+    const summary = await buildDataset({
+      reader: archive,
+      streams: STREAMS,
+      symbols: [SYMBOL],
+      fromMs: FROM_MS,
+      toMs: TO_MS,
+      intervalMs: INTERVAL_MS,
+      horizonsMs: HORIZONS_MS,
+      latencyMs: LATENCY_MS,
+      client,
+      keys: new Keys({ clusterMode: false }),
+      writerOptions: WRITER,
+      onRow: (row) => rows.push(row),
+    });
+    // (a) every tick in range, once.
+    const ticks = [12, 14, 16, 18, 20, 22, 24].map((s) => START_MS + s * 1000);
+    expect(rows.map((r) => r.tickMs)).to.deep.equal(ticks);
+    expect(summary).to.include({ ticks: 7, rows: 7, late: 0, otherSymbols: 0 });
+    expect(summary.rejected).to.deep.equal([]);
+    const read = Object.values(summary.eventsByStream).reduce((a, b) => a + b, 0);
+    expect(read).to.be.greaterThan(1000);
+
+    // (b) the same vector as the sidecar's code on a state replayed independently to t - latency.
+    const sorted = [...events].sort((a, b) => Number(a.message.eventTime - b.message.eventTime));
+    const keys = new Keys({ clusterMode: false });
+    await client.flushdb();
+    const writer = new StateWriter(client, keys, WRITER);
+    let at = 0;
+    for (const row of rows) {
+      const cutUs = BigInt(row.tickMs - LATENCY_MS) * 1000n;
+      const batch: SbeMessage[] = [];
+      while (at < sorted.length && sorted[at]!.message.eventTime <= cutUs) batch.push(sorted[at++]!.message);
+      if (batch.length > 0) await writer.write(groupBySymbol(batch).values(), []);
+      const expected = computeFeatures(await readSnapshot(client, keys, SYMBOL), row.tickMs);
+      expect(
+        compareVectors(
+          Object.fromEntries(Object.entries(row.vector).map(([k, v]) => [k, String(v)])),
+          expected,
+        ),
+      ).to.deep.equal([]);
+      expect(row.vector.feature_ts).to.equal(row.tickMs);
+      expect(Number(row.vector.completeness)).to.be.greaterThan(0.5);
+    }
+
+    // (c) labels from the independent models; empty past the archive's end (never another horizon's value).
+    const lastUs = Number(sorted.at(-1)!.message.eventTime);
+    const marks = referenceMarks(
+      events,
+      rows.flatMap((r) => [r.tickMs, ...HORIZONS_MS.map((h) => r.tickMs + h)]),
+    );
+    let empty = 0;
+    for (const row of rows) {
+      const base = marks.get(row.tickMs)!;
+      const expected = HORIZONS_MS.flatMap((h) => {
+        if ((row.tickMs + h) * 1000 > lastUs) return [null, null, null];
+        const m = marks.get(row.tickMs + h)!;
+        return [m.mid, m.last, Number(m.mid) / Number(base.mid) - 1];
+      });
+      expect(row.labels.length).to.equal(6);
+      row.labels.forEach((v, i) => {
+        const e = expected[i];
+        if (typeof e === 'number') expect(v).to.be.closeTo(e, 1e-12);
+        else expect(v).to.equal(e);
+      });
+      if (row.labels[3] === null) empty++;
+    }
+    // Events up to just before 30 s: t + 10 s is past the end for t = 20, 22 and 24 s; t + 2 s never is.
+    expect(empty).to.equal(3);
+    expect(rows.every((r) => r.labels[0] !== null)).to.equal(true);
+
+    // (d) the whole command path (own redis-server, Parquet), read back by DuckDB.
+    const built = await runDatasetBuild({
+      reader: archive,
+      archive: 'memory://test',
+      streams: STREAMS,
+      symbols: [SYMBOL],
+      fromMs: FROM_MS,
+      toMs: TO_MS,
+      intervalMs: INTERVAL_MS,
+      horizonsMs: HORIZONS_MS,
+      latencyMs: LATENCY_MS,
+      out,
+      format: 'parquet',
+      commandLine: 'aggregator dataset build --test',
+      orderBookLevels: 10,
+      maxFutureSkewMs: 5000,
+    });
+    expect(built.rows).to.equal(7);
+    const duck = await DuckDBInstance.create(':memory:');
+    const conn = await duck.connect();
+    const described = (
+      await conn.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet('${out}')`)
+    ).getRowObjects();
+    const duckType = { string: 'VARCHAR', int64: 'BIGINT', int32: 'INTEGER', double: 'DOUBLE' } as const;
+    expect(described.map((d) => [d.column_name, d.column_type])).to.deep.equal(
+      datasetColumns(HORIZONS_MS).map((c) => [c.name, duckType[c.type]]),
+    );
+    const data = (
+      await conn.runAndReadAll(`SELECT * FROM read_parquet('${out}') ORDER BY tick_ms`)
+    ).getRowObjects();
+    expect(data).to.have.length(7);
+    data.forEach((r, i) => {
+      const row = rows[i]!;
+      expect(r.symbol).to.equal(SYMBOL);
+      expect(r.tick_ms).to.equal(BigInt(row.tickMs));
+      expect(r.feature_ts).to.equal(BigInt(row.tickMs));
+      expect(r.schema_version).to.equal(FEATURE_SCHEMA_VERSION);
+      for (const name of FEATURE_NAMES) {
+        if (name === 'feature_ts' || name === 'schema_version') continue;
+        expect(r[name], name).to.equal(row.vector[name]);
+      }
+      for (const name of WATERMARK_FIELDS) expect(r[name], name).to.equal(row.vector[name]);
+      expect([
+        r.label_mid_2s,
+        r.label_price_2s,
+        r.label_ret_2s,
+        r.label_mid_10s,
+        r.label_price_10s,
+        r.label_ret_10s,
+      ]).to.deep.equal(row.labels);
+    });
+    const meta = (await conn.runAndReadAll(`SELECT * FROM parquet_kv_metadata('${out}')`)).getRowObjects();
+    const kv = new Map(
+      meta.map((m) => [
+        Buffer.from((m.key as { bytes: Uint8Array }).bytes).toString(),
+        Buffer.from((m.value as { bytes: Uint8Array }).bytes).toString(),
+      ]),
+    );
+    expect(kv.get('schema_version')).to.equal(String(FEATURE_SCHEMA_VERSION));
+    expect(kv.get('command_line')).to.equal('aggregator dataset build --test');
+    expect(JSON.parse(kv.get('input_range')!)).to.include({
+      from_ms: FROM_MS,
+      to_ms: TO_MS,
+      latency_ms: LATENCY_MS,
+    });
+    conn.closeSync();
+  });
+});
