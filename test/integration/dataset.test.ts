@@ -13,7 +13,9 @@ import { computeFeatures, FEATURE_NAMES, WATERMARK_FIELDS } from '../../src/feat
 import { readSnapshot } from '../../src/features/snapshot';
 import { FEATURE_SCHEMA_VERSION } from '../../src/features/types';
 import { compareVectors } from '../../src/features/verify';
+import type { ArchiveReader } from '../../src/archive/types';
 import type { SimulatedEvent } from '../../src/replay/simulator';
+import { encodeMessage } from '../../src/sbe/encoder';
 import type { SbeMessage } from '../../src/sbe/messages';
 import { groupBySymbol } from '../../src/state/batch';
 import { Keys } from '../../src/state/keys';
@@ -225,5 +227,125 @@ describe('dataset build (issue 16): replay of an archive into rows, point in tim
       latency_ms: LATENCY_MS,
     });
     conn.closeSync();
+  });
+
+  const build = async (reader: ArchiveReader, reorderWindow?: number) => {
+    const rows: DatasetRow[] = [];
+    const summary = await buildDataset({
+      reader,
+      streams: STREAMS,
+      symbols: [SYMBOL],
+      fromMs: FROM_MS,
+      toMs: TO_MS,
+      intervalMs: INTERVAL_MS,
+      horizonsMs: HORIZONS_MS,
+      latencyMs: LATENCY_MS,
+      client,
+      keys: new Keys({ clusterMode: false }),
+      writerOptions: WRITER,
+      ...(reorderWindow === undefined ? {} : { reorderWindow }),
+      onRow: (row) => rows.push(row),
+    });
+    return { rows, summary };
+  };
+
+  it('bad archive data (damage, an undecodable frame, an invalid event) is reported with key and offset and skipped; the rows are built', async () => {
+    const clean = await build(memoryArchive(events, { framesPerObject: 300 }));
+    const good = encodeMessage(events.find((e) => e.stream === 'trade')!.message);
+    const bba = events.find((e) => e.stream === 'bestbidask')!.message;
+    const invalid = encodeMessage({ ...bba, symbol: 'BTC-USDT' });
+    const archive = memoryArchive(events, {
+      framesPerObject: 300,
+      extra: [
+        {
+          stream: STREAM_NAMES.depth,
+          after: 10,
+          item: {
+            kind: 'damage',
+            damage: {
+              stream: STREAM_NAMES.depth,
+              key: 'depth/bad.gz',
+              offset: 4096,
+              code: 'CORRUPT_GZIP',
+              error: 'invalid gzip data',
+              bytes: 100,
+            },
+          },
+        },
+        {
+          stream: STREAM_NAMES.trade,
+          after: 5,
+          item: {
+            kind: 'frame',
+            frame: {
+              stream: STREAM_NAMES.trade,
+              key: 'trade/t.bin',
+              offset: 64,
+              bytes: good.subarray(0, 20),
+            },
+          },
+        },
+        {
+          stream: STREAM_NAMES.bestbidask,
+          after: 7,
+          item: {
+            kind: 'frame',
+            frame: { stream: STREAM_NAMES.bestbidask, key: 'bba/b.bin', offset: 128, bytes: invalid },
+          },
+        },
+      ],
+    });
+    const dirty = await build(archive);
+    expect(dirty.summary.rejected.map((r) => [r.source, r.key, r.offset])).to.have.deep.members([
+      ['damage', 'depth/bad.gz', 4096],
+      ['decode', 'trade/t.bin', 64],
+      ['validation', 'bba/b.bin', 128],
+    ]);
+    expect(dirty.summary.rejected.find((r) => r.source === 'validation')!.code).to.equal('INVALID_SYMBOL');
+    expect(dirty.summary.eventsByStream).to.deep.equal(clean.summary.eventsByStream);
+    expect(dirty.rows).to.deep.equal(clean.rows);
+  });
+
+  it('arrival order shuffled within the reorder window gives the same rows, nothing late; beyond it, late events are counted and applied', async () => {
+    const clean = await build(memoryArchive(events, { framesPerObject: 300 }));
+    // Swap neighbouring events of each stream: the archive's arrival order is no longer event-time order.
+    const shuffled = [...events];
+    for (let i = 0; i + 3 < shuffled.length; i += 7)
+      [shuffled[i], shuffled[i + 3]] = [shuffled[i + 3]!, shuffled[i]!];
+    const repaired = await build(memoryArchive(shuffled, { framesPerObject: 300 }), 64);
+    expect(repaired.summary.late).to.equal(0);
+    expect(repaired.rows).to.deep.equal(clean.rows);
+    const late = await build(memoryArchive(shuffled, { framesPerObject: 300 }), 1);
+    expect(late.summary.late).to.be.greaterThan(0);
+    expect(late.summary.applied).to.equal(clean.summary.applied);
+    expect(late.rows).to.have.length(7);
+  });
+
+  it('CSV on request: a header and a line per row', async () => {
+    const out = path.join(dir, 'ds.csv');
+    const built = await runDatasetBuild({
+      reader: memoryArchive(events),
+      archive: 'memory://test',
+      streams: STREAMS,
+      symbols: [SYMBOL],
+      fromMs: FROM_MS,
+      toMs: TO_MS,
+      intervalMs: INTERVAL_MS,
+      horizonsMs: HORIZONS_MS,
+      latencyMs: LATENCY_MS,
+      out,
+      format: 'csv',
+      commandLine: 'aggregator dataset build --format csv',
+      orderBookLevels: 10,
+      maxFutureSkewMs: 5000,
+    });
+    const lines = fs.readFileSync(out, 'utf8').trimEnd().split('\n');
+    expect(lines).to.have.length(1 + built.rows);
+    expect(lines[0]).to.equal(
+      datasetColumns(HORIZONS_MS)
+        .map((c) => c.name)
+        .join(','),
+    );
+    expect(lines[1]!.startsWith(`${SYMBOL},${FROM_MS},`)).to.equal(true);
   });
 });
