@@ -1,9 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { Command } from 'commander';
 import { expect } from 'chai';
 import { runDatasetBuild } from '../../src/app/dataset';
+import { registerDataset } from '../../src/cli/commands/dataset';
 import type { DatasetRow } from '../../src/dataset/builder';
 import { buildDataset } from '../../src/dataset/builder';
 import { datasetColumns } from '../../src/dataset/output';
@@ -347,5 +350,92 @@ describe('dataset build (issue 16): replay of an archive into rows, point in tim
         .join(','),
     );
     expect(lines[1]!.startsWith(`${SYMBOL},${FROM_MS},`)).to.equal(true);
+  });
+
+  it('aggregator dataset build (commander, injected archive factory): Parquet written, progress on stderr, rejected items with key and offset, summary, exit code 2', async () => {
+    const out = path.join(dir, 'cli.parquet');
+    const archive = memoryArchive(events, {
+      extra: [
+        {
+          stream: STREAM_NAMES.trade,
+          after: 3,
+          item: {
+            kind: 'damage',
+            damage: {
+              stream: STREAM_NAMES.trade,
+              key: 'trade/x.gz',
+              offset: 10,
+              code: 'TRUNCATED',
+              error: 'cut',
+              bytes: 5,
+            },
+          },
+        },
+      ],
+    });
+    const stderr = new PassThrough();
+    const stdout = new PassThrough();
+    let errText = '';
+    let outText = '';
+    stderr.on('data', (c: Buffer) => (errText += c.toString()));
+    stdout.on('data', (c: Buffer) => (outText += c.toString()));
+    const locations: string[] = [];
+    const program = new Command().exitOverride();
+    const argv = [
+      'dataset',
+      'build',
+      '--archive',
+      '/archive/root',
+      '--symbol',
+      SYMBOL,
+      '--from',
+      String(FROM_MS),
+      '--to',
+      new Date(TO_MS).toISOString(),
+      '--interval',
+      '2s',
+      '--horizon',
+      '2s,10s',
+      '--latency',
+      String(LATENCY_MS),
+      '--out',
+      out,
+    ];
+    registerDataset(program, {
+      createArchiveReader: (location) => {
+        locations.push(location);
+        return archive;
+      },
+      stderr,
+      stdout,
+      argv: ['node', 'aggregator', ...argv],
+    });
+    const before = process.exitCode;
+    try {
+      await program.parseAsync(argv, { from: 'user' });
+      expect(process.exitCode).to.equal(2);
+    } finally {
+      process.exitCode = before;
+    }
+    expect(locations).to.deep.equal(['/archive/root']);
+    expect(errText).to.include('ticks 7/7 (100%)');
+    expect(errText).to.include(
+      'rejected market-sbe-trade trade/x.gz @10: damage TRUNCATED: cut (5 bytes skipped)',
+    );
+    expect(outText).to.include('dead-lettered frames: 1 (damage:TRUNCATED 1)');
+    expect(outText).to.include(`ticks 7, rows 7 -> ${out}`);
+    const duck = await DuckDBInstance.create(':memory:');
+    const conn = await duck.connect();
+    const count = (
+      await conn.runAndReadAll(`SELECT count(*) AS n FROM read_parquet('${out}')`)
+    ).getRowObjects();
+    expect(count[0]!.n).to.equal(7n);
+    const meta = (
+      await conn.runAndReadAll(`SELECT value FROM parquet_kv_metadata('${out}') WHERE key = 'command_line'`)
+    ).getRowObjects();
+    expect(Buffer.from((meta[0]!.value as { bytes: Uint8Array }).bytes).toString()).to.equal(
+      `aggregator ${argv.join(' ')}`,
+    );
+    conn.closeSync();
   });
 });
