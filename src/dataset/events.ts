@@ -201,25 +201,30 @@ export async function* mergeByEventTime(
       else src.buffer.push(next.value);
     }
   };
-  await Promise.all(sources.map(fill));
   let newestUs = -Infinity;
-  for (;;) {
-    for (const src of sources) yield* src.rejected.splice(0);
-    let best: (typeof sources)[number] | undefined;
-    for (const src of sources) {
-      const head = src.buffer.peek();
-      if (head === undefined) continue;
-      if (best === undefined || head.eventTimeUs < best.buffer.peek()!.eventTimeUs) best = src;
+  try {
+    await Promise.all(sources.map(fill));
+    for (;;) {
+      for (const src of sources) yield* src.rejected.splice(0);
+      let best: (typeof sources)[number] | undefined;
+      for (const src of sources) {
+        const head = src.buffer.peek();
+        if (head === undefined) continue;
+        if (best === undefined || head.eventTimeUs < best.buffer.peek()!.eventTimeUs) best = src;
+      }
+      if (best === undefined) return;
+      const event = best.buffer.pop()!;
+      if (event.eventTimeUs < newestUs) {
+        stats.late++;
+        stats.maxLatenessUs = Math.max(stats.maxLatenessUs, newestUs - event.eventTimeUs);
+      } else {
+        newestUs = event.eventTimeUs;
+      }
+      yield event;
+      await fill(best);
     }
-    if (best === undefined) return;
-    const event = best.buffer.pop()!;
-    if (event.eventTimeUs < newestUs) {
-      stats.late++;
-      stats.maxLatenessUs = Math.max(stats.maxLatenessUs, newestUs - event.eventTimeUs);
-    } else {
-      newestUs = event.eventTimeUs;
-    }
-    yield event;
-    await fill(best);
+  } finally {
+    // A consumer that stops early (every read point done) closes the readers (open objects, S3 bodies).
+    for (const src of sources) if (!src.done && src.it.return !== undefined) await src.it.return();
   }
 }

@@ -169,4 +169,23 @@ describe('dataset events: merge of the streams by event time (issue 16)', () => 
       (err: Error) => expect(err.message).to.equal('the reorder window must be >= 1, got 0'),
     );
   });
+
+  it('a consumer that stops early closes every stream still open', async () => {
+    const closed: string[] = [];
+    async function* stream(name: string): AsyncGenerator<DatasetItem> {
+      try {
+        for (let i = 0; i < 100; i++) {
+          await Promise.resolve();
+          yield event(name, i, i);
+        }
+      } finally {
+        closed.push(name);
+      }
+    }
+    const stats: MergeStats = { late: 0, maxLatenessUs: 0 };
+    for await (const item of mergeByEventTime([stream('a'), stream('b')], stats, 4)) {
+      if (item.kind === 'event') break;
+    }
+    expect(closed.sort()).to.deep.equal(['a', 'b']);
+  });
 });
