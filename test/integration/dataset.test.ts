@@ -232,12 +232,16 @@ describe('dataset build (issue 16): replay of an archive into rows, point in tim
     conn.closeSync();
   });
 
-  const build = async (reader: ArchiveReader, reorderWindow?: number) => {
+  const build = async (
+    reader: ArchiveReader,
+    reorderWindow?: number,
+    symbols: readonly string[] = [SYMBOL],
+  ) => {
     const rows: DatasetRow[] = [];
     const summary = await buildDataset({
       reader,
       streams: STREAMS,
-      symbols: [SYMBOL],
+      symbols,
       fromMs: FROM_MS,
       toMs: TO_MS,
       intervalMs: INTERVAL_MS,
@@ -437,5 +441,18 @@ describe('dataset build (issue 16): replay of an archive into rows, point in tim
       `aggregator ${argv.join(' ')}`,
     );
     conn.closeSync();
+  });
+
+  it('several symbols: one row per symbol and tick (tick, then symbol order), each equal to the build of that symbol alone', async () => {
+    const both = simulateUntil(8, [SYMBOL, 'ETHUSDT'], START_US, END_US);
+    const archive = memoryArchive(both);
+    const all = await build(archive, undefined, [SYMBOL, 'ETHUSDT']);
+    expect(all.rows.map((r) => r.symbol)).to.deep.equal(
+      Array.from({ length: 7 }, () => [SYMBOL, 'ETHUSDT']).flat(),
+    );
+    expect(all.summary).to.include({ rows: 14, otherSymbols: 0 });
+    const eth = await build(archive, undefined, ['ETHUSDT']);
+    expect(eth.summary.otherSymbols).to.be.greaterThan(0);
+    expect(all.rows.filter((r) => r.symbol === 'ETHUSDT')).to.deep.equal(eth.rows);
   });
 });
