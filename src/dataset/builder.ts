@@ -21,7 +21,9 @@ import { featureCutMs, readPoints, tickTimes } from './ticks';
 // The dataset builder (issue 16): replays archived events in event-time order into a scratch Redis through the
 // processors' StateWriter and Lua scripts, and at every tick computes the feature vector exactly as the sidecar
 // does (readSnapshot, one atomic Lua read, then computeFeatures(snapshot, tick)) from the state holding the
-// events with event time <= tick - latency, plus the labels of each horizon (labels.ts).
+// events with event time <= tick - latency, plus the labels of each horizon (labels.ts). A row holds the vector
+// as computed, not the sidecar's degraded-mode re-serve of an older vector (src/sidecar/degraded.ts), so a model
+// sees the state's own completeness.
 //
 // Order of work: the read points (ticks.ts readPoints) are visited in ascending time; before the first event with
 // a time > p is applied, every pending event is written and the state is read at p, once per symbol. A point
@@ -55,7 +57,7 @@ export interface DatasetBuildOptions {
   readonly nowMs?: number;
   /** Called after every read point and every 10,000 events. */
   readonly onProgress?: (progress: BuildProgress) => void;
-  /** Rows to keep a reference to, in order (tick, then symbol). */
+  /** Receives every row, in order (tick, then symbol). */
   readonly onRow: (row: DatasetRow) => void;
 }
 
@@ -90,7 +92,7 @@ export interface BuildSummary {
   readonly maxLatenessUs: number;
   readonly ticks: number;
   readonly rows: number;
-  /** Event time of the oldest and newest event read, us ('' when none). */
+  /** Event time of the oldest and newest event read, us (undefined when none). */
   readonly firstEventUs: number | undefined;
   readonly lastEventUs: number | undefined;
   readonly seconds: number;
