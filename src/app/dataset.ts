@@ -1,0 +1,89 @@
+// `aggregator dataset build` (issue 16): composition of the dataset builder (src/dataset/). Starts a scratch
+// redis-server of its own, connects with the processors' scripts (createRedisClient), builds the rows
+// (src/dataset/builder.ts), writes them as Parquet or CSV (src/dataset/output.ts) and stops the server.
+
+import type { ArchiveReader } from '../archive/types';
+import { parseConfig } from '../config/config';
+import { FEATURE_SCHEMA_VERSION } from '../features/types';
+import { buildDataset, type BuildProgress, type BuildSummary, type DatasetRow } from '../dataset/builder';
+import { writeCsv, writeParquet } from '../dataset/output';
+import { startScratchRedis } from '../dataset/scratch-redis';
+import { Keys } from '../state/keys';
+import { createRedisClient } from '../state/redis';
+
+export interface DatasetBuildRun {
+  readonly reader: ArchiveReader;
+  /** Where the archive is (recorded in the file's metadata). */
+  readonly archive: string;
+  readonly streams: readonly string[];
+  readonly symbols: readonly string[];
+  readonly fromMs: number;
+  readonly toMs: number;
+  readonly intervalMs: number;
+  readonly horizonsMs: readonly number[];
+  readonly latencyMs: number;
+  readonly out: string;
+  readonly format: 'parquet' | 'csv';
+  readonly commandLine: string;
+  /** processing.order_book_levels and processing.max_future_skew_ms of the served state. */
+  readonly orderBookLevels: number;
+  readonly maxFutureSkewMs: number;
+  readonly redisServerCommand?: string;
+  readonly reorderWindow?: number;
+  readonly onProgress?: (progress: BuildProgress) => void;
+}
+
+/** Builds the dataset file; resolves with the summary (the caller decides the exit code from it). */
+export async function runDatasetBuild(run: DatasetBuildRun): Promise<BuildSummary> {
+  const server = await startScratchRedis(run.redisServerCommand);
+  const client = createRedisClient(parseConfig({ redis: { port: server.port } }).redis, {
+    connectionName: 'dataset-build',
+  });
+  try {
+    const rows: DatasetRow[] = [];
+    const summary = await buildDataset({
+      reader: run.reader,
+      streams: run.streams,
+      symbols: run.symbols,
+      fromMs: run.fromMs,
+      toMs: run.toMs,
+      intervalMs: run.intervalMs,
+      horizonsMs: run.horizonsMs,
+      latencyMs: run.latencyMs,
+      client,
+      keys: new Keys({ clusterMode: false }),
+      writerOptions: {
+        orderBookLevels: run.orderBookLevels,
+        diffBufferMaxLength: 1000,
+        deadLetterMaxLen: 1000,
+      },
+      featureOptions: { maxFutureSkewMs: run.maxFutureSkewMs },
+      ...(run.reorderWindow === undefined ? {} : { reorderWindow: run.reorderWindow }),
+      ...(run.onProgress === undefined ? {} : { onProgress: run.onProgress }),
+      onRow: (row) => rows.push(row),
+    });
+    if (run.format === 'csv') writeCsv(run.out, rows, run.horizonsMs);
+    else {
+      await writeParquet(run.out, rows, run.horizonsMs, {
+        schemaVersion: FEATURE_SCHEMA_VERSION,
+        commandLine: run.commandLine,
+        inputRange: {
+          archive: run.archive,
+          streams: run.streams,
+          symbols: run.symbols,
+          from_ms: run.fromMs,
+          to_ms: run.toMs,
+          interval_ms: run.intervalMs,
+          horizons_ms: run.horizonsMs,
+          latency_ms: run.latencyMs,
+          first_event_us: summary.firstEventUs ?? null,
+          last_event_us: summary.lastEventUs ?? null,
+        },
+      });
+    }
+    return summary;
+  } finally {
+    client.disconnect();
+    await server.stop();
+  }
+}

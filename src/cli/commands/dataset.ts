@@ -1,0 +1,152 @@
+import type { Command } from 'commander';
+import { runDatasetBuild } from '../../app/dataset';
+import type { ArchiveReader } from '../../archive/types';
+import { loadConfig, STREAM_KINDS } from '../../config/config';
+import type { BuildProgress, BuildSummary } from '../../dataset/builder';
+import { parseDurationMs } from '../../dataset/ticks';
+
+// `aggregator dataset build` (issue 16): a training dataset from the event archive (src/app/dataset.ts). The
+// archive reader comes from an injected factory (the archive readers live in src/archive/). Progress on stderr:
+// one line rewritten in place on a terminal, a line every 10 s otherwise; the summary on stdout; every rejected
+// archive item on stderr with its object key and byte offset. Exit 0; 2 when bad archive data was skipped (the
+// file is written); 1 when the build failed.
+
+/** Opens an archive (a directory or s3://bucket/prefix). */
+export type ArchiveReaderFactory = (location: string) => ArchiveReader | Promise<ArchiveReader>;
+
+export interface DatasetCommandDeps {
+  readonly createArchiveReader: ArchiveReaderFactory;
+  /** Where progress and rejected items go (default process.stderr) and the summary (default process.stdout). */
+  readonly stderr?: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly stdout?: NodeJS.WritableStream;
+  readonly argv?: readonly string[];
+}
+
+interface BuildCliOptions {
+  archive: string;
+  symbol: string;
+  from: string;
+  to: string;
+  interval: string;
+  horizon: string;
+  latency: string;
+  out: string;
+  format: string;
+}
+
+/** --from/--to: ms since the epoch, or an ISO 8601 time with its zone (Z or +hh:mm). */
+export function parseTimeOption(name: string, text: string): number {
+  if (/^\d+$/.test(text)) return Number(text);
+  const zoned = /^\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})$/.test(text);
+  const ms = Date.parse(text);
+  if (!zoned || !Number.isFinite(ms)) {
+    throw new Error(
+      `${name} must be ms since the epoch or an ISO 8601 time with a zone, got ${JSON.stringify(text)}`,
+    );
+  }
+  return ms;
+}
+
+function duration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s >= 3600
+    ? `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`
+    : `${Math.floor(s / 60)}m${s % 60}s`;
+}
+
+/** The progress line: events and ticks done, the event rate, the ETA from the ticks' fraction. Pure. */
+export function formatProgress(p: BuildProgress): string {
+  const seconds = p.elapsedMs / 1000;
+  const rate = seconds > 0 ? Math.round(p.events / seconds) : 0;
+  const eta = p.ticksDone > 0 ? duration((p.elapsedMs * (p.ticksTotal - p.ticksDone)) / p.ticksDone) : '?';
+  const pct = p.ticksTotal > 0 ? Math.floor((100 * p.ticksDone) / p.ticksTotal) : 100;
+  return `events ${p.events} | ticks ${p.ticksDone}/${p.ticksTotal} (${pct}%) | ${rate} events/s | ETA ${eta}`;
+}
+
+/** The summary lines: events per stream, rejected (dead-lettered) frames per code, late, ticks, rows, seconds. */
+export function formatSummary(s: BuildSummary, out: string): string[] {
+  const byCode = new Map<string, number>();
+  for (const r of s.rejected)
+    byCode.set(`${r.source}:${r.code}`, (byCode.get(`${r.source}:${r.code}`) ?? 0) + 1);
+  const containedEvents = s.contained.reduce((n, c) => n + c.events, 0);
+  return [
+    `events per stream: ${Object.entries(s.eventsByStream)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+    `applied ${s.applied}, other symbols ${s.otherSymbols}, late ${s.late} (max ${s.maxLatenessUs} us behind)`,
+    `dead-lettered frames: ${s.rejected.length}${
+      byCode.size > 0 ? ` (${[...byCode].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''
+    }; events of failed script calls: ${containedEvents}`,
+    `ticks ${s.ticks}, rows ${s.rows} -> ${out}, ${s.seconds.toFixed(1)} s`,
+  ];
+}
+
+export function registerDataset(program: Command, deps: DatasetCommandDeps): void {
+  const stderr = deps.stderr ?? process.stderr;
+  const stdout = deps.stdout ?? process.stdout;
+  const dataset = program.command('dataset').description('training datasets built from the event archive');
+  dataset
+    .command('build')
+    .description(
+      'replay the archived events into a scratch redis-server of its own and write one row per symbol and tick: ' +
+        'the feature vector at the tick (events up to tick - latency) and labels per horizon; ' +
+        'exit 2 when bad archive data was skipped',
+    )
+    .requiredOption('--archive <dir|s3://bucket/prefix>', 'the event archive')
+    .requiredOption('--symbol <list>', 'symbols, comma separated')
+    .requiredOption('--from <time>', 'first tick: ms since the epoch or ISO 8601 with a zone')
+    .requiredOption('--to <time>', 'last tick (included)')
+    .option('--interval <duration>', 'tick interval (as the sidecar)', '2s')
+    .option('--horizon <list>', 'label horizons, comma separated', '10s')
+    .option('--latency <ms>', 'the features see the events up to tick - latency', '0')
+    .requiredOption('--out <file>', 'the dataset file')
+    .option('--format <format>', 'parquet or csv', 'parquet')
+    .action(async (opts: BuildCliOptions, command: Command) => {
+      const config = loadConfig(command.optsWithGlobals<{ config?: string }>().config, process.env);
+      if (opts.format !== 'parquet' && opts.format !== 'csv')
+        throw new Error(`--format must be parquet or csv, got ${JSON.stringify(opts.format)}`);
+      const latencyMs = Number(opts.latency);
+      if (!/^\d+$/.test(opts.latency))
+        throw new Error(`--latency must be a non-negative integer of ms, got "${opts.latency}"`);
+      const fromMs = parseTimeOption('--from', opts.from);
+      const toMs = parseTimeOption('--to', opts.to);
+      if (toMs < fromMs) throw new Error('--to must not be before --from');
+      const intervalMs = parseDurationMs(opts.interval, '--interval');
+      if (intervalMs <= 0) throw new Error('--interval must be positive');
+      const horizonsMs =
+        opts.horizon === '' ? [] : opts.horizon.split(',').map((h) => parseDurationMs(h, '--horizon'));
+      const symbols = opts.symbol.split(',').filter((s) => s !== '');
+      if (symbols.length === 0) throw new Error('--symbol names no symbol');
+      const reader = await deps.createArchiveReader(opts.archive);
+      const tty = stderr.isTTY === true;
+      let lastDraw = 0;
+      const summary = await runDatasetBuild({
+        reader,
+        archive: opts.archive,
+        streams: STREAM_KINDS.map((k) => config.aws.kinesis.streams[k]),
+        symbols,
+        fromMs,
+        toMs,
+        intervalMs,
+        horizonsMs,
+        latencyMs,
+        out: opts.out,
+        format: opts.format,
+        commandLine: ['aggregator', ...(deps.argv ?? process.argv).slice(2)].join(' '),
+        orderBookLevels: config.processing.orderBookLevels,
+        maxFutureSkewMs: config.processing.maxFutureSkewMs,
+        onProgress: (p) => {
+          const now = Date.now();
+          if (now - lastDraw < (tty ? 200 : 10_000) && p.ticksDone < p.ticksTotal) return;
+          lastDraw = now;
+          stderr.write(tty ? `\r${formatProgress(p)}\u001b[K` : `${formatProgress(p)}\n`);
+        },
+      });
+      if (tty) stderr.write('\n');
+      for (const r of summary.rejected) {
+        stderr.write(`rejected ${r.stream} ${r.key} @${r.offset}: ${r.source} ${r.code}: ${r.error}\n`);
+      }
+      for (const line of formatSummary(summary, opts.out)) stdout.write(`${line}\n`);
+      if (summary.rejected.length > 0 || summary.contained.length > 0) process.exitCode = 2;
+    });
+}
