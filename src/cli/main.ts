@@ -4,6 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { registerCheckpoints } from './commands/checkpoints';
+import { createArchiveReader } from '../archive/reader';
+import { registerDataset } from './commands/dataset';
 import { registerDecode } from './commands/decode';
 import { registerDlq } from './commands/dlq';
 import { registerFeaturesVerify } from './commands/features-verify';
@@ -57,6 +59,13 @@ export function buildProgram(): Command {
   registerSidecar(program);
   registerReanchor(program);
   registerDlq(program);
+  registerDataset(program, {
+    createArchiveReader: (location, options) =>
+      createArchiveReader(location, {
+        region: options.region,
+        ...(options.s3Endpoint === undefined ? {} : { endpoint: options.s3Endpoint }),
+      }),
+  });
   const features = program
     .command('features')
     .description('the ML feature vectors: show the served one, verify parity');

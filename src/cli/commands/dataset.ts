@@ -12,7 +12,16 @@ import { parseDurationMs } from '../../dataset/ticks';
 // file is written); 1 when the build failed.
 
 /** Opens an archive (a directory or s3://bucket/prefix). */
-export type ArchiveReaderFactory = (location: string) => ArchiveReader | Promise<ArchiveReader>;
+/** Where an s3:// archive is read from: the config's region, and an S3-compatible endpoint when one is given. */
+export interface ArchiveLocationOptions {
+  readonly region: string;
+  readonly s3Endpoint: string | undefined;
+}
+
+export type ArchiveReaderFactory = (
+  location: string,
+  options: ArchiveLocationOptions,
+) => ArchiveReader | Promise<ArchiveReader>;
 
 export interface DatasetCommandDeps {
   readonly createArchiveReader: ArchiveReaderFactory;
@@ -32,6 +41,7 @@ interface BuildCliOptions {
   latency: string;
   out: string;
   format: string;
+  s3Endpoint?: string;
 }
 
 /** --from/--to: ms since the epoch, or an ISO 8601 time with its zone (Z or +hh:mm). */
@@ -101,6 +111,10 @@ export function registerDataset(program: Command, deps: DatasetCommandDeps): voi
     .option('--latency <ms>', 'the features see the events up to tick - latency', '0')
     .requiredOption('--out <file>', 'the dataset file')
     .option('--format <format>', 'parquet or csv', 'parquet')
+    .option(
+      '--s3-endpoint <url>',
+      'an S3-compatible endpoint for an s3:// archive (an emulator); default: AWS',
+    )
     .action(async (opts: BuildCliOptions, command: Command) => {
       const config = loadConfig(command.optsWithGlobals<{ config?: string }>().config, process.env);
       if (opts.format !== 'parquet' && opts.format !== 'csv')
@@ -117,7 +131,10 @@ export function registerDataset(program: Command, deps: DatasetCommandDeps): voi
         opts.horizon === '' ? [] : opts.horizon.split(',').map((h) => parseDurationMs(h, '--horizon'));
       const symbols = opts.symbol.split(',').filter((s) => s !== '');
       if (symbols.length === 0) throw new Error('--symbol names no symbol');
-      const reader = await deps.createArchiveReader(opts.archive);
+      const reader = await deps.createArchiveReader(opts.archive, {
+        region: config.aws.region,
+        s3Endpoint: opts.s3Endpoint,
+      });
       const tty = stderr.isTTY === true;
       let lastDraw = 0;
       const summary = await runDatasetBuild({
