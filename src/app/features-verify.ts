@@ -30,7 +30,8 @@ import { Keys } from '../state/keys';
 import { defineScripts, type RedisClient } from '../state/redis';
 import { StateWriter, type StateWriterOptions } from '../state/writer';
 
-function idOf(raw: string | undefined): bigint {
+/** A watermark field's id (-1 when empty or not an integer). */
+export function idOf(raw: string | undefined): bigint {
   return raw !== undefined && /^\d+$/.test(raw) ? BigInt(raw) : -1n;
 }
 
@@ -77,7 +78,7 @@ class StreamCursor<T extends SbeMessage> {
 }
 
 /** Replays one symbol's events into a scratch database up to per-stream watermarks; restartable. */
-class WatermarkReplay {
+export class WatermarkReplay {
   private trades: TradesStreamEvent[] = [];
   private readonly bba: StreamCursor<SbeMessage>;
   private readonly depth20: StreamCursor<SbeMessage>;
@@ -115,6 +116,15 @@ class WatermarkReplay {
     this.bba.reset();
     this.depth20.reset();
     this.diffs.reset();
+  }
+
+  /** Advances to a served vector's watermarks (src_* fields). */
+  async advanceToVector(fields: Readonly<Record<string, string>>): Promise<void> {
+    await this.advanceTo(idOf(fields.src_last_trade_id), {
+      bba: idOf(fields.src_bba_update_id),
+      depth20: idOf(fields.src_depth20_update_id),
+      diff: idOf(fields.src_diff_update_id),
+    });
   }
 
   async advanceTo(tradeWatermark: bigint, book: BookWatermarks): Promise<void> {
