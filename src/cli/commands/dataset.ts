@@ -1,9 +1,16 @@
 import type { Command } from 'commander';
+import fs from 'node:fs';
 import { runDatasetBuild } from '../../app/dataset';
+import { formatMismatch, runDatasetVerify } from '../../app/dataset-verify';
 import type { ArchiveReader } from '../../archive/types';
 import { loadConfig, STREAM_KINDS } from '../../config/config';
 import type { BuildProgress, BuildSummary } from '../../dataset/builder';
+import { readDatasetFile } from '../../dataset/read';
 import { parseDurationMs } from '../../dataset/ticks';
+import { readServedVectors } from '../../app/features-verify';
+import type { ServedVector } from '../../features/verify';
+import { Keys } from '../../state/keys';
+import { createRedisClient } from '../../state/redis';
 
 // `aggregator dataset build` (issue 16): a training dataset from the event archive (src/app/dataset.ts). The
 // archive reader comes from an injected factory (the archive readers live in src/archive/). Progress on stderr:
@@ -166,4 +173,172 @@ export function registerDataset(program: Command, deps: DatasetCommandDeps): voi
       for (const line of formatSummary(summary, opts.out)) stdout.write(`${line}\n`);
       if (summary.rejected.length > 0 || summary.contained.length > 0) process.exitCode = 2;
     });
+  registerDatasetVerify(dataset, deps);
+}
+
+interface VerifyCliOptions {
+  dataset?: string;
+  archive?: string;
+  served?: string;
+  interval?: string;
+  latency?: string;
+  s3Endpoint?: string;
+  since?: string;
+}
+
+/** A usage error: exit 2. */
+class UsageError extends Error {}
+
+/** --served: JSON lines, each {"symbol": S, "id": entry id, "fields": {the feat:<S>:history entry's fields}}. */
+export function parseServedLines(text: string, file: string): Map<string, ServedVector[]> {
+  const out = new Map<string, ServedVector[]>();
+  text.split(/\r?\n/).forEach((line, i) => {
+    if (line.trim() === '') return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      throw new UsageError(`${file} line ${i + 1}: not JSON`);
+    }
+    const o = parsed as { symbol?: unknown; id?: unknown; fields?: unknown };
+    if (typeof o.symbol !== 'string' || typeof o.fields !== 'object' || o.fields === null)
+      throw new UsageError(`${file} line ${i + 1}: want {"symbol": ..., "id": ..., "fields": {...}}`);
+    const fields = Object.fromEntries(Object.entries(o.fields).map(([k, v]) => [k, String(v)]));
+    const id = typeof o.id === 'string' ? o.id : `${fields['feature_ts'] ?? i}-0`;
+    out.set(o.symbol, [...(out.get(o.symbol) ?? []), { id, fields }]);
+  });
+  return out;
+}
+
+function rangeNumber(range: Readonly<Record<string, unknown>> | undefined, key: string): number | undefined {
+  const v = range?.[key];
+  return typeof v === 'number' ? v : undefined;
+}
+
+function registerDatasetVerify(dataset: Command, deps: DatasetCommandDeps): void {
+  const stdout = deps.stdout ?? process.stdout;
+  const stderr = deps.stderr ?? process.stderr;
+  dataset
+    .command('verify')
+    .description(
+      "compare a dataset with the vectors the service served at its ticks (feat:<S>:history of the config's redis, " +
+        'or --served): each served vector against its recomputation from the archive at its own watermarks ' +
+        "(with the sidecar's degraded-mode re-serve); " +
+        "each dataset row at those ticks against the builder's row rebuilt from the archive (events up to " +
+        'tick - latency); and the dataset row against the served vector when their watermarks are equal ' +
+        '(not for a re-serve). ' +
+        'Every mismatch printed (check, symbol, tick, field, both values); exit 0 none, 1 mismatches, 2 usage',
+    )
+    .option('--dataset <file>', 'the dataset (Parquet or CSV of `dataset build`)')
+    .option('--archive <dir|s3://bucket/prefix>', 'the event archive the dataset was built from')
+    .option('--served <file>', 'served vectors as JSON lines {"symbol","id","fields"} instead of Redis')
+    .option('--interval <duration>', 'tick interval of a CSV dataset (Parquet: its metadata)', '2s')
+    .option('--latency <ms>', 'latency of a CSV dataset (Parquet: its metadata)', '0')
+    .option('--s3-endpoint <url>', 'an S3-compatible endpoint for an s3:// archive')
+    .option(
+      '--since <time>',
+      'where the served state began (empty Redis): the archive is replayed from there to recompute the served ' +
+        'vectors; default: 24 hours before the first tick of the dataset',
+    )
+    .exitOverride((err) => {
+      // commander's usage errors exit 1; a usage error of this command exits 2. Help stays 0.
+      process.exit(err.exitCode === 0 ? 0 : 2);
+    })
+    .action(async (opts: VerifyCliOptions, command: Command) => {
+      try {
+        await verifyAction(opts, command, deps, stdout, stderr);
+      } catch (err) {
+        if (!(err instanceof UsageError)) throw err;
+        stderr.write(`aggregator dataset verify: ${err.message}\n`);
+        process.exitCode = 2;
+      }
+    });
+}
+
+async function verifyAction(
+  opts: VerifyCliOptions,
+  command: Command,
+  deps: DatasetCommandDeps,
+  stdout: NodeJS.WritableStream,
+  stderr: NodeJS.WritableStream,
+): Promise<void> {
+  if (opts.dataset === undefined) throw new UsageError('--dataset <file> is required');
+  if (opts.archive === undefined) throw new UsageError('--archive <dir|s3://bucket/prefix> is required');
+  if (!fs.existsSync(opts.dataset)) throw new UsageError(`--dataset ${opts.dataset}: no such file`);
+  if (opts.served !== undefined && !fs.existsSync(opts.served))
+    throw new UsageError(`--served ${opts.served}: no such file`);
+  let config;
+  try {
+    config = loadConfig(command.optsWithGlobals<{ config?: string }>().config, process.env);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const file = await readDatasetFile(opts.dataset).catch((err: Error) => {
+    throw new UsageError(err.message);
+  });
+  if (file.rows.length === 0) throw new UsageError(`--dataset ${opts.dataset} has no rows`);
+  const range = file.inputRange;
+  const ticks = file.rows.map((r) => r.tickMs);
+  let intervalMs: number;
+  let latencyMs: number;
+  try {
+    intervalMs = rangeNumber(range, 'interval_ms') ?? parseDurationMs(opts.interval ?? '2s', '--interval');
+    if (!/^\d+$/.test(opts.latency ?? '0'))
+      throw new Error(`--latency must be a non-negative integer of ms, got "${opts.latency}"`);
+    latencyMs = rangeNumber(range, 'latency_ms') ?? Number(opts.latency ?? '0');
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  let sinceMs: number;
+  try {
+    sinceMs =
+      opts.since === undefined ? Math.min(...ticks) - 24 * 3_600_000 : parseTimeOption('--since', opts.since);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const horizons = range?.['horizons_ms'];
+  const horizonsMs = Array.isArray(horizons)
+    ? horizons.filter((h): h is number => typeof h === 'number')
+    : [];
+  const symbols = [...new Set(file.rows.map((r) => r.symbol))];
+  let served: Map<string, ServedVector[]>;
+  if (opts.served !== undefined) served = parseServedLines(fs.readFileSync(opts.served, 'utf8'), opts.served);
+  else {
+    const client = createRedisClient(config.redis, { connectionName: 'dataset-verify' });
+    try {
+      const keys = new Keys({ clusterMode: config.redis.clusterMode });
+      served = new Map();
+      for (const s of symbols) served.set(s, await readServedVectors(client, keys, s));
+    } finally {
+      client.disconnect();
+    }
+  }
+  const reader = await deps.createArchiveReader(opts.archive, {
+    region: config.aws.region,
+    s3Endpoint: opts.s3Endpoint,
+  });
+  const summary = await runDatasetVerify({
+    rows: file.rows,
+    served,
+    reader,
+    streams: STREAM_KINDS.map((k) => config.aws.kinesis.streams[k]),
+    fromMs: rangeNumber(range, 'from_ms') ?? Math.min(...ticks),
+    toMs: rangeNumber(range, 'to_ms') ?? Math.max(...ticks),
+    intervalMs,
+    horizonsMs,
+    latencyMs,
+    orderBookLevels: config.processing.orderBookLevels,
+    maxFutureSkewMs: config.processing.maxFutureSkewMs,
+    sinceMs,
+    onMismatch: (m) => stdout.write(`${formatMismatch(m)}\n`),
+  });
+  const c = summary.mismatchesByCheck;
+  stdout.write(
+    `verified ${summary.ticks} served vectors at dataset ticks (${summary.outside} served outside them, ` +
+      `${summary.sameInputs} with the dataset row's watermarks, ${summary.reserved} re-served): ${summary.mismatches} mismatches ` +
+      `(served-vs-archive ${c['served-vs-archive']}, dataset-vs-builder ${c['dataset-vs-builder']}, ` +
+      `dataset-vs-served ${c['dataset-vs-served']})\n`,
+  );
+  if (summary.ticks === 0) stderr.write('no served vector at a tick of the dataset\n');
+  if (summary.mismatches > 0) process.exitCode = 1;
 }
