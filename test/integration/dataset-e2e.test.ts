@@ -248,20 +248,21 @@ describe('dataset end to end (issue 16): real pipeline and sidecar, archive, bui
 
     // dataset verify against the served history (the config's redis): no mismatch.
     const verify = (...extra: string[]) =>
-      runCli([
-        '--config',
-        p.configFile,
-        'dataset',
-        'verify',
-        '--dataset',
-        fromDir,
-        '--archive',
-        archive,
-        ...extra,
-      ]);
-    const ok = await verify();
+      runCli(['--config', p.configFile, 'dataset', 'verify', '--archive', archive, ...extra]);
+    const ok = await verify('--dataset', fromDir);
     expect(ok.code, ok.stderr + ok.stdout).to.equal(0);
+    process.stderr.write(`      rows ${rows.length}, labelled ${labelled}; ${ok.stdout.trim()}\n`);
     expect(ok.stdout).to.match(
+      new RegExp(`^verified ${ticks} served vectors at dataset ticks .*: 0 mismatches`, 'm'),
+    );
+
+    // The same from a CSV dataset (its ticks, --interval and --latency in place of the Parquet metadata).
+    const csv = path.join(p.dir, 'from-dir.csv');
+    const csvBuild = await build(archive, csv, ['--format', 'csv']);
+    expect(csvBuild.code, csvBuild.stderr + csvBuild.stdout).to.equal(0);
+    const okCsv = await verify('--dataset', csv);
+    expect(okCsv.code, okCsv.stderr + okCsv.stdout).to.equal(0);
+    expect(okCsv.stdout).to.match(
       new RegExp(`^verified ${ticks} served vectors at dataset ticks .*: 0 mismatches`, 'm'),
     );
 
@@ -273,7 +274,7 @@ describe('dataset end to end (issue 16): real pipeline and sidecar, archive, bui
     });
     const servedFile = path.join(p.dir, 'served.jsonl');
     fs.writeFileSync(servedFile, `${exported.join('\n')}\n`);
-    const bad = await verify('--served', servedFile);
+    const bad = await verify('--dataset', fromDir, '--served', servedFile);
     expect(bad.code, bad.stderr + bad.stdout).to.equal(1);
     expect(bad.stdout).to.contain(`mismatch served-vs-archive ${S} tick ${toMs} volume_1s: served=`);
     const usage = await runCli(['--config', p.configFile, 'dataset', 'verify', '--archive', archive]);
