@@ -31,11 +31,14 @@ export interface DatasetBuildRun {
   readonly redisServerCommand?: string;
   readonly reorderWindow?: number;
   readonly onProgress?: (progress: BuildProgress) => void;
+  /** Told the scratch redis-server's port once it is up (the benchmark samples its memory). */
+  readonly onScratchRedis?: (port: number) => void;
 }
 
 /** Builds the dataset file; resolves with the summary (the caller decides the exit code from it). */
 export async function runDatasetBuild(run: DatasetBuildRun): Promise<BuildSummary> {
   const server = await startScratchRedis(run.redisServerCommand);
+  run.onScratchRedis?.(server.port);
   const client = createRedisClient(parseConfig({ redis: { port: server.port } }).redis, {
     connectionName: 'dataset-build',
   });

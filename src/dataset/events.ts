@@ -205,7 +205,7 @@ export async function* mergeByEventTime(
   try {
     await Promise.all(sources.map(fill));
     for (;;) {
-      for (const src of sources) yield* src.rejected.splice(0);
+      for (const src of sources) if (src.rejected.length > 0) yield* src.rejected.splice(0);
       let best: (typeof sources)[number] | undefined;
       for (const src of sources) {
         const head = src.buffer.peek();

@@ -51,14 +51,24 @@ interface BuildCliOptions {
   s3Endpoint?: string;
 }
 
-/** --from/--to: ms since the epoch, or an ISO 8601 time with its zone (Z or +hh:mm). */
-export function parseTimeOption(name: string, text: string): number {
+const RELATIVE = /^(\d+)(s|m|h|d)$/;
+const RELATIVE_MS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * --from/--to: ms since the epoch, an ISO 8601 time with its zone (Z or +hh:mm), `now`, or a duration before
+ * `nowMs` as `aggregator dlq --since` reads it: `<n>s`, `<n>m`, `<n>h`, `<n>d` (e.g. `90s`).
+ */
+export function parseTimeOption(name: string, text: string, nowMs: number = Date.now()): number {
   if (/^\d+$/.test(text)) return Number(text);
+  if (text === 'now') return nowMs;
+  const relative = RELATIVE.exec(text);
+  if (relative !== null) return nowMs - Number(relative[1]) * RELATIVE_MS[relative[2]!]!;
   const zoned = /^\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})$/.test(text);
   const ms = Date.parse(text);
   if (!zoned || !Number.isFinite(ms)) {
     throw new Error(
-      `${name} must be ms since the epoch or an ISO 8601 time with a zone, got ${JSON.stringify(text)}`,
+      `${name} must be ms since the epoch, an ISO 8601 time with a zone, now or a duration before now ` +
+        `(e.g. 90s, 5m, 2h, 1d), got ${JSON.stringify(text)}`,
     );
   }
   return ms;
@@ -111,7 +121,10 @@ export function registerDataset(program: Command, deps: DatasetCommandDeps): voi
     )
     .requiredOption('--archive <dir|s3://bucket/prefix>', 'the event archive')
     .requiredOption('--symbol <list>', 'symbols, comma separated')
-    .requiredOption('--from <time>', 'first tick: ms since the epoch or ISO 8601 with a zone')
+    .requiredOption(
+      '--from <time>',
+      'first tick: ms since the epoch, ISO 8601 with a zone, now, or a duration before now (90s, 5m, 2h, 1d)',
+    )
     .requiredOption('--to <time>', 'last tick (included)')
     .option('--interval <duration>', 'tick interval (as the sidecar)', '2s')
     .option('--horizon <list>', 'label horizons, comma separated', '10s')
@@ -129,8 +142,9 @@ export function registerDataset(program: Command, deps: DatasetCommandDeps): voi
       const latencyMs = Number(opts.latency);
       if (!/^\d+$/.test(opts.latency))
         throw new Error(`--latency must be a non-negative integer of ms, got "${opts.latency}"`);
-      const fromMs = parseTimeOption('--from', opts.from);
-      const toMs = parseTimeOption('--to', opts.to);
+      const nowMs = Date.now();
+      const fromMs = parseTimeOption('--from', opts.from, nowMs);
+      const toMs = parseTimeOption('--to', opts.to, nowMs);
       if (toMs < fromMs) throw new Error('--to must not be before --from');
       const intervalMs = parseDurationMs(opts.interval, '--interval');
       if (intervalMs <= 0) throw new Error('--interval must be positive');

@@ -10,9 +10,23 @@ describe('aggregator dataset build: options, progress and summary (issue 16)', (
     expect(parseTimeOption('--from', '2026-01-02T03:04:05Z')).to.equal(Date.UTC(2026, 0, 2, 3, 4, 5));
     expect(parseTimeOption('--to', '2026-01-02T03:04:05+01:00')).to.equal(Date.UTC(2026, 0, 2, 2, 4, 5));
     expect(() => parseTimeOption('--to', '2026-01-02T03:04:05')).to.throw(
-      '--to must be ms since the epoch or an ISO 8601 time with a zone, got "2026-01-02T03:04:05"',
+      '--to must be ms since the epoch, an ISO 8601 time with a zone, now or a duration before now ' +
+        '(e.g. 90s, 5m, 2h, 1d), got "2026-01-02T03:04:05"',
     );
     expect(() => parseTimeOption('--from', 'yesterday')).to.throw(/--from/);
+  });
+
+  it('--from/--to: now and a duration before now (s, m, h, d), from the one "now" given', () => {
+    const now = 1_760_000_000_000;
+    expect(parseTimeOption('--to', 'now', now)).to.equal(now);
+    expect(parseTimeOption('--from', '90s', now)).to.equal(now - 90_000);
+    expect(parseTimeOption('--from', '5m', now)).to.equal(now - 300_000);
+    expect(parseTimeOption('--from', '2h', now)).to.equal(now - 7_200_000);
+    expect(parseTimeOption('--from', '1d', now)).to.equal(now - 86_400_000);
+    expect(parseTimeOption('--to', '0s', now)).to.equal(now);
+    for (const bad of ['-90s', 'now-90s', '1.5m', '90S', '10ms']) {
+      expect(() => parseTimeOption('--from', bad, now)).to.throw(/^--from must be/);
+    }
   });
 
   it('progress: events, ticks with percentage, event rate, ETA from the ticks done', () => {
