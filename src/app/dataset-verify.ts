@@ -18,7 +18,7 @@
 
 import type { ArchiveReader } from '../archive/types';
 import { parseConfig } from '../config/config';
-import { buildDataset, type DatasetRow } from '../dataset/builder';
+import { buildDataset, replayWriterOptions, type DatasetRange, type DatasetRow } from '../dataset/builder';
 import { decodeStream, validationClock } from '../dataset/events';
 import type { DatasetFileRow } from '../dataset/read';
 import { startScratchRedis } from '../dataset/scratch-redis';
@@ -50,13 +50,8 @@ export interface DatasetVerifyRun {
   /** The served vectors per symbol, oldest first. */
   readonly served: ReadonlyMap<string, readonly ServedVector[]>;
   readonly reader: ArchiveReader;
-  readonly streams: readonly string[];
-  /** The build's parameters: from the Parquet metadata, else the options. */
-  readonly fromMs: number;
-  readonly toMs: number;
-  readonly intervalMs: number;
-  readonly horizonsMs: readonly number[];
-  readonly latencyMs: number;
+  /** The build's parameters (`streams` and the ticks): from the Parquet metadata, else the options. */
+  readonly range: Omit<DatasetRange, 'symbols'>;
   readonly orderBookLevels: number;
   readonly maxFutureSkewMs: number;
   /** Where the served state began: the archive is replayed from an empty state from this arrival hour on. */
@@ -122,7 +117,7 @@ export async function runDatasetVerify(run: DatasetVerifyRun): Promise<DatasetVe
   }
   const verified = new Map<string, ServedVector[]>();
   let outside = 0;
-  let maxTick = run.toMs;
+  let maxTick = run.range.toMs;
   for (const [symbol, vectors] of run.served) {
     const ticks = ticksOf.get(symbol);
     for (const v of vectors) {
@@ -141,18 +136,14 @@ export async function runDatasetVerify(run: DatasetVerifyRun): Promise<DatasetVe
     connectionName: 'dataset-verify',
   });
   const keys = new Keys({ clusterMode: false });
-  const writerOptions = {
-    orderBookLevels: run.orderBookLevels,
-    diffBufferMaxLength: 1000,
-    deadLetterMaxLen: 1000,
-  };
+  const writerOptions = replayWriterOptions(run.orderBookLevels);
   let sameInputs = 0;
   let reservedCount = 0;
   const reserved = new Set<string>();
   try {
     // served-vs-archive: the served vectors' own point in time. The archive read reaches an hour past the last
     // tick: a served vector's watermarks may name events whose event time is after its tick.
-    const events = await archiveEvents(run.reader, run.streams, run.sinceMs, maxTick + 3_600_000);
+    const events = await archiveEvents(run.reader, run.range.streams, run.sinceMs, maxTick + 3_600_000);
     for (const [symbol, all] of run.served) {
       const checked = verified.get(symbol);
       if (checked === undefined) continue;
@@ -194,13 +185,8 @@ export async function runDatasetVerify(run: DatasetVerifyRun): Promise<DatasetVe
     const built = new Map<string, DatasetRow>();
     await buildDataset({
       reader: run.reader,
-      streams: run.streams,
+      ...run.range,
       symbols: [...verified.keys()],
-      fromMs: run.fromMs,
-      toMs: run.toMs,
-      intervalMs: run.intervalMs,
-      horizonsMs: run.horizonsMs,
-      latencyMs: run.latencyMs,
       client,
       keys,
       writerOptions,

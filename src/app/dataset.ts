@@ -5,23 +5,23 @@
 import type { ArchiveReader } from '../archive/types';
 import { parseConfig } from '../config/config';
 import { FEATURE_SCHEMA_VERSION } from '../features/types';
-import { buildDataset, type BuildProgress, type BuildSummary, type DatasetRow } from '../dataset/builder';
+import {
+  buildDataset,
+  replayWriterOptions,
+  type BuildProgress,
+  type BuildSummary,
+  type DatasetRange,
+  type DatasetRow,
+} from '../dataset/builder';
 import { writeCsv, writeParquet } from '../dataset/output';
 import { startScratchRedis } from '../dataset/scratch-redis';
 import { Keys } from '../state/keys';
 import { createRedisClient } from '../state/redis';
 
-export interface DatasetBuildRun {
+export interface DatasetBuildRun extends DatasetRange {
   readonly reader: ArchiveReader;
   /** Where the archive is (recorded in the file's metadata). */
   readonly archive: string;
-  readonly streams: readonly string[];
-  readonly symbols: readonly string[];
-  readonly fromMs: number;
-  readonly toMs: number;
-  readonly intervalMs: number;
-  readonly horizonsMs: readonly number[];
-  readonly latencyMs: number;
   readonly out: string;
   readonly format: 'parquet' | 'csv';
   readonly commandLine: string;
@@ -55,11 +55,7 @@ export async function runDatasetBuild(run: DatasetBuildRun): Promise<BuildSummar
       latencyMs: run.latencyMs,
       client,
       keys: new Keys({ clusterMode: false }),
-      writerOptions: {
-        orderBookLevels: run.orderBookLevels,
-        diffBufferMaxLength: 1000,
-        deadLetterMaxLen: 1000,
-      },
+      writerOptions: replayWriterOptions(run.orderBookLevels),
       featureOptions: { maxFutureSkewMs: run.maxFutureSkewMs },
       ...(run.reorderWindow === undefined ? {} : { reorderWindow: run.reorderWindow }),
       ...(run.onProgress === undefined ? {} : { onProgress: run.onProgress }),

@@ -27,6 +27,7 @@ import { simulate } from '../replay/simulator';
 import { decodeFrame, type SbeMessage, type TradesStreamEvent } from '../sbe';
 import { groupBySymbol } from '../state/batch';
 import { Keys } from '../state/keys';
+import { replayWriterOptions } from '../dataset/builder';
 import { defineScripts, type RedisClient } from '../state/redis';
 import { StateWriter, type StateWriterOptions } from '../state/writer';
 
@@ -290,11 +291,7 @@ export async function runFeaturesVerify(options: FeaturesVerifyOptions): Promise
       symbol: options.symbol,
       events,
       served,
-      writerOptions: {
-        orderBookLevels: options.orderBookLevels,
-        diffBufferMaxLength: 1000,
-        deadLetterMaxLen: 1000,
-      },
+      writerOptions: replayWriterOptions(options.orderBookLevels),
       featureOptions: { maxFutureSkewMs: options.maxFutureSkewMs },
       ...(options.onResult === undefined ? {} : { onResult: options.onResult }),
     });

@@ -31,8 +31,8 @@ import { featureCutMs, readPoints, tickTimes } from './ticks';
 // The reader is asked for [from - warmup, to + the longest horizon]; every event it yields up to the last read
 // point is applied (objects are whole arrival hours, so the state is warm well before `from`).
 
-export interface DatasetBuildOptions {
-  readonly reader: ArchiveReader;
+/** What a dataset is made of: the streams replayed, the symbols, the ticks and the label horizons. */
+export interface DatasetRange {
   /** The archive's stream names to replay (the trade, bestbidask and depth streams). */
   readonly streams: readonly string[];
   readonly symbols: readonly string[];
@@ -41,6 +41,15 @@ export interface DatasetBuildOptions {
   readonly intervalMs: number;
   readonly horizonsMs: readonly number[];
   readonly latencyMs: number;
+}
+
+/** The StateWriter options of a scratch replay: the served book depth, bounds that a replay never reaches. */
+export function replayWriterOptions(orderBookLevels: number): StateWriterOptions {
+  return { orderBookLevels, diffBufferMaxLength: 1000, deadLetterMaxLen: 1000 };
+}
+
+export interface DatasetBuildOptions extends DatasetRange {
+  readonly reader: ArchiveReader;
   /** The scratch Redis (scripts defined): its current database is FLUSHED first. */
   readonly client: RedisClient;
   readonly keys: Keys;

@@ -29,9 +29,10 @@ function freePort(): Promise<number> {
   });
 }
 
-function ping(port: number): Promise<boolean> {
+/** Sends PING and resolves true on +PONG (a loading or protected server answers otherwise). */
+export function pingRedis(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
+    const socket = net.connect({ host, port });
     let reply = '';
     const finish = (ok: boolean) => {
       socket.destroy();
@@ -78,7 +79,7 @@ export async function startScratchRedis(command = 'redis-server'): Promise<Scrat
     fs.rmSync(dir, { recursive: true, force: true });
   };
   const deadline = Date.now() + 15_000;
-  while (!(await ping(port))) {
+  while (!(await pingRedis(port))) {
     const gone = spawnError !== undefined || child.exitCode !== null;
     if (gone || Date.now() > deadline) {
       const log = fs.existsSync(logFile)

@@ -35,50 +35,44 @@ export interface PriceLevel {
   readonly qtyMantissa: bigint;
 }
 
-export interface TradesStreamEvent {
-  readonly message: 'TradesStreamEvent';
+/** What every message of the schema carries: its event time, the exponents of its mantissas, its symbol. */
+interface StreamEventCommon {
   readonly eventTime: bigint;
-  readonly transactTime: bigint;
   readonly priceExponent: number;
   readonly qtyExponent: number;
-  readonly trades: readonly TradeEntry[];
   readonly symbol: string;
 }
 
-export interface BestBidAskStreamEvent {
+export interface TradesStreamEvent extends StreamEventCommon {
+  readonly message: 'TradesStreamEvent';
+  readonly transactTime: bigint;
+  readonly trades: readonly TradeEntry[];
+}
+
+export interface BestBidAskStreamEvent extends StreamEventCommon {
   readonly message: 'BestBidAskStreamEvent';
-  readonly eventTime: bigint;
   readonly bookUpdateId: bigint;
-  readonly priceExponent: number;
-  readonly qtyExponent: number;
   readonly bidPriceMantissa: bigint;
   readonly bidQtyMantissa: bigint;
   readonly askPriceMantissa: bigint;
   readonly askQtyMantissa: bigint;
-  readonly symbol: string;
 }
 
-export interface DepthSnapshotStreamEvent {
-  readonly message: 'DepthSnapshotStreamEvent';
-  readonly eventTime: bigint;
-  readonly bookUpdateId: bigint;
-  readonly priceExponent: number;
-  readonly qtyExponent: number;
+/** Both depth messages: the two sides' levels. */
+interface DepthLevels extends StreamEventCommon {
   readonly bids: readonly PriceLevel[];
   readonly asks: readonly PriceLevel[];
-  readonly symbol: string;
 }
 
-export interface DepthDiffStreamEvent {
+export interface DepthSnapshotStreamEvent extends DepthLevels {
+  readonly message: 'DepthSnapshotStreamEvent';
+  readonly bookUpdateId: bigint;
+}
+
+export interface DepthDiffStreamEvent extends DepthLevels {
   readonly message: 'DepthDiffStreamEvent';
-  readonly eventTime: bigint;
   readonly firstBookUpdateId: bigint;
   readonly lastBookUpdateId: bigint;
-  readonly priceExponent: number;
-  readonly qtyExponent: number;
-  readonly bids: readonly PriceLevel[];
-  readonly asks: readonly PriceLevel[];
-  readonly symbol: string;
 }
 
 export type SbeMessage =

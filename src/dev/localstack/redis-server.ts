@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
+import { pingRedis } from '../../dataset/scratch-redis';
 import { spawnService, tailOf, type ServiceHandle } from './service';
 
 // A redis-server on loopback. By default throw-away (no persistence), so every stack and every test starts
@@ -33,24 +33,8 @@ export function redisServerAvailable(): boolean {
   }
 }
 
-/** Sends PING and resolves true on +PONG (a loading or protected server answers otherwise). */
-export function pingRedis(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    let reply = '';
-    const finish = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1000, () => finish(false));
-    socket.once('error', () => finish(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (chunk) => {
-      reply += chunk.toString('latin1');
-      if (reply.includes('\r\n')) finish(reply.startsWith('+PONG'));
-    });
-  });
-}
+// The PING probe is the scratch server's of the dataset builder (one implementation).
+export { pingRedis };
 
 export async function startRedisServer(
   options: RedisServerOptions,
