@@ -158,6 +158,7 @@ export function registerDataset(program: Command, deps: DatasetCommandDeps): voi
       });
       const tty = stderr.isTTY === true;
       let lastDraw = 0;
+      let completeDrawn = false;
       const summary = await runDatasetBuild({
         reader,
         archive: opts.archive,
@@ -175,7 +176,10 @@ export function registerDataset(program: Command, deps: DatasetCommandDeps): voi
         maxFutureSkewMs: config.processing.maxFutureSkewMs,
         onProgress: (p) => {
           const now = Date.now();
-          if (now - lastDraw < (tty ? 200 : 10_000) && p.ticksDone < p.ticksTotal) return;
+          const complete = p.ticksDone >= p.ticksTotal;
+          // The complete line once; before it, one line per interval.
+          if (complete ? completeDrawn : now - lastDraw < (tty ? 200 : 10_000)) return;
+          completeDrawn = complete;
           lastDraw = now;
           stderr.write(tty ? `\r${formatProgress(p)}\u001b[K` : `${formatProgress(p)}\n`);
         },
