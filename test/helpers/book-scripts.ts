@@ -245,6 +245,25 @@ export async function startBookRedis(name: string): Promise<{ server: TestRedis;
   return { server, redis };
 }
 
+/**
+ * Registers a test file's hooks: a redis-server with the scripts before all (`onReady` gets its client), the
+ * database flushed before each test, the client and server stopped after all.
+ */
+export function useBookRedis(name: string, onReady: (redis: RedisClient) => void): void {
+  let started: { server: TestRedis; redis: RedisClient } | undefined;
+  before(async () => {
+    started = await startBookRedis(name);
+    onReady(started.redis);
+  });
+  after(async () => {
+    started?.redis.disconnect();
+    await started?.server.stop();
+  });
+  beforeEach(async () => {
+    await started?.redis.flushdb();
+  });
+}
+
 /** depthBoth on a given client: what a test file calls (its client is made in its before hook). */
 export type DepthBoth = (
   symbol: string,

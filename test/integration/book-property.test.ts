@@ -6,7 +6,6 @@ import { anchorBook, applyBestBidAskBatch, type RestDepthSnapshot } from '../../
 import type { RedisClient } from '../../src/state/redis';
 import { ReferenceBook } from '../helpers/book-reference';
 import { messagesBySymbol } from '../helpers/messages';
-import type { TestRedis } from '../helpers/redis';
 import {
   LEVELS,
   START_US,
@@ -15,7 +14,7 @@ import {
   expectSameDump,
   readBook,
   expectReference,
-  startBookRedis,
+  useBookRedis,
   depthBoth as depthBothIn,
   type DepthBoth,
 } from '../helpers/book-scripts';
@@ -26,21 +25,8 @@ import {
 
 describe('order book against a real Redis', function () {
   this.timeout(120000);
-  let server: TestRedis;
   let redis: RedisClient;
-
-  before(async () => {
-    ({ server, redis } = await startBookRedis('book-property'));
-  });
-
-  after(async () => {
-    redis?.disconnect();
-    await server?.stop();
-  });
-
-  beforeEach(async () => {
-    await redis.flushdb();
-  });
+  useBookRedis('book-property', (client) => (redis = client));
 
   /** depthBoth (test/helpers/book-scripts.ts) on this file's Redis. */
   const depthBoth: DepthBoth = (...args) => depthBothIn(redis, ...args);

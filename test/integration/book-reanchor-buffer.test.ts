@@ -13,7 +13,6 @@ import {
 } from '../../src/state/book';
 import type { RedisClient } from '../../src/state/redis';
 import { ReferenceBook } from '../helpers/book-reference';
-import type { TestRedis } from '../helpers/redis';
 import {
   LEVELS,
   START_US,
@@ -26,7 +25,7 @@ import {
   expectSameDump,
   readBook,
   sorted,
-  startBookRedis,
+  useBookRedis,
 } from '../helpers/book-scripts';
 
 // The order book while a re-anchor runs (reanchor:<S> exists): the in-sync book also keeps the diffs it applies,
@@ -34,21 +33,8 @@ import {
 
 describe('order book against a real Redis', function () {
   this.timeout(120000);
-  let server: TestRedis;
   let redis: RedisClient;
-
-  before(async () => {
-    ({ server, redis } = await startBookRedis('book-reanchor-buffer'));
-  });
-
-  after(async () => {
-    redis?.disconnect();
-    await server?.stop();
-  });
-
-  beforeEach(async () => {
-    await redis.flushdb();
-  });
+  useBookRedis('book-reanchor-buffer', (client) => (redis = client));
 
   describe('a re-anchor running (reanchor:<S> exists): the in-sync book keeps the diffs it applies', () => {
     const S = 'BTCUSDT';

@@ -14,7 +14,6 @@ import {
 import { Keys } from '../../src/state/keys';
 import { loadScriptSources } from '../../src/state/redis';
 import type { RedisClient } from '../../src/state/redis';
-import type { TestRedis } from '../helpers/redis';
 import {
   LEVELS,
   START_US,
@@ -27,7 +26,7 @@ import {
   dumpAll,
   expectSameDump,
   expectBookArgs,
-  startBookRedis,
+  useBookRedis,
 } from '../helpers/book-scripts';
 
 // Order-book cases, the scripts as programs: the fast path against the diff-by-diff path, argument checks
@@ -35,21 +34,8 @@ import {
 
 describe('order book against a real Redis', function () {
   this.timeout(120000);
-  let server: TestRedis;
   let redis: RedisClient;
-
-  before(async () => {
-    ({ server, redis } = await startBookRedis('book-scripts'));
-  });
-
-  after(async () => {
-    redis?.disconnect();
-    await server?.stop();
-  });
-
-  beforeEach(async () => {
-    await redis.flushdb();
-  });
+  useBookRedis('book-scripts', (client) => (redis = client));
 
   describe('cases', () => {
     const S = 'BTCUSDT';

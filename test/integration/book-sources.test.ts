@@ -5,7 +5,6 @@ import type { SbeMessage } from '../../src/sbe/messages';
 import { anchorBook, applyBestBidAskBatch } from '../../src/state/book';
 import type { RedisClient } from '../../src/state/redis';
 import { ReferenceBook, referenceMid, referenceSpread } from '../helpers/book-reference';
-import type { TestRedis } from '../helpers/redis';
 import {
   LEVELS,
   START_US,
@@ -16,7 +15,7 @@ import {
   bba,
   ladder,
   expectReference,
-  startBookRedis,
+  useBookRedis,
   depthBoth as depthBothIn,
   type DepthBoth,
 } from '../helpers/book-scripts';
@@ -26,21 +25,8 @@ import {
 
 describe('order book against a real Redis', function () {
   this.timeout(120000);
-  let server: TestRedis;
   let redis: RedisClient;
-
-  before(async () => {
-    ({ server, redis } = await startBookRedis('book-sources'));
-  });
-
-  after(async () => {
-    redis?.disconnect();
-    await server?.stop();
-  });
-
-  beforeEach(async () => {
-    await redis.flushdb();
-  });
+  useBookRedis('book-sources', (client) => (redis = client));
 
   /** depthBoth (test/helpers/book-scripts.ts) on this file's Redis. */
   const depthBoth: DepthBoth = (...args) => depthBothIn(redis, ...args);

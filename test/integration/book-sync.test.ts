@@ -2,7 +2,6 @@ import { expect } from 'chai';
 import { anchorBook } from '../../src/state/book';
 import type { RedisClient } from '../../src/state/redis';
 import { ReferenceBook } from '../helpers/book-reference';
-import type { TestRedis } from '../helpers/redis';
 import {
   LEVELS,
   keys,
@@ -13,7 +12,7 @@ import {
   dumpAll,
   expectSameDump,
   expectReference,
-  startBookRedis,
+  useBookRedis,
   depthBoth as depthBothIn,
   type DepthBoth,
 } from '../helpers/book-scripts';
@@ -23,21 +22,8 @@ import {
 
 describe('order book against a real Redis', function () {
   this.timeout(120000);
-  let server: TestRedis;
   let redis: RedisClient;
-
-  before(async () => {
-    ({ server, redis } = await startBookRedis('book-sync'));
-  });
-
-  after(async () => {
-    redis?.disconnect();
-    await server?.stop();
-  });
-
-  beforeEach(async () => {
-    await redis.flushdb();
-  });
+  useBookRedis('book-sync', (client) => (redis = client));
 
   /** depthBoth (test/helpers/book-scripts.ts) on this file's Redis. */
   const depthBoth: DepthBoth = (...args) => depthBothIn(redis, ...args);
