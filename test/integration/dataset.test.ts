@@ -328,6 +328,18 @@ describe('dataset build (issue 16): replay of an archive into rows, point in tim
     expect(late.rows).to.have.length(7);
   });
 
+  it('every frame archived twice (Firehose delivers at least once) gives the same rows', async () => {
+    const clean = await build(memoryArchive(events, { framesPerObject: 300 }));
+    const twice = await build(
+      memoryArchive(
+        events.flatMap((e) => [e, e]),
+        { framesPerObject: 300 },
+      ),
+    );
+    expect(twice.rows).to.deep.equal(clean.rows);
+    expect(twice.summary.rejected).to.deep.equal([]);
+  });
+
   it('CSV on request: a header and a line per row', async () => {
     const out = path.join(dir, 'ds.csv');
     const built = await runDatasetBuild({
