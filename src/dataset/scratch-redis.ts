@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { findFreePort } from '../common/ports';
 
 // The dataset builder's own throw-away Redis (issue 16): a redis-server child on a free loopback port, no
 // persistence, its directory and log in a temporary directory removed at stop. Production code may not use the
@@ -14,19 +15,6 @@ export interface ScratchRedis {
   readonly url: string;
   /** Stops the server (SIGTERM, SIGKILL after 5 s) and removes its directory. Idempotent. */
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = address !== null && typeof address !== 'string' ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('could not read the bound port'))));
-    });
-  });
 }
 
 /** Sends PING and resolves true on +PONG (a loading or protected server answers otherwise). */
@@ -53,11 +41,25 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-/** Starts redis-server (`command`, default from PATH) and resolves once it answers PING (15 s at most). */
+class PortTakenError extends Error {}
+
+/**
+ * Starts redis-server (`command`, default from PATH) and resolves once it answers PING (15 s at most). A port
+ * taken between the check and the bind (another process) costs a new port, up to three times.
+ */
 export async function startScratchRedis(command = 'redis-server'): Promise<ScratchRedis> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(command, await findFreePort());
+    } catch (err) {
+      if (!(err instanceof PortTakenError) || attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startOnce(command: string, port: number): Promise<ScratchRedis> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aggregator-dataset-'));
   const logFile = path.join(dir, 'redis.log');
-  const port = await freePort();
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
   const child = spawn(command, [...args, '--dir', dir, '--logfile', logFile, '--daemonize', 'no'], {
     stdio: 'ignore',
@@ -86,6 +88,7 @@ export async function startScratchRedis(command = 'redis-server'): Promise<Scrat
         ? fs.readFileSync(logFile, 'utf8').split('\n').slice(-10).join('\n')
         : '';
       await stop();
+      if (/Address already in use/i.test(log)) throw new PortTakenError(`port ${port} taken: ${log}`);
       const why = spawnError !== undefined ? `could not start ${command}: ${spawnError.message}` : '';
       throw new Error(why || `the scratch redis-server did not answer PING on port ${port}\n${log}`);
     }

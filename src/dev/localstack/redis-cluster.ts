@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { findFreePort } from './ports';
 import { startRedisServer } from './redis-server';
 import type { ServiceHandle } from './service';
 
@@ -98,6 +99,8 @@ export async function startRedisCluster(options: RedisClusterOptions): Promise<R
   };
   try {
     for (const port of options.ports) {
+      // The bus port is explicit: port + 10000 (Redis's default) is not checked free and may not even exist.
+      const busPort = await findFreePort();
       nodes.push(
         await startRedisServer({
           port,
@@ -109,6 +112,8 @@ export async function startRedisCluster(options: RedisClusterOptions): Promise<R
             path.join(options.dir, `nodes-${port}.conf`),
             '--cluster-node-timeout',
             '5000',
+            '--cluster-port',
+            String(busPort),
             '--dir',
             options.dir,
           ],
