@@ -72,21 +72,28 @@ export function parseObjectKey(key: string): (ObjectKeyParts & { readonly hourMs
   };
 }
 
+// The hours an archive can hold: 4-digit years (what hourPath gives and the key pattern accepts).
+const FIRST_HOUR_MS = Date.UTC(1000, 0, 1);
+const LAST_HOUR_MS = Date.UTC(9999, 11, 31, 23);
+
 /**
- * The hour prefixes (`<stream>/YYYY/MM/DD/HH/`) to list for the records that arrived in [fromMs, toMs], padded
- * with one hour on each side: an object's hour is the arrival time of its first record, so a record that arrived
- * in the range can sit in an object of the hour before (Firehose buffers up to its interval), and a record's own
- * event time is earlier than its arrival. Readers filter by event time themselves.
+ * The first and last hour folders (`YYYY/MM/DD/HH/`) to read for the records that arrived in [fromMs, toMs],
+ * padded with one hour on each side: an object's hour is the arrival time of its first record, so a record that
+ * arrived in the range can sit in an object of the hour before (Firehose buffers up to its interval), and a
+ * record's own event time is earlier than its arrival. Readers filter by event time themselves. Undefined when the
+ * range is empty. The folders compare as strings in time order (every field zero-padded).
  */
-export function hourPrefixes(stream: string, fromMs: number, toMs: number): string[] {
+export function hourSpan(
+  fromMs: number,
+  toMs: number,
+): { readonly first: string; readonly last: string } | undefined {
   if (!Number.isFinite(fromMs) || !Number.isFinite(toMs))
     throw new RangeError(`fromMs and toMs must be finite, got ${fromMs} and ${toMs}`);
-  if (toMs < fromMs) return [];
-  const first = Math.floor(fromMs / HOUR_MS) - 1;
-  const last = Math.floor(toMs / HOUR_MS) + 1;
-  const out: string[] = [];
-  for (let h = first; h <= last; h++) out.push(`${stream}/${hourPath(h * HOUR_MS)}`);
-  return out;
+  if (toMs < fromMs) return undefined;
+  const first = Math.max(FIRST_HOUR_MS, (Math.floor(fromMs / HOUR_MS) - 1) * HOUR_MS);
+  const last = Math.min(LAST_HOUR_MS, (Math.floor(toMs / HOUR_MS) + 1) * HOUR_MS);
+  if (last < first) return undefined;
+  return { first: hourPath(first), last: hourPath(last) };
 }
 
 /** `s3://bucket[/prefix]` or a directory path. The S3 prefix comes back '' or ending with '/'. */

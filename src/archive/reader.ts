@@ -3,12 +3,14 @@ import path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { objectItems } from './frames';
-import { hourPrefixes, parseArchiveRoot, parseObjectKey, type ArchiveRoot } from './layout';
+import { hourSpan, parseArchiveRoot, parseObjectKey, type ArchiveRoot } from './layout';
 import type { ArchiveItem, ArchiveReader } from './types';
 
-// Reads the archive (src/archive/types.ts) from a local directory or from s3://bucket/prefix. Objects are listed per
-// hour prefix and read one at a time, in key order (the arrival order): memory holds one object and one hour's
-// keys, never the whole archive. Names under the root that are not in the layout (a writer's temporary files, an
+// Reads the archive (src/archive/types.ts) from a local directory or from s3://bucket/prefix. Objects are listed
+// hour by hour and read one at a time, in key order (the arrival order): memory holds one object and one hour's
+// keys, never the whole archive. Only the hours that exist are visited (a directory walk pruned by the range; one
+// S3 listing from the first hour on, stopped past the last), so a range of years costs what the archive holds, not
+// a listing per hour of the range. Names under the root that are not in the layout (a writer's temporary files, an
 // S3 console's folder markers) are not archive objects and are skipped.
 
 export interface S3ReaderOptions {
@@ -38,8 +40,11 @@ export function createArchiveReader(
 interface ObjectStore {
   /** The first-level names (streams). */
   topLevel(): Promise<string[]>;
-  /** The keys under a prefix ending with '/', sorted. */
-  list(prefix: string): Promise<string[]>;
+  /**
+   * The keys of a stream's hour folders from `first` to `last` (`YYYY/MM/DD/HH/`, inclusive), one sorted list per
+   * hour that holds objects, in hour order.
+   */
+  hourKeys(stream: string, first: string, last: string): AsyncIterable<string[]>;
   get(key: string): Promise<Buffer>;
 }
 
@@ -52,8 +57,10 @@ class ObjectReader implements ArchiveReader {
 
   async *read(stream: string, fromMs: number, toMs: number): AsyncIterable<ArchiveItem> {
     if (stream === '' || stream.includes('/')) throw new RangeError(`"${stream}" is not a stream name`);
-    for (const prefix of hourPrefixes(stream, fromMs, toMs)) {
-      for (const key of await this.store.list(prefix)) {
+    const span = hourSpan(fromMs, toMs);
+    if (span === undefined) return;
+    for await (const keys of this.store.hourKeys(stream, span.first, span.last)) {
+      for (const key of keys) {
         const parts = parseObjectKey(key);
         if (parts === undefined || parts.stream !== stream) continue;
         const stored = await this.store.get(key);
@@ -62,6 +69,9 @@ class ObjectReader implements ArchiveReader {
     }
   }
 }
+
+/** `YYYY/MM/DD/HH/`: the hour folder under a stream. */
+const HOUR_FOLDER = '0000/00/00/00/';
 
 const emptyWhenMissing = (err: unknown): never[] => {
   if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
@@ -79,14 +89,34 @@ class DirectoryStore implements ObjectStore {
       .sort();
   }
 
-  async list(prefix: string): Promise<string[]> {
+  async *hourKeys(stream: string, first: string, last: string): AsyncIterable<string[]> {
+    yield* this.walk(`${stream}/`, '', first, last);
+  }
+
+  /** Folder levels below the stream: YYYY, MM, DD, HH; `rel` is the part of the hour folder walked so far. */
+  private async *walk(base: string, rel: string, first: string, last: string): AsyncIterable<string[]> {
     const entries = await fs.promises
-      .readdir(path.join(this.dir, ...prefix.split('/')), { withFileTypes: true })
+      .readdir(path.join(this.dir, ...`${base}${rel}`.split('/')), { withFileTypes: true })
       .catch(emptyWhenMissing);
-    return entries
-      .filter((e) => e.isFile() && !e.name.startsWith('.'))
-      .map((e) => `${prefix}${e.name}`)
+    if (rel.length === HOUR_FOLDER.length) {
+      const keys = entries
+        .filter((e) => e.isFile() && !e.name.startsWith('.'))
+        .map((e) => `${base}${rel}${e.name}`)
+        .sort();
+      if (keys.length > 0) yield keys;
+      return;
+    }
+    const width = rel === '' ? 4 : 2;
+    const names = entries
+      .filter((e) => e.isDirectory() && e.name.length === width && /^\d+$/.test(e.name))
+      .map((e) => e.name)
       .sort();
+    for (const name of names) {
+      const next = `${rel}${name}/`;
+      // Outside the span at this level: nothing below can be inside it.
+      if (next < first.slice(0, next.length) || next > last.slice(0, next.length)) continue;
+      yield* this.walk(base, next, first, last);
+    }
   }
 
   get(key: string): Promise<Buffer> {
@@ -145,24 +175,43 @@ class S3Store implements ObjectStore {
     return streams.sort();
   }
 
-  /** The keys under a prefix (relative to the root), every page. */
-  async list(prefix: string): Promise<string[]> {
-    const keys: string[] = [];
+  /**
+   * One listing of the stream's keys, starting after `<stream>/<first>` (every key of that hour sorts after it)
+   * and stopped at the first key past the last hour: requests in proportion to the objects, not to the hours.
+   */
+  async *hourKeys(stream: string, first: string, last: string): AsyncIterable<string[]> {
+    const base = `${stream}/`;
     let token: string | undefined;
+    let hour: string | undefined;
+    let keys: string[] = [];
     do {
       const out = await this.client.send(
         new ListObjectsV2Command({
           Bucket: this.bucket,
-          Prefix: `${this.prefix}${prefix}`,
-          ...(token === undefined ? {} : { ContinuationToken: token }),
+          Prefix: `${this.prefix}${base}`,
+          ...(token === undefined
+            ? { StartAfter: `${this.prefix}${base}${first}` }
+            : { ContinuationToken: token }),
         }),
       );
       for (const o of out.Contents ?? []) {
-        if (o.Key !== undefined && !o.Key.endsWith('/')) keys.push(o.Key.slice(this.prefix.length));
+        if (o.Key === undefined || o.Key.endsWith('/')) continue;
+        const key = o.Key.slice(this.prefix.length);
+        const keyHour = key.slice(base.length, base.length + HOUR_FOLDER.length);
+        if (keyHour > last) {
+          if (keys.length > 0) yield keys.sort();
+          return;
+        }
+        if (keyHour !== hour) {
+          if (keys.length > 0) yield keys.sort();
+          hour = keyHour;
+          keys = [];
+        }
+        keys.push(key);
       }
       token = out.IsTruncated === true ? out.NextContinuationToken : undefined;
     } while (token !== undefined);
-    return keys.sort();
+    if (keys.length > 0) yield keys.sort();
   }
 
   async get(key: string): Promise<Buffer> {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
+import sinon from 'sinon';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createArchiveReader } from '../../src/archive/reader';
 import type { ArchiveDamage, ArchiveItem, ArchiveReader } from '../../src/archive/types';
@@ -285,5 +286,89 @@ describe('archive: writer, directory and S3 readers, damage (integration)', func
     expect(damageIn(items)).to.deep.equal([]);
     expect(items.map((i) => (i.kind === 'frame' ? i.frame.key : ''))).to.deep.equal(keys);
     expect(framesIn(items)).to.deep.equal(frames);
+  });
+
+  it('a range of years lists only the hours that exist (a pruned walk, one S3 listing), and selects by hour', async function () {
+    // Five one-frame objects years apart, and names outside the layout that the readers skip.
+    const hours = [
+      Date.UTC(2019, 2, 1, 5),
+      Date.UTC(2026, 11, 6, 13),
+      Date.UTC(2026, 11, 6, 15),
+      Date.UTC(2026, 11, 7, 0),
+      Date.UTC(2031, 0, 1, 0),
+    ];
+    const frames = written.get('sim-trade')!.slice(0, hours.length);
+    const keyOf = (h: number, i: number) => {
+      const d = new Date(h + 600_000).toISOString(); // 10 minutes into the hour
+      const [ymd, hms] = [d.slice(0, 10), d.slice(11, 19).replace(/:/g, '-')];
+      return `spread/${ymd.replace(/-/g, '/')}/${d.slice(11, 13)}/spread-archive-1-${ymd}-${hms}-obj${i}`;
+    };
+    const keys = hours.map(keyOf);
+    const other = ['spread/notes/readme.txt', 'spread/2026/12/06/13/.tmp-partial', 'spread/20266/01/01/00/x'];
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-archive-spread-'));
+    const client = new S3Client({
+      region: REGION,
+      endpoint: s3!.endpoint,
+      forcePathStyle: true,
+      credentials: S3RVER_CREDENTIALS,
+    });
+    try {
+      for (const [key, body] of [
+        ...keys.map((k, i) => [k, frames[i]!] as const),
+        ...other.map((k) => [k, Buffer.from('not a frame')] as const),
+      ]) {
+        fs.mkdirSync(path.join(root, path.dirname(key)), { recursive: true });
+        fs.writeFileSync(path.join(root, key), body);
+        await client.send(new PutObjectCommand({ Bucket: 'archive', Key: `spread/${key}`, Body: body }));
+      }
+      const readers = {
+        dir: createArchiveReader(root),
+        s3: createArchiveReader('s3://archive/spread/', {
+          region: REGION,
+          endpoint: s3!.endpoint,
+          credentials: S3RVER_CREDENTIALS,
+        }),
+      };
+      for (const [name, reader] of Object.entries(readers)) {
+        const readdir = sinon.spy(fs.promises, 'readdir');
+        const send = sinon.spy(S3Client.prototype, 'send');
+        let items: ArchiveItem[];
+        try {
+          items = await readAll(reader, 'spread', 0, Date.UTC(2100, 0, 1));
+        } finally {
+          readdir.restore();
+          send.restore();
+        }
+        const keysRead = items.map((i) => (i.kind === 'frame' ? i.frame.key : `damage ${i.damage.key}`));
+        expect(keysRead, name).to.deep.equal(keys);
+        expect(framesIn(items), name).to.deep.equal(frames);
+        // A listing per hour of 130 years would be over a million calls.
+        if (name === 'dir') expect(readdir.callCount, name).to.be.at.most(30);
+        else expect(send.callCount, name).to.equal(1 + keys.length);
+
+        // One hour of padding on each side of the range.
+        const between = await readAll(
+          reader,
+          'spread',
+          Date.UTC(2026, 11, 6, 14, 30),
+          Date.UTC(2026, 11, 6, 14, 40),
+        );
+        expect(framesIn(between), name).to.deep.equal([frames[1], frames[2]]);
+        const midnight = await readAll(
+          reader,
+          'spread',
+          Date.UTC(2026, 11, 6, 23, 5),
+          Date.UTC(2026, 11, 6, 23, 6),
+        );
+        expect(framesIn(midnight), name).to.deep.equal([frames[3]]);
+        expect(
+          await readAll(reader, 'spread', Date.UTC(2020, 0, 1), Date.UTC(2025, 0, 1)),
+          name,
+        ).to.deep.equal([]);
+      }
+    } finally {
+      client.destroy();
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 });

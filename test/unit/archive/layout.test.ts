@@ -1,11 +1,5 @@
 import { expect } from 'chai';
-import {
-  hourPath,
-  hourPrefixes,
-  objectKey,
-  parseArchiveRoot,
-  parseObjectKey,
-} from '../../../src/archive/layout';
+import { hourPath, hourSpan, objectKey, parseArchiveRoot, parseObjectKey } from '../../../src/archive/layout';
 
 // Issue 16: the archive's keys are those a Firehose delivery stream writes, and parse back.
 
@@ -46,17 +40,25 @@ describe('archive layout', function () {
     expect(parseObjectKey('s/2026/12/06/14/')).to.equal(undefined);
   });
 
-  it('the hour prefixes of [from, to] are its hours and one more on each side', function () {
+  it('the hour span of [from, to] is its hours and one more on each side, as folder names', function () {
     const from = Date.UTC(2026, 11, 31, 23, 30);
     const to = Date.UTC(2027, 0, 1, 0, 10);
-    expect(hourPrefixes('t', from, to)).to.deep.equal([
-      't/2026/12/31/22/',
-      't/2026/12/31/23/',
-      't/2027/01/01/00/',
-      't/2027/01/01/01/',
-    ]);
-    expect(hourPrefixes('t', to, from)).to.deep.equal([]);
+    expect(hourSpan(from, to)).to.deep.equal({ first: '2026/12/31/22/', last: '2027/01/01/01/' });
+    expect(hourSpan(to, from)).to.equal(undefined);
     expect(hourPath(Date.UTC(2026, 0, 2, 3))).to.equal('2026/01/02/03/');
+  });
+
+  it('the hour span of any range stays within 4-digit years (from 0, to far in the future)', function () {
+    expect(hourSpan(0, Date.UTC(2026, 0, 1))).to.deep.equal({
+      first: '1969/12/31/23/',
+      last: '2026/01/01/01/',
+    });
+    expect(hourSpan(-1e15, 8.64e15)).to.deep.equal({ first: '1000/01/01/00/', last: '9999/12/31/23/' });
+    expect(hourSpan(8.64e15 - 1, 8.64e15)).to.equal(undefined);
+    expect(() => hourSpan(0, Number.POSITIVE_INFINITY)).to.throw(RangeError);
+    // The folders compare as strings in time order.
+    const a = hourSpan(Date.UTC(2026, 8, 30, 9), Date.UTC(2026, 9, 1, 10))!;
+    expect(a.first < a.last).to.equal(true);
   });
 
   it('an archive root is a directory or s3://bucket[/prefix]', function () {
