@@ -11,9 +11,8 @@ import {
   type BuildProgress,
   type BuildSummary,
   type DatasetRange,
-  type DatasetRow,
 } from '../dataset/builder';
-import { writeCsv, writeParquet } from '../dataset/output';
+import { openDatasetSink } from '../dataset/output';
 import { startScratchRedis } from '../dataset/scratch-redis';
 import { Keys } from '../state/keys';
 import { createRedisClient } from '../state/redis';
@@ -37,13 +36,16 @@ export interface DatasetBuildRun extends DatasetRange {
 
 /** Builds the dataset file; resolves with the summary (the caller decides the exit code from it). */
 export async function runDatasetBuild(run: DatasetBuildRun): Promise<BuildSummary> {
-  const server = await startScratchRedis(run.redisServerCommand);
-  run.onScratchRedis?.(server.port);
-  const client = createRedisClient(parseConfig({ redis: { port: server.port } }).redis, {
-    connectionName: 'dataset-build',
-  });
+  // Opened first: a bad --out fails before the build, and rows are written as they come (not held in memory).
+  const sink = openDatasetSink(run.out, run.format, run.horizonsMs);
+  let server: Awaited<ReturnType<typeof startScratchRedis>> | undefined;
+  let client: ReturnType<typeof createRedisClient> | undefined;
   try {
-    const rows: DatasetRow[] = [];
+    server = await startScratchRedis(run.redisServerCommand);
+    run.onScratchRedis?.(server.port);
+    client = createRedisClient(parseConfig({ redis: { port: server.port } }).redis, {
+      connectionName: 'dataset-build',
+    });
     const summary = await buildDataset({
       reader: run.reader,
       streams: run.streams,
@@ -59,30 +61,28 @@ export async function runDatasetBuild(run: DatasetBuildRun): Promise<BuildSummar
       featureOptions: { maxFutureSkewMs: run.maxFutureSkewMs },
       ...(run.reorderWindow === undefined ? {} : { reorderWindow: run.reorderWindow }),
       ...(run.onProgress === undefined ? {} : { onProgress: run.onProgress }),
-      onRow: (row) => rows.push(row),
+      onRow: (row) => sink.append(row),
     });
-    if (run.format === 'csv') writeCsv(run.out, rows, run.horizonsMs);
-    else {
-      await writeParquet(run.out, rows, run.horizonsMs, {
-        schemaVersion: FEATURE_SCHEMA_VERSION,
-        commandLine: run.commandLine,
-        inputRange: {
-          archive: run.archive,
-          streams: run.streams,
-          symbols: run.symbols,
-          from_ms: run.fromMs,
-          to_ms: run.toMs,
-          interval_ms: run.intervalMs,
-          horizons_ms: run.horizonsMs,
-          latency_ms: run.latencyMs,
-          first_event_us: summary.firstEventUs ?? null,
-          last_event_us: summary.lastEventUs ?? null,
-        },
-      });
-    }
+    sink.finish({
+      schemaVersion: FEATURE_SCHEMA_VERSION,
+      commandLine: run.commandLine,
+      inputRange: {
+        archive: run.archive,
+        streams: run.streams,
+        symbols: run.symbols,
+        from_ms: run.fromMs,
+        to_ms: run.toMs,
+        interval_ms: run.intervalMs,
+        horizons_ms: run.horizonsMs,
+        latency_ms: run.latencyMs,
+        first_event_us: summary.firstEventUs ?? null,
+        last_event_us: summary.lastEventUs ?? null,
+      },
+    });
     return summary;
   } finally {
-    client.disconnect();
-    await server.stop();
+    sink.abort();
+    client?.disconnect();
+    await server?.stop();
   }
 }

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 // native code or install scripts, typed columns (INT64 as bigint, DOUBLE, UTF8 strings), nullable columns and
 // key-value metadata; maintained (monthly releases). @dsnp/parquetjs pulls a large dependency tree (thrift,
 // brotli, lzo, ...) and parquet-wasm needs Arrow tables built first. ESM-only: Node 24 loads it with require().
-import { ByteWriter, parquetWrite } from 'hyparquet-writer';
+import { ByteWriter, ParquetWriter, schemaFromColumnData } from 'hyparquet-writer';
+import { AggregatorError, errorMessage } from '../common/errors';
 import { FEATURE_NAMES, WATERMARK_FIELDS } from '../features/compute';
 import type { DatasetRow } from './builder';
 import { labelColumns } from './labels';
@@ -75,36 +76,6 @@ export function metadataEntries(metadata: DatasetMetadata): Array<{ key: string;
 
 const PARQUET_TYPE = { string: 'STRING', int64: 'INT64', int32: 'INT32', double: 'DOUBLE' } as const;
 
-/** Writes the rows as Parquet (snappy, typed columns, the metadata as key-value metadata). */
-export async function writeParquet(
-  file: string,
-  rows: readonly DatasetRow[],
-  horizonsMs: readonly number[],
-  metadata: DatasetMetadata,
-): Promise<void> {
-  const columns = datasetColumns(horizonsMs);
-  const data: Cell[][] = columns.map(() => new Array<Cell>(rows.length));
-  rows.forEach((row, r) => {
-    rowCells(row, columns).forEach((cell, c) => {
-      data[c]![r] = cell;
-    });
-  });
-  const writer = new ByteWriter();
-  // Synchronous with a ByteWriter; awaited because its signature allows a promise (asynchronous writers).
-  await parquetWrite({
-    writer,
-    columnData: columns.map((column, c) => ({
-      name: column.name,
-      data: data[c]!,
-      type: PARQUET_TYPE[column.type],
-      nullable: column.nullable,
-    })),
-    kvMetadata: metadataEntries(metadata),
-    createdBy: 'bitcoin-aggregator dataset build',
-  });
-  fs.writeFileSync(file, new Uint8Array(writer.getBuffer()));
-}
-
 /** One CSV field: quoted when it holds a comma, quote or line break; null is empty. Pure. */
 export function csvField(cell: Cell): string {
   if (cell === null) return '';
@@ -115,11 +86,168 @@ export function csvField(cell: Cell): string {
 /** The rows as CSV: a header line, then one line per row (numbers in JavaScript's shortest round-trip form). */
 export function csvText(rows: readonly DatasetRow[], horizonsMs: readonly number[]): string {
   const columns = datasetColumns(horizonsMs);
-  const lines = [columns.map((c) => csvField(c.name)).join(',')];
-  for (const row of rows) lines.push(rowCells(row, columns).map(csvField).join(','));
+  const lines = [csvLine(columns.map((c) => c.name))];
+  for (const row of rows) lines.push(csvLine(rowCells(row, columns)));
   return `${lines.join('\n')}\n`;
 }
 
-export function writeCsv(file: string, rows: readonly DatasetRow[], horizonsMs: readonly number[]): void {
-  fs.writeFileSync(file, csvText(rows, horizonsMs));
+function csvLine(cells: readonly Cell[]): string {
+  return cells.map(csvField).join(',');
+}
+
+/**
+ * A dataset file written while the rows come (the builder's onRow), so that memory holds one row group, not the
+ * dataset. The rows go to `<out>.partial`, renamed to `<out>` by finish: a build that fails or is interrupted
+ * leaves no file that looks complete. Synchronous writes (hyparquet-writer's file writer is synchronous).
+ */
+export interface DatasetSink {
+  append(row: DatasetRow): void;
+  /** Writes the buffered rows and the footer (Parquet: the metadata), then moves the file into place. */
+  finish(metadata: DatasetMetadata): void;
+  /** Removes the partial file. Idempotent; a no-op after finish. */
+  abort(): void;
+}
+
+/** Closes a descriptor that a failed finish may have closed already. */
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // EBADF: closed before the failure.
+  }
+}
+
+/** Rows per Parquet row group, and per CSV write. */
+export const SINK_BATCH_ROWS = 50_000;
+
+export function partialPath(out: string): string {
+  return `${out}.partial`;
+}
+
+/** A sink of the given format; opens (truncates) the partial file at once, so a bad path fails before a build. */
+export function openDatasetSink(
+  out: string,
+  format: 'parquet' | 'csv',
+  horizonsMs: readonly number[],
+  batchRows = SINK_BATCH_ROWS,
+): DatasetSink {
+  try {
+    return format === 'csv'
+      ? openCsvSink(out, horizonsMs, batchRows)
+      : openParquetSink(out, horizonsMs, batchRows);
+  } catch (err) {
+    throw new DatasetOutputError(out, err);
+  }
+}
+
+/** The output file cannot be created (a missing directory, no permission). */
+export class DatasetOutputError extends AggregatorError {
+  constructor(out: string, cause: unknown) {
+    super(`cannot write the dataset to ${out}: ${errorMessage(cause)}`, {
+      code: 'DATASET_OUTPUT',
+      context: { out },
+      cause,
+    });
+    this.name = 'DatasetOutputError';
+  }
+}
+
+/**
+ * hyparquet-writer's ByteWriter, emptied into a file after each row group (ParquetWriter calls flush) and at
+ * finish. (The package's own fileWriter does the same but is missing from the types CommonJS resolution sees.)
+ */
+class FileByteWriter extends ByteWriter {
+  constructor(private readonly fd: number) {
+    super(1 << 20);
+  }
+
+  flush(): void {
+    fs.writeSync(this.fd, new Uint8Array(this.buffer, 0, this.index));
+    this.index = 0;
+  }
+
+  override finish(): void {
+    this.flush();
+  }
+}
+
+/** Parquet: snappy, typed columns, a row group per batchRows rows, the metadata as key-value metadata. */
+function openParquetSink(out: string, horizonsMs: readonly number[], batchRows: number): DatasetSink {
+  const columns = datasetColumns(horizonsMs);
+  const partial = partialPath(out);
+  const schema = schemaFromColumnData({
+    columnData: columns.map((c) => ({
+      name: c.name,
+      data: [],
+      type: PARQUET_TYPE[c.type],
+      nullable: c.nullable,
+    })),
+  });
+  const fd = fs.openSync(partial, 'w');
+  const writer = new ParquetWriter({
+    writer: new FileByteWriter(fd),
+    schema,
+    createdBy: 'bitcoin-aggregator dataset build',
+  });
+  let buffer: Cell[][] = columns.map(() => []);
+  let done = false;
+  const writeBuffered = (): void => {
+    if (buffer[0]!.length === 0) return;
+    const result = writer.write({
+      columnData: columns.map((c, i) => ({ name: c.name, data: buffer[i]! })),
+      rowGroupSize: buffer[0]!.length,
+    });
+    if (result !== undefined) throw new Error('the Parquet file writer is expected to be synchronous');
+    buffer = columns.map(() => []);
+  };
+  return {
+    append(row) {
+      rowCells(row, columns).forEach((cell, i) => buffer[i]!.push(cell));
+      if (buffer[0]!.length >= batchRows) writeBuffered();
+    },
+    finish(metadata) {
+      writeBuffered();
+      writer.kvMetadata = metadataEntries(metadata);
+      if (writer.finish() !== undefined)
+        throw new Error('the Parquet file writer is expected to be synchronous');
+      fs.renameSync(partial, out);
+      done = true;
+    },
+    abort() {
+      if (!done) fs.rmSync(partial, { force: true });
+      done = true;
+    },
+  };
+}
+
+/** CSV: a header line, then one line per row; no metadata. */
+function openCsvSink(out: string, horizonsMs: readonly number[], batchRows: number): DatasetSink {
+  const columns = datasetColumns(horizonsMs);
+  const partial = partialPath(out);
+  const fd = fs.openSync(partial, 'w');
+  let lines = [csvLine(columns.map((c) => c.name))];
+  let done = false;
+  const writeBuffered = (): void => {
+    if (lines.length === 0) return;
+    fs.writeSync(fd, `${lines.join('\n')}\n`);
+    lines = [];
+  };
+  return {
+    append(row) {
+      lines.push(csvLine(rowCells(row, columns)));
+      if (lines.length >= batchRows) writeBuffered();
+    },
+    finish() {
+      writeBuffered();
+      fs.closeSync(fd);
+      fs.renameSync(partial, out);
+      done = true;
+    },
+    abort() {
+      if (done) return;
+      done = true;
+      closeQuietly(fd);
+      fs.rmSync(partial, { force: true });
+    },
+  };
 }

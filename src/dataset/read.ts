@@ -5,7 +5,7 @@ import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { FEATURE_NAMES, WATERMARK_FIELDS } from '../features/compute';
 import type { FeatureVector } from '../features/types';
 
-// Reads a dataset file back (issue 16, `aggregator dataset verify`): Parquet (output.ts writeParquet) or CSV
+// Reads a dataset file back (issue 16, `aggregator dataset verify`): Parquet (output.ts openDatasetSink) or CSV
 // (output.ts csvText), the format told by the file's magic bytes. A row's vector holds FEATURE_NAMES as numbers
 // and the watermarks as strings, as computeFeatures returns them; labels are not read.
 

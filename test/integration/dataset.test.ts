@@ -9,7 +9,13 @@ import { runDatasetBuild } from '../../src/app/dataset';
 import { registerDataset } from '../../src/cli/commands/dataset';
 import type { DatasetRow } from '../../src/dataset/builder';
 import { buildDataset } from '../../src/dataset/builder';
-import { datasetColumns } from '../../src/dataset/output';
+import {
+  csvText,
+  datasetColumns,
+  DatasetOutputError,
+  openDatasetSink,
+  partialPath,
+} from '../../src/dataset/output';
 import { startScratchRedis, type ScratchRedis } from '../../src/dataset/scratch-redis';
 import { parseConfig } from '../../src/config/config';
 import { computeFeatures, FEATURE_NAMES, WATERMARK_FIELDS } from '../../src/features/compute';
@@ -338,6 +344,86 @@ describe('dataset build (issue 16): replay of an archive into rows, point in tim
     );
     expect(twice.rows).to.deep.equal(clean.rows);
     expect(twice.summary.rejected).to.deep.equal([]);
+  });
+
+  it('rows are written as they come: several row groups and CSV writes read back equal; a failed build leaves no file; a bad --out fails before the build', async () => {
+    const { rows } = await build(memoryArchive(events));
+    expect(rows).to.have.length(7);
+    const metadata = { schemaVersion: FEATURE_SCHEMA_VERSION, commandLine: 'sink', inputRange: {} };
+    const pq = path.join(dir, 'groups.parquet');
+    const csv = path.join(dir, 'groups.csv');
+    for (const [out, format] of [
+      [pq, 'parquet'],
+      [csv, 'csv'],
+    ] as const) {
+      const sink = openDatasetSink(out, format, HORIZONS_MS, 3);
+      for (const row of rows) sink.append(row);
+      expect(fs.existsSync(out), 'nothing under the name before finish').to.equal(false);
+      sink.finish(metadata);
+      sink.abort(); // after finish: a no-op
+      expect(fs.existsSync(out)).to.equal(true);
+      expect(fs.existsSync(partialPath(out))).to.equal(false);
+    }
+    expect(fs.readFileSync(csv, 'utf8')).to.equal(csvText(rows, HORIZONS_MS));
+    const duck = await DuckDBInstance.create(':memory:');
+    const conn = await duck.connect();
+    const groups = (
+      await conn.runAndReadAll(`SELECT DISTINCT row_group_id FROM parquet_metadata('${pq}')`)
+    ).getRowObjects();
+    expect(groups).to.have.length(3); // 3 + 3 + 1 rows
+    const data = (
+      await conn.runAndReadAll(`SELECT symbol, tick_ms, label_mid_10s FROM read_parquet('${pq}')`)
+    ).getRowObjects();
+    conn.closeSync();
+    expect(data.map((r) => [r.symbol, Number(r.tick_ms), r.label_mid_10s])).to.deep.equal(
+      rows.map((r) => [r.symbol, r.tickMs, r.labels[3]]),
+    );
+
+    // A build that fails half-way (the archive read throws) leaves neither the file nor its partial.
+    const failing: ArchiveReader = {
+      streams: () => Promise.resolve(STREAMS),
+      read: async function* (stream: string) {
+        yield* memoryArchive(events).items.get(stream)!.slice(0, 50);
+        await Promise.resolve();
+        throw new Error('connection reset while reading the archive');
+      },
+    };
+    const run = (out: string, reader: ArchiveReader, redisServerCommand?: string) =>
+      runDatasetBuild({
+        reader,
+        archive: 'memory://test',
+        streams: STREAMS,
+        symbols: [SYMBOL],
+        fromMs: FROM_MS,
+        toMs: TO_MS,
+        intervalMs: INTERVAL_MS,
+        horizonsMs: HORIZONS_MS,
+        latencyMs: LATENCY_MS,
+        out,
+        format: 'parquet',
+        commandLine: 'aggregator dataset build',
+        orderBookLevels: 10,
+        maxFutureSkewMs: 5000,
+        ...(redisServerCommand === undefined ? {} : { redisServerCommand }),
+      });
+    const failed = path.join(dir, 'failed.parquet');
+    const err = await run(failed, failing).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).to.contain('connection reset');
+    expect(fs.existsSync(failed)).to.equal(false);
+    expect(fs.existsSync(partialPath(failed))).to.equal(false);
+
+    // An --out in a directory that does not exist fails at once: no redis-server is started (its command would
+    // fail with another error), nothing is read.
+    const bad = await run(path.join(dir, 'no-such-dir', 'x.parquet'), failing, '/no/such/redis-server').then(
+      () => undefined,
+      (e: unknown) => e as DatasetOutputError,
+    );
+    expect(bad).to.be.instanceOf(DatasetOutputError);
+    expect(bad?.code).to.equal('DATASET_OUTPUT');
+    expect(bad?.message).to.match(/^cannot write the dataset to .*no-such-dir.*ENOENT/);
   });
 
   it('CSV on request: a header and a line per row', async () => {
