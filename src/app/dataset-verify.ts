@@ -126,7 +126,9 @@ export async function runDatasetVerify(run: DatasetVerifyRun): Promise<DatasetVe
         outside++;
         continue;
       }
-      verified.set(symbol, [...(verified.get(symbol) ?? []), v]);
+      const list = verified.get(symbol) ?? [];
+      list.push(v);
+      verified.set(symbol, list);
       maxTick = Math.max(maxTick, t);
     }
   }
