@@ -22,6 +22,7 @@ import Redis from 'ioredis';
 import { computeFeatures } from '../features/compute';
 import { readSnapshot } from '../features/snapshot';
 import type { FeatureOptions } from '../features/types';
+import { servedVectorOf } from '../features/served-lines';
 import { compareVectors, type ServedVector, type VectorResult, type VerifySummary } from '../features/verify';
 import { simulate } from '../replay/simulator';
 import { decodeFrame, type SbeMessage, type TradesStreamEvent } from '../sbe';
@@ -215,11 +216,7 @@ export async function readServedVectors(
     count === undefined
       ? await client.xrange(keys.featureHistory(symbol), '-', '+')
       : await client.xrange(keys.featureHistory(symbol), '-', '+', 'COUNT', count);
-  return entries.map(([id, flat]) => {
-    const fields: Record<string, string> = {};
-    for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i] ?? ''] = flat[i + 1] ?? '';
-    return { id, fields };
-  });
+  return entries.map(([id, flat]) => servedVectorOf(id, flat));
 }
 
 /** Parses an event log: one hex SBE frame per line; blank lines and # comments skipped. */

@@ -8,6 +8,7 @@ import { createArchiveReader } from '../archive/reader';
 import { registerDataset } from './commands/dataset';
 import { registerDecode } from './commands/decode';
 import { registerDlq } from './commands/dlq';
+import { registerFeaturesExport } from './commands/features-export';
 import { registerFeaturesVerify } from './commands/features-verify';
 import { registerKcl } from './commands/kcl';
 import { registerProcess } from './commands/process';
@@ -68,8 +69,9 @@ export function buildProgram(): Command {
   });
   const features = program
     .command('features')
-    .description('the ML feature vectors: show the served one, verify parity');
+    .description('the ML feature vectors: show the served one, export the served history, verify parity');
   registerFeaturesShow(features);
+  registerFeaturesExport(features);
   registerFeaturesVerify(features);
   return program;
 }

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,37 +14,16 @@ import {
   type PublishSummary,
 } from '../../src/replay/producer';
 import { simulate } from '../../src/replay/simulator';
-import { repoRoot } from '../helpers/paths';
 import { startPipeline, waitUntil, type Pipeline } from '../helpers/pipeline';
+import { runCli, type CliResult, type RunCliOptions } from '../helpers/cli';
 
 // `aggregator checkpoints` (the built CLI) against the lease tables of a real local run: kinesis-mock,
 // dynalite, Redis and one real KCL daemon per stream; then a daemon killed hard, a missing table, an
 // unreachable endpoint and missing credentials.
 
-const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
-
-interface CliResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the built CLI as a child process (asynchronously: the test process keeps serving its own clients). */
-function runCli(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** The checkpoints command never takes a minute: a hung one is killed. */
+const runCliBounded = (args: readonly string[], options: RunCliOptions = {}): Promise<CliResult> =>
+  runCli(args, { timeoutMs: 60_000, ...options });
 
 function jsonRows(out: CliResult): CheckpointRow[] {
   return out.stdout
@@ -160,9 +138,9 @@ describe('aggregator checkpoints', function () {
 
       before(function () {
         whileRunning = {
-          json: runCli(['--config', pipeline.configFile, 'checkpoints', '--json']),
-          table: runCli(['--config', pipeline.configFile, 'checkpoints']),
-          noSample: runCli(['--config', pipeline.configFile, 'checkpoints', '--json', '--no-sample']),
+          json: runCliBounded(['--config', pipeline.configFile, 'checkpoints', '--json']),
+          table: runCliBounded(['--config', pipeline.configFile, 'checkpoints']),
+          noSample: runCliBounded(['--config', pipeline.configFile, 'checkpoints', '--json', '--no-sample']),
         };
       });
 
@@ -259,8 +237,8 @@ describe('aggregator checkpoints', function () {
         await new Promise((resolve) => setTimeout(resolve, 500));
         // No other trade worker runs, so nobody takes the leases over: the counter stays still for good.
         const [out, table] = await Promise.all([
-          runCli(['--config', pipeline.configFile, 'checkpoints', '--json']),
-          runCli(['--config', pipeline.configFile, 'checkpoints', '--sample-ms', '6000']),
+          runCliBounded(['--config', pipeline.configFile, 'checkpoints', '--json']),
+          runCliBounded(['--config', pipeline.configFile, 'checkpoints', '--sample-ms', '6000']),
         ]);
         expect(out.code, out.stderr).to.equal(0);
         const rows = jsonRows(out);
@@ -325,8 +303,8 @@ describe('aggregator checkpoints', function () {
           dynamo.destroy();
         }
         const [out, table] = await Promise.all([
-          runCli(['--config', otherConfig, 'checkpoints', '--json', '--sample-ms', '200']),
-          runCli(['--config', otherConfig, 'checkpoints', '--no-sample']),
+          runCliBounded(['--config', otherConfig, 'checkpoints', '--json', '--sample-ms', '200']),
+          runCliBounded(['--config', otherConfig, 'checkpoints', '--no-sample']),
         ]);
         expect(out.code).to.equal(1);
         for (const kind of ['bestbidask', 'depth'] as const) {
@@ -364,7 +342,7 @@ describe('aggregator checkpoints', function () {
         file,
         `aws:\n  region: "us-east-1"\n  dynamodb:\n    endpoint: "http://127.0.0.1:${port}"\n`,
       );
-      const out = await runCli(['--config', file, 'checkpoints', '--no-sample']);
+      const out = await runCliBounded(['--config', file, 'checkpoints', '--no-sample']);
       expect(out.code, out.stderr).to.equal(3);
       expect(out.stdout).to.equal('');
       expect(out.stderr).to.equal(
@@ -384,7 +362,7 @@ describe('aggregator checkpoints', function () {
       env.AWS_EC2_METADATA_DISABLED = 'true';
       env.AWS_CONFIG_FILE = path.join(dir, 'none-config');
       env.AWS_SHARED_CREDENTIALS_FILE = path.join(dir, 'none-credentials');
-      const out = await runCli(['--config', file, 'checkpoints', '--no-sample'], env);
+      const out = await runCliBounded(['--config', file, 'checkpoints', '--no-sample'], { env });
       expect(out.code, out.stderr).to.equal(2);
       expect(out.stdout).to.equal('');
       const lines = out.stderr.trim().split('\n');

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -14,9 +13,9 @@ import type { SbeMessage } from '../../src/sbe/messages';
 import { Keys } from '../../src/state/keys';
 import { ReferenceBook } from '../helpers/book-reference';
 import { canonical8 } from '../helpers/canonical';
-import { repoRoot } from '../helpers/paths';
 import { startPipeline, waitUntil, type Pipeline } from '../helpers/pipeline';
 import { spawnSidecar, type SidecarProcess } from '../helpers/sidecar-process';
+import { runCli } from '../helpers/cli';
 
 // Issue 16, done means: through the real pipeline (kinesis-mock, dynalite, redis, the KCL daemons) and a real
 // sidecar, `aggregator replay --archive` publishes simulated events on the clock; `aggregator dataset build` from
@@ -26,28 +25,6 @@ import { spawnSidecar, type SidecarProcess } from '../helpers/sidecar-process';
 
 const S = 'BTCUSDT';
 const HORIZON_MS = 10_000;
-const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: readonly string[], env?: NodeJS.ProcessEnv): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(env === undefined ? {} : { env }),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 function filesUnder(root: string, rel = ''): string[] {
   return fs.readdirSync(path.join(root, rel), { withFileTypes: true }).flatMap((e) => {
@@ -176,7 +153,7 @@ describe('dataset end to end (issue 16): real pipeline and sidecar, archive, bui
           out,
           ...extra,
         ],
-        env,
+        env === undefined ? {} : { env },
       );
     const fromDir = path.join(p.dir, 'from-dir.parquet');
     const dirBuild = await build(archive, fromDir);
@@ -266,14 +243,20 @@ describe('dataset end to end (issue 16): real pipeline and sidecar, archive, bui
       new RegExp(`^verified ${ticks} served vectors at dataset ticks .*: 0 mismatches`, 'm'),
     );
 
-    // A served export with one value changed: exit 1, the mismatch named.
-    const exported = served.map((v, i) => {
-      const fields = { ...v.fields };
-      if (i === served.length - 1) fields['volume_1s'] = String(Number(fields['volume_1s']) + 1);
-      return JSON.stringify({ symbol: S, id: v.id, fields });
-    });
+    // The history exported by `features export` (the service's Redis) verifies like the history itself; with one
+    // value changed: exit 1, the mismatch named.
     const servedFile = path.join(p.dir, 'served.jsonl');
-    fs.writeFileSync(servedFile, `${exported.join('\n')}\n`);
+    const exported = await runCli(['--config', p.configFile, 'features', 'export', S, '--out', servedFile]);
+    expect(exported.code, exported.stderr).to.equal(0);
+    const lines = fs.readFileSync(servedFile, 'utf8').trimEnd().split('\n');
+    expect(lines).to.have.length(served.length);
+    const okExport = await verify('--dataset', fromDir, '--served', servedFile);
+    expect(okExport.code, okExport.stderr + okExport.stdout).to.equal(0);
+    expect(okExport.stdout).to.equal(ok.stdout);
+    const last = JSON.parse(lines.at(-1)!) as { fields: Record<string, string> };
+    last.fields['volume_1s'] = String(Number(last.fields['volume_1s']) + 1);
+    lines[lines.length - 1] = JSON.stringify(last);
+    fs.writeFileSync(servedFile, `${lines.join('\n')}\n`);
     const bad = await verify('--dataset', fromDir, '--served', servedFile);
     expect(bad.code, bad.stderr + bad.stdout).to.equal(1);
     expect(bad.stdout).to.contain(`mismatch served-vs-archive ${S} tick ${toMs} volume_1s: served=`);

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +11,7 @@ import { deaggregate } from '../../src/replay/kpl';
 import { createKinesisClient } from '../../src/replay/producer';
 import { decodeFrames } from '../../src/sbe/decoder';
 import { repoRoot } from '../helpers/paths';
+import { runCli } from '../helpers/cli';
 
 // Issue 16: `aggregator replay --archive DIR` (the built CLI, against kinesis-mock) leaves objects in the Firehose
 // layout whose frames are what Kinesis acknowledged, stream by stream, in order (what `npm run local` leaves in
@@ -141,18 +141,4 @@ async function kinesisFrames(
     iterator = page.NextShardIterator;
   }
   return frames;
-}
-
-function runCli(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'), ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
 }

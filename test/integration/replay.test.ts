@@ -28,6 +28,7 @@ import type { PriceLevel, SbeMessage } from '../../src/sbe/messages';
 import type { RestDepthSnapshot } from '../../src/state/book';
 import { repoRoot } from '../helpers/paths';
 import { messagesBySymbol } from '../helpers/messages';
+import { runCli } from '../helpers/cli';
 
 // Publishes simulated events into kinesis-mock in each record mode and reads every shard back with GetRecords:
 // exactly the published events must arrive, each symbol on one shard, in publication order. Then the built CLI
@@ -161,21 +162,6 @@ function writeReplayConfig(dir: string, endpoint: string, names: Record<Simulate
       `      trade: ${names.trade}\n      bestbidask: ${names.bestbidask}\n      depth: ${names.depth}\n`,
   );
   return configFile;
-}
-
-/** Runs the built CLI to its end. */
-function runCli(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'), ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 /** Lag of each event's record behind the event's time (arrival - event time, ms; negative = ahead of the clock). */

@@ -8,6 +8,7 @@ import type { BuildProgress, BuildSummary } from '../../dataset/builder';
 import { readDatasetFile } from '../../dataset/read';
 import { parseDurationMs } from '../../dataset/ticks';
 import { readServedVectors } from '../../app/features-verify';
+import { parseServedLines, ServedLinesError } from '../../features/served-lines';
 import type { ServedVector } from '../../features/verify';
 import { Keys } from '../../state/keys';
 import { createRedisClient } from '../../state/redis';
@@ -207,27 +208,6 @@ interface VerifyCliOptions {
 /** A usage error: exit 2. */
 class UsageError extends Error {}
 
-/** --served: JSON lines, each {"symbol": S, "id": entry id, "fields": {the feat:<S>:history entry's fields}}. */
-export function parseServedLines(text: string, file: string): Map<string, ServedVector[]> {
-  const out = new Map<string, ServedVector[]>();
-  text.split(/\r?\n/).forEach((line, i) => {
-    if (line.trim() === '') return;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch {
-      throw new UsageError(`${file} line ${i + 1}: not JSON`);
-    }
-    const o = parsed as { symbol?: unknown; id?: unknown; fields?: unknown };
-    if (typeof o.symbol !== 'string' || typeof o.fields !== 'object' || o.fields === null)
-      throw new UsageError(`${file} line ${i + 1}: want {"symbol": ..., "id": ..., "fields": {...}}`);
-    const fields = Object.fromEntries(Object.entries(o.fields).map(([k, v]) => [k, String(v)]));
-    const id = typeof o.id === 'string' ? o.id : `${fields['feature_ts'] ?? i}-0`;
-    out.set(o.symbol, [...(out.get(o.symbol) ?? []), { id, fields }]);
-  });
-  return out;
-}
-
 function rangeNumber(range: Readonly<Record<string, unknown>> | undefined, key: string): number | undefined {
   const v = range?.[key];
   return typeof v === 'number' ? v : undefined;
@@ -320,8 +300,14 @@ async function verifyAction(
     : [];
   const symbols = [...new Set(file.rows.map((r) => r.symbol))];
   let served: Map<string, ServedVector[]>;
-  if (opts.served !== undefined) served = parseServedLines(fs.readFileSync(opts.served, 'utf8'), opts.served);
-  else {
+  if (opts.served !== undefined) {
+    try {
+      served = parseServedLines(fs.readFileSync(opts.served, 'utf8'), opts.served);
+    } catch (err) {
+      if (err instanceof ServedLinesError) throw new UsageError(err.message);
+      throw err;
+    }
+  } else {
     const client = createRedisClient(config.redis, { connectionName: 'dataset-verify' });
     try {
       const keys = new Keys({ clusterMode: config.redis.clusterMode });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { parseServedLines } from '../../../src/cli/commands/dataset';
+import { parseServedLines } from '../../../src/features/served-lines';
 import type { DatasetRow } from '../../../src/dataset/builder';
 import { csvText, datasetColumns } from '../../../src/dataset/output';
 import { parseCsv } from '../../../src/dataset/read';
