@@ -1,10 +1,10 @@
-import fs from 'node:fs';
 // hyparquet-writer (Hyperparam, MIT): pure JavaScript with one dependency of its own (the hyparquet reader), no
 // native code or install scripts, typed columns (INT64 as bigint, DOUBLE, UTF8 strings), nullable columns and
 // key-value metadata; maintained (monthly releases). @dsnp/parquetjs pulls a large dependency tree (thrift,
 // brotli, lzo, ...) and parquet-wasm needs Arrow tables built first. ESM-only: Node 24 loads it with require().
 import { ByteWriter, ParquetWriter, schemaFromColumnData } from 'hyparquet-writer';
 import { AggregatorError, errorMessage } from '../common/errors';
+import { PartialFile } from '../common/partial-file';
 import { FEATURE_NAMES, WATERMARK_FIELDS } from '../features/compute';
 import type { DatasetRow } from './builder';
 import { labelColumns } from './labels';
@@ -97,8 +97,8 @@ function csvLine(cells: readonly Cell[]): string {
 
 /**
  * A dataset file written while the rows come (the builder's onRow), so that memory holds one row group, not the
- * dataset. The rows go to `<out>.partial`, renamed to `<out>` by finish: a build that fails or is interrupted
- * leaves no file that looks complete. Synchronous writes (hyparquet-writer's file writer is synchronous).
+ * dataset. The rows go to `<out>.partial`, renamed to `<out>` by finish (common/partial-file.ts): a build that
+ * fails or is interrupted leaves no file that looks complete. Synchronous writes.
  */
 export interface DatasetSink {
   append(row: DatasetRow): void;
@@ -108,21 +108,8 @@ export interface DatasetSink {
   abort(): void;
 }
 
-/** Closes a descriptor that a failed finish may have closed already. */
-function closeQuietly(fd: number): void {
-  try {
-    fs.closeSync(fd);
-  } catch {
-    // EBADF: closed before the failure.
-  }
-}
-
 /** Rows per Parquet row group, and per CSV write. */
 export const SINK_BATCH_ROWS = 50_000;
-
-export function partialPath(out: string): string {
-  return `${out}.partial`;
-}
 
 /** A sink of the given format; opens (truncates) the partial file at once, so a bad path fails before a build. */
 export function openDatasetSink(
@@ -157,12 +144,12 @@ export class DatasetOutputError extends AggregatorError {
  * finish. (The package's own fileWriter does the same but is missing from the types CommonJS resolution sees.)
  */
 class FileByteWriter extends ByteWriter {
-  constructor(private readonly fd: number) {
+  constructor(private readonly file: PartialFile) {
     super(1 << 20);
   }
 
   flush(): void {
-    fs.writeSync(this.fd, new Uint8Array(this.buffer, 0, this.index));
+    this.file.write(new Uint8Array(this.buffer, 0, this.index));
     this.index = 0;
   }
 
@@ -174,7 +161,6 @@ class FileByteWriter extends ByteWriter {
 /** Parquet: snappy, typed columns, a row group per batchRows rows, the metadata as key-value metadata. */
 function openParquetSink(out: string, horizonsMs: readonly number[], batchRows: number): DatasetSink {
   const columns = datasetColumns(horizonsMs);
-  const partial = partialPath(out);
   const schema = schemaFromColumnData({
     columnData: columns.map((c) => ({
       name: c.name,
@@ -183,14 +169,13 @@ function openParquetSink(out: string, horizonsMs: readonly number[], batchRows: 
       nullable: c.nullable,
     })),
   });
-  const fd = fs.openSync(partial, 'w');
+  const file = new PartialFile(out);
   const writer = new ParquetWriter({
-    writer: new FileByteWriter(fd),
+    writer: new FileByteWriter(file),
     schema,
     createdBy: 'bitcoin-aggregator dataset build',
   });
   let buffer: Cell[][] = columns.map(() => []);
-  let done = false;
   const writeBuffered = (): void => {
     if (buffer[0]!.length === 0) return;
     const result = writer.write({
@@ -210,26 +195,20 @@ function openParquetSink(out: string, horizonsMs: readonly number[], batchRows: 
       writer.kvMetadata = metadataEntries(metadata);
       if (writer.finish() !== undefined)
         throw new Error('the Parquet file writer is expected to be synchronous');
-      fs.renameSync(partial, out);
-      done = true;
+      file.commit();
     },
-    abort() {
-      if (!done) fs.rmSync(partial, { force: true });
-      done = true;
-    },
+    abort: () => file.abort(),
   };
 }
 
 /** CSV: a header line, then one line per row; no metadata. */
 function openCsvSink(out: string, horizonsMs: readonly number[], batchRows: number): DatasetSink {
   const columns = datasetColumns(horizonsMs);
-  const partial = partialPath(out);
-  const fd = fs.openSync(partial, 'w');
+  const file = new PartialFile(out);
   let lines = [csvLine(columns.map((c) => c.name))];
-  let done = false;
   const writeBuffered = (): void => {
     if (lines.length === 0) return;
-    fs.writeSync(fd, `${lines.join('\n')}\n`);
+    file.write(`${lines.join('\n')}\n`);
     lines = [];
   };
   return {
@@ -239,15 +218,8 @@ function openCsvSink(out: string, horizonsMs: readonly number[], batchRows: numb
     },
     finish() {
       writeBuffered();
-      fs.closeSync(fd);
-      fs.renameSync(partial, out);
-      done = true;
+      file.commit();
     },
-    abort() {
-      if (done) return;
-      done = true;
-      closeQuietly(fd);
-      fs.rmSync(partial, { force: true });
-    },
+    abort: () => file.abort(),
   };
 }

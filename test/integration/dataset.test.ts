@@ -5,17 +5,12 @@ import { PassThrough } from 'node:stream';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { Command } from 'commander';
 import { expect } from 'chai';
-import { runDatasetBuild } from '../../src/app/dataset';
+import { runDatasetBuild, type DatasetBuildRun } from '../../src/app/dataset';
 import { registerDataset } from '../../src/cli/commands/dataset';
 import type { DatasetRow } from '../../src/dataset/builder';
 import { buildDataset } from '../../src/dataset/builder';
-import {
-  csvText,
-  datasetColumns,
-  DatasetOutputError,
-  openDatasetSink,
-  partialPath,
-} from '../../src/dataset/output';
+import { csvText, datasetColumns, DatasetOutputError, openDatasetSink } from '../../src/dataset/output';
+import { partialPath } from '../../src/common/partial-file';
 import { startScratchRedis, type ScratchRedis } from '../../src/dataset/scratch-redis';
 import { parseConfig } from '../../src/config/config';
 import { computeFeatures, FEATURE_NAMES, WATERMARK_FIELDS } from '../../src/features/compute';
@@ -50,6 +45,25 @@ const HORIZONS_MS = [2000, 10_000];
 const LATENCY_MS = 150;
 const WRITER = { orderBookLevels: 10, diffBufferMaxLength: 1000, deadLetterMaxLen: 1000 };
 const STREAMS = Object.values(STREAM_NAMES);
+
+/** The command-path build (runDatasetBuild: its own redis-server and file) of the test's range. */
+function commandRun(
+  run: Pick<DatasetBuildRun, 'reader' | 'out' | 'format' | 'commandLine' | 'redisServerCommand'>,
+): DatasetBuildRun {
+  return {
+    archive: 'memory://test',
+    streams: STREAMS,
+    symbols: [SYMBOL],
+    fromMs: FROM_MS,
+    toMs: TO_MS,
+    intervalMs: INTERVAL_MS,
+    horizonsMs: HORIZONS_MS,
+    latencyMs: LATENCY_MS,
+    orderBookLevels: 10,
+    maxFutureSkewMs: 5000,
+    ...run,
+  };
+}
 
 /** The independent label model: the mid of ReferenceBook and the price of the highest trade id up to x. */
 function referenceMarks(events: readonly SimulatedEvent[], points: readonly number[]) {
@@ -171,22 +185,9 @@ describe('dataset build (issue 16): replay of an archive into rows, point in tim
     expect(rows.every((r) => r.labels[0] !== null)).to.equal(true);
 
     // (d) the whole command path (own redis-server, Parquet), read back by DuckDB.
-    const built = await runDatasetBuild({
-      reader: archive,
-      archive: 'memory://test',
-      streams: STREAMS,
-      symbols: [SYMBOL],
-      fromMs: FROM_MS,
-      toMs: TO_MS,
-      intervalMs: INTERVAL_MS,
-      horizonsMs: HORIZONS_MS,
-      latencyMs: LATENCY_MS,
-      out,
-      format: 'parquet',
-      commandLine: 'aggregator dataset build --test',
-      orderBookLevels: 10,
-      maxFutureSkewMs: 5000,
-    });
+    const built = await runDatasetBuild(
+      commandRun({ reader: archive, out, format: 'parquet', commandLine: 'aggregator dataset build --test' }),
+    );
     expect(built.rows).to.equal(7);
     const duck = await DuckDBInstance.create(':memory:');
     const conn = await duck.connect();
@@ -389,23 +390,15 @@ describe('dataset build (issue 16): replay of an archive into rows, point in tim
       },
     };
     const run = (out: string, reader: ArchiveReader, redisServerCommand?: string) =>
-      runDatasetBuild({
-        reader,
-        archive: 'memory://test',
-        streams: STREAMS,
-        symbols: [SYMBOL],
-        fromMs: FROM_MS,
-        toMs: TO_MS,
-        intervalMs: INTERVAL_MS,
-        horizonsMs: HORIZONS_MS,
-        latencyMs: LATENCY_MS,
-        out,
-        format: 'parquet',
-        commandLine: 'aggregator dataset build',
-        orderBookLevels: 10,
-        maxFutureSkewMs: 5000,
-        ...(redisServerCommand === undefined ? {} : { redisServerCommand }),
-      });
+      runDatasetBuild(
+        commandRun({
+          reader,
+          out,
+          format: 'parquet',
+          commandLine: 'aggregator dataset build',
+          ...(redisServerCommand === undefined ? {} : { redisServerCommand }),
+        }),
+      );
     const failed = path.join(dir, 'failed.parquet');
     const err = await run(failed, failing).then(
       () => undefined,
@@ -428,22 +421,14 @@ describe('dataset build (issue 16): replay of an archive into rows, point in tim
 
   it('CSV on request: a header and a line per row', async () => {
     const out = path.join(dir, 'ds.csv');
-    const built = await runDatasetBuild({
-      reader: memoryArchive(events),
-      archive: 'memory://test',
-      streams: STREAMS,
-      symbols: [SYMBOL],
-      fromMs: FROM_MS,
-      toMs: TO_MS,
-      intervalMs: INTERVAL_MS,
-      horizonsMs: HORIZONS_MS,
-      latencyMs: LATENCY_MS,
-      out,
-      format: 'csv',
-      commandLine: 'aggregator dataset build --format csv',
-      orderBookLevels: 10,
-      maxFutureSkewMs: 5000,
-    });
+    const built = await runDatasetBuild(
+      commandRun({
+        reader: memoryArchive(events),
+        out,
+        format: 'csv',
+        commandLine: 'aggregator dataset build --format csv',
+      }),
+    );
     const lines = fs.readFileSync(out, 'utf8').trimEnd().split('\n');
     expect(lines).to.have.length(1 + built.rows);
     expect(lines[0]).to.equal(

@@ -1,6 +1,6 @@
-import fs from 'node:fs';
 import type { Command } from 'commander';
 import { exportServedVectors } from '../../app/features-export';
+import { PartialFile } from '../../common/partial-file';
 import { loadConfig } from '../../config/config';
 import { Keys } from '../../state/keys';
 import { createRedisClient } from '../../state/redis';
@@ -21,32 +21,23 @@ export function registerFeaturesExport(featuresCommand: Command): void {
       const config = loadConfig(command.optsWithGlobals<{ config?: string }>().config, process.env);
       const keys = new Keys({ clusterMode: config.redis.clusterMode });
       const symbols = [...new Set(symbolArgs.map((s) => s.toUpperCase()))];
-      const partial = options.out === undefined ? undefined : `${options.out}.partial`;
-      const fd = partial === undefined ? undefined : fs.openSync(partial, 'w');
+      const file = options.out === undefined ? undefined : new PartialFile(options.out);
       const write = (text: string): void => {
-        if (fd === undefined) process.stdout.write(text);
-        else fs.writeSync(fd, text);
+        if (file === undefined) process.stdout.write(text);
+        else file.write(text);
       };
       const redis = createRedisClient(config.redis, { connectionName: 'features-export' });
       redis.on('error', () => undefined);
-      let done = false;
       try {
         const counts = await exportServedVectors(redis, keys, symbols, write);
-        if (fd !== undefined && partial !== undefined && options.out !== undefined) {
-          fs.closeSync(fd);
-          fs.renameSync(partial, options.out);
-        }
-        done = true;
+        file?.commit();
         for (const [symbol, n] of counts) {
           process.stderr.write(`${symbol}: ${n} served vectors (${keys.featureHistory(symbol)})\n`);
           if (n === 0) process.exitCode = 1;
         }
       } finally {
         redis.disconnect();
-        if (!done && fd !== undefined && partial !== undefined) {
-          fs.closeSync(fd);
-          fs.rmSync(partial, { force: true });
-        }
+        file?.abort();
       }
     });
 }
