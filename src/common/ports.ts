@@ -41,7 +41,6 @@ function tryBind(host: string, port: number): Promise<number | undefined> {
     server.unref();
     server.once('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE' || err.code === 'EACCES') resolve(undefined);
-      else if (err.code === 'EAFNOSUPPORT' || err.code === 'EADDRNOTAVAIL') resolve(port);
       else reject(err);
     });
     server.listen({ port, host, exclusive: true }, () => {
@@ -50,6 +49,17 @@ function tryBind(host: string, port: number): Promise<number | undefined> {
       server.close(() => resolve(bound));
     });
   });
+}
+
+/** Whether nothing holds port on the IPv6 wildcard (also IPv4's on Linux); a machine without IPv6 has nothing there. */
+async function freeOnEveryInterface(port: number): Promise<boolean> {
+  try {
+    return (await tryBind('::', port)) !== undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL') return true;
+    throw err;
+  }
 }
 
 // Ports this process already handed out: two servers started side by side never get the same one.
@@ -68,7 +78,7 @@ export async function findFreePort(host = '127.0.0.1'): Promise<number> {
     if (handedOut.has(candidate)) continue;
     const port = await tryBind(host, candidate);
     if (port === undefined || handedOut.has(port)) continue;
-    if (host !== '::' && (await tryBind('::', port)) === undefined) continue;
+    if (host !== '::' && !(await freeOnEveryInterface(port))) continue;
     handedOut.add(port);
     return port;
   }
