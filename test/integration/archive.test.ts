@@ -5,12 +5,13 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createArchiveReader } from '../../src/archive/reader';
-import type { ArchiveDamage, ArchiveItem, ArchiveReader } from '../../src/archive/types';
+import type { ArchiveDamage, ArchiveItem } from '../../src/archive/types';
 import { ArchiveWriter } from '../../src/archive/writer';
 import { S3RVER_CREDENTIALS, startS3rver, type S3rverHandle } from '../../src/dev/localstack/s3rver';
 import { simulate } from '../../src/replay/simulator';
 import { encodeMessage } from '../../src/sbe/encoder';
 import { repoRoot } from '../helpers/paths';
+import { filesUnder, readAll } from '../helpers/archive-files';
 
 // Issue 16, the archive: what the writer leaves in a directory (the layout a Firehose delivery stream leaves in S3)
 // reads back as the same frames in the same order from the directory and from S3 (s3rver); a truncated object, bad
@@ -20,31 +21,10 @@ const REGION = 'us-east-1';
 const START_MS = Date.UTC(2026, 11, 6, 13, 57, 0);
 const logDir = path.join(repoRoot, '.local', 'test-logs');
 
-async function readAll(
-  reader: ArchiveReader,
-  stream: string,
-  fromMs: number,
-  toMs: number,
-): Promise<ArchiveItem[]> {
-  const out: ArchiveItem[] = [];
-  for await (const item of reader.read(stream, fromMs, toMs)) out.push(item);
-  return out;
-}
-
 const framesIn = (items: readonly ArchiveItem[]): Buffer[] =>
   items.flatMap((i) => (i.kind === 'frame' ? [i.frame.bytes] : []));
 const damageIn = (items: readonly ArchiveItem[]): ArchiveDamage[] =>
   items.flatMap((i) => (i.kind === 'damage' ? [i.damage] : []));
-
-/** Every file under dir, as '/'-separated paths relative to it. */
-function filesUnder(dir: string, rel = ''): string[] {
-  return fs
-    .readdirSync(path.join(dir, rel), { withFileTypes: true })
-    .flatMap((e) =>
-      e.isDirectory() ? filesUnder(dir, `${rel}${e.name}/`) : e.isFile() ? [`${rel}${e.name}`] : [],
-    )
-    .sort();
-}
 
 describe('archive: writer, directory and S3 readers, damage (integration)', function () {
   this.timeout(180000);

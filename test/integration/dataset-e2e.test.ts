@@ -16,6 +16,7 @@ import { canonical8 } from '../helpers/canonical';
 import { startPipeline, waitUntil, type Pipeline } from '../helpers/pipeline';
 import { spawnSidecar, type SidecarProcess } from '../helpers/sidecar-process';
 import { runCli } from '../helpers/cli';
+import { filesUnder } from '../helpers/archive-files';
 
 // Issue 16, done means: through the real pipeline (kinesis-mock, dynalite, redis, the KCL daemons) and a real
 // sidecar, `aggregator replay --archive` publishes simulated events on the clock; `aggregator dataset build` from
@@ -25,13 +26,6 @@ import { runCli } from '../helpers/cli';
 
 const S = 'BTCUSDT';
 const HORIZON_MS = 10_000;
-
-function filesUnder(root: string, rel = ''): string[] {
-  return fs.readdirSync(path.join(root, rel), { withFileTypes: true }).flatMap((e) => {
-    const p = rel === '' ? e.name : `${rel}/${e.name}`;
-    return e.isDirectory() ? filesUnder(root, p) : [p];
-  });
-}
 
 /** Independent label model: the mid of ReferenceBook and the price of the highest trade id, events <= x ms. */
 function referenceMarks(events: readonly SbeMessage[], points: readonly number[]) {

@@ -4,7 +4,6 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { createArchiveReader } from '../../src/archive/reader';
-import type { ArchiveItem, ArchiveReader } from '../../src/archive/types';
 import { createStreams, startKinesisMock } from '../../src/dev/localstack/kinesis-mock';
 import { findFreePort } from '../../src/dev/localstack/ports';
 import { deaggregate } from '../../src/replay/kpl';
@@ -12,6 +11,7 @@ import { createKinesisClient } from '../../src/replay/producer';
 import { decodeFrames } from '../../src/sbe/decoder';
 import { repoRoot } from '../helpers/paths';
 import { runCli } from '../helpers/cli';
+import { readAll } from '../helpers/archive-files';
 
 // Issue 16: `aggregator replay --archive DIR` (the built CLI, against kinesis-mock) leaves objects in the Firehose
 // layout whose frames are what Kinesis acknowledged, stream by stream, in order (what `npm run local` leaves in
@@ -19,17 +19,6 @@ import { runCli } from '../helpers/cli';
 
 const REGION = 'us-east-1';
 const logDir = path.join(repoRoot, '.local', 'test-logs');
-
-async function readAll(
-  reader: ArchiveReader,
-  stream: string,
-  fromMs: number,
-  toMs: number,
-): Promise<ArchiveItem[]> {
-  const out: ArchiveItem[] = [];
-  for await (const item of reader.read(stream, fromMs, toMs)) out.push(item);
-  return out;
-}
 
 describe('aggregator replay --archive (built CLI, kinesis-mock)', function () {
   this.timeout(180000);
